@@ -1,0 +1,1 @@
+"""The ``spikesculpt`` command line (``spikesculpt --help``)."""

@@ -1,0 +1,37 @@
+"""``spikesculpt list [WHAT]``: the registered models, datasets, neurons, surrogates, methods."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def registries() -> dict:
+    from spikesculpt.data import DATASETS
+    from spikesculpt.encoding import ENCODERS
+    from spikesculpt.methods import METHODS
+    from spikesculpt.models import MODELS
+    from spikesculpt.neurons import NEURONS, SURROGATES
+
+    return {"models": MODELS, "datasets": DATASETS, "neurons": NEURONS,
+            "surrogates": SURROGATES, "methods": METHODS, "encoders": ENCODERS}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("list", help="list what can be chosen by name", description=__doc__)
+    p.add_argument("what", nargs="?", choices=sorted(registries()), help="one list only")
+    p.set_defaults(func=run)
+
+
+def _first_line(obj) -> str:
+    doc = (getattr(obj, "__doc__", None) or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+def run(args: argparse.Namespace) -> int:
+    regs = registries()
+    for what in [args.what] if args.what else list(regs):
+        reg = regs[what]
+        print(f"{what}:")
+        for name in reg.names():
+            print(f"  {name:<12} {_first_line(reg.get(name))}")
+    return 0

@@ -1,0 +1,96 @@
+"""``spikesculpt train``: train one model; outputs go to a run directory named by the config hash."""
+
+from __future__ import annotations
+
+import argparse
+
+from spikesculpt.cli.parser import key_value, positive_int, read_yaml_config
+from spikesculpt.config import TrainConfig, overlay
+from spikesculpt.runs import DEFAULT_RUNS_ROOT
+
+# flag -> (config key, type); flags default to None so that only given flags overlay the config.
+TRAIN_FLAGS = {
+    "--dataset": ("dataset", str, "digits, npz:PATH, ... (spikesculpt list)"),
+    "--model": ("model", str, "mlp, conv, vggsnn, ... (spikesculpt list)"),
+    "--method": ("method", str, "dense (more with later methods; spikesculpt list)"),
+    "--epochs": ("epochs", positive_int, "training epochs"),
+    "--timesteps": ("timesteps", positive_int, "simulation time steps T"),
+    "--batch-size": ("batch_size", positive_int, "batch size"),
+    "--lr": ("lr", float, "learning rate"),
+    "--optimizer": ("optimizer", str, "sgd | adam | adamw"),
+    "--momentum": ("momentum", float, "SGD momentum"),
+    "--weight-decay": ("weight_decay", float, "weight decay"),
+    "--schedule": ("schedule", str, "cosine | constant"),
+    "--loss": ("loss", str, "ce (time-averaged output) | tet"),
+    "--encoding": ("encoding", str, "direct | poisson | latency (static data)"),
+    "--val-fraction": ("val_fraction", float, "fraction of train held out for validation"),
+    "--seed": ("seed", int, "random seed"),
+    "--device": ("device", str, "auto | cpu | cuda | cuda:N"),
+    "--data-root": ("data_root", str, "folder with downloaded datasets"),
+}
+NEURON_FLAGS = {
+    "--neuron": ("name", str, "lif | if | plif"),
+    "--tau": ("tau", float, "membrane time constant (plif: initial value)"),
+    "--v-threshold": ("v_threshold", float, "firing threshold"),
+    "--v-reset": ("v_reset", float, "hard-reset potential (see --soft-reset)"),
+    "--surrogate": ("surrogate", str, "atan | sigmoid | triangle"),
+    "--surrogate-alpha": ("alpha", float, "surrogate width parameter"),
+}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a model", description=__doc__)
+    for flag, (_, typ, text) in {**TRAIN_FLAGS, **NEURON_FLAGS}.items():
+        p.add_argument(flag, type=typ, default=None, help=text)
+    p.add_argument("--soft-reset", action="store_true", default=None,
+                   help="reset by subtracting the threshold instead of to v_reset")
+    p.add_argument("--detach-reset", action="store_true", default=None,
+                   help="no gradient through the reset")
+    p.add_argument("--amp", action="store_true", default=None, help="mixed precision (CUDA)")
+    p.add_argument("--model-arg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="extra model argument, value in YAML (e.g. hidden=[128,128]); repeatable")
+    p.add_argument("--config", metavar="FILE.yaml", help="YAML config; flags override it")
+    p.add_argument("--out", metavar="DIR", help="run directory (default: RUNS_ROOT/<name>-<hash>)")
+    p.add_argument("--runs-root", default=DEFAULT_RUNS_ROOT, help="where run directories go")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    config = TrainConfig()
+    if args.config:
+        overlay(config, read_yaml_config(args.config), args.config)
+    flags = {key: getattr(args, flag[2:].replace("-", "_"))
+             for flag, (key, _, _) in TRAIN_FLAGS.items()}
+    neuron = {key: getattr(args, flag[2:].replace("-", "_"))
+              for flag, (key, _, _) in NEURON_FLAGS.items()}
+    if args.soft_reset:
+        neuron["v_reset"] = None
+    if args.detach_reset:
+        neuron["detach_reset"] = True
+    if args.amp:
+        flags["amp"] = True
+    overlay(config, {k: v for k, v in flags.items() if v is not None}, "command line")
+    overlay(config.neuron, {k: v for k, v in neuron.items()
+                            if v is not None or (k == "v_reset" and args.soft_reset)},
+            "command line")
+    if args.model_arg:
+        config.model_kwargs = {**config.model_kwargs, **dict(args.model_arg)}
+    return config.validate()
+
+
+def run(args: argparse.Namespace) -> int:
+    from spikesculpt.train.run import run_training
+
+    config = config_from_args(args)
+    result = run_training(config, out=args.out, runs_root=args.runs_root, resume=args.resume,
+                          progress=not args.no_progress)
+    m = result.metrics
+    if result.status == "already-finished":
+        print(f"already finished: results in {result.run_dir.path} (nothing to do)")
+    print(f"{config.model} on {config.dataset} ({config.method}): "
+          f"test accuracy {100 * m['test_accuracy']:.2f}% | "
+          f"val {100 * m['val_accuracy']:.2f}% | firing rate {m['firing_rate']:.3f} | "
+          f"density {m['density']:.3f} | {m['train_seconds']:.1f} s | {result.run_dir.path}")
+    return 0

@@ -1,0 +1,152 @@
+"""Typed run configuration. YAML files and command-line flags are overlays on these dataclasses.
+
+The run directory is named by :func:`config_hash`, a hash of every field that can change the
+result (device and bookkeeping fields are left out), so the same config always lands in the same
+place: re-running a finished config is a no-op and an interrupted one can be resumed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Optional
+
+from spikesculpt.errors import UserError
+
+
+@dataclass
+class NeuronConfig:
+    """Spiking neuron of every hidden layer (see ``spikesculpt.neurons``)."""
+
+    name: str = "lif"            # lif | if | plif
+    tau: float = 2.0             # membrane time constant, in time steps (lif; plif: initial tau)
+    v_threshold: float = 1.0     # firing threshold
+    v_reset: Optional[float] = 0.0  # hard-reset potential; None = soft reset (subtract threshold)
+    detach_reset: bool = False   # cut the gradient through the reset
+    surrogate: str = "atan"      # atan | sigmoid | triangle
+    alpha: Optional[float] = None  # surrogate width; None = the surrogate's default
+
+    def module_kwargs(self) -> dict:
+        """Keyword arguments for ``create_neuron(self.name, **kwargs)``."""
+        kw: dict[str, Any] = dict(v_threshold=self.v_threshold, v_reset=self.v_reset,
+                                  detach_reset=self.detach_reset, surrogate=self.surrogate,
+                                  alpha=self.alpha)
+        if self.name == "lif":
+            kw["tau"] = self.tau
+        elif self.name == "plif":
+            kw["init_tau"] = self.tau
+        return kw
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines one training run."""
+
+    dataset: str = "digits"
+    model: str = "mlp"
+    model_kwargs: dict = field(default_factory=dict)   # extra model arguments (e.g. hidden, width)
+    method: str = "dense"
+    epochs: int = 30
+    timesteps: int = 4
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"      # sgd | adam | adamw
+    momentum: float = 0.9        # sgd only
+    weight_decay: float = 0.0
+    schedule: str = "cosine"     # cosine | constant
+    loss: str = "ce"             # ce (on the time-averaged output) | tet (Deng et al. 2022)
+    encoding: str = "direct"     # direct | poisson | latency (static data only)
+    val_fraction: float = 0.1
+    seed: int = 0
+    neuron: NeuronConfig = field(default_factory=NeuronConfig)
+    # Bookkeeping: not part of the hash.
+    device: str = "auto"         # auto | cpu | cuda | cuda:N
+    amp: bool = False            # mixed precision on CUDA
+    data_root: Optional[str] = None
+
+    NOT_HASHED = ("device", "amp", "data_root")
+
+    def validate(self) -> "TrainConfig":
+        for name in ("epochs", "timesteps", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise UserError(f"{name} must be a positive integer, got {value!r}; "
+                                f"pass e.g. --{name.replace('_', '-')} 10")
+        if not self.lr > 0:
+            raise UserError(f"lr must be > 0, got {self.lr!r}; pass e.g. --lr 1e-3")
+        if self.weight_decay < 0:
+            raise UserError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 < self.val_fraction < 1:
+            raise UserError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        for name, allowed in (("optimizer", ("sgd", "adam", "adamw")),
+                              ("schedule", ("cosine", "constant")), ("loss", ("ce", "tet")),
+                              ("encoding", ("direct", "poisson", "latency"))):
+            if getattr(self, name) not in allowed:
+                raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: "
+                                f"{', '.join(allowed)}")
+        if not self.neuron.tau > 0:
+            raise UserError(f"neuron tau must be > 0, got {self.neuron.tau!r}; pass e.g. --tau 2.0")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def hashed_dict(self) -> dict:
+        d = self.to_dict()
+        for name in self.NOT_HASHED:
+            d.pop(name, None)
+        return d
+
+
+def config_hash(config: TrainConfig) -> str:
+    """First 10 hex digits of the SHA-256 of the canonical JSON of the hashed fields."""
+    text = json.dumps(config.hashed_dict(), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _overlay_dataclass(obj, values: dict, where: str):
+    known = {f.name: f for f in fields(obj)}
+    for key, value in values.items():
+        if key not in known:
+            raise UserError(f"unknown config key {key!r} in {where}; valid keys: "
+                            f"{', '.join(sorted(known))}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise UserError(f"config key {key!r} in {where} must be a mapping")
+            _overlay_dataclass(current, value, f"{where}:{key}")
+        else:
+            setattr(obj, key, _coerce(value, current, key, where))
+    return obj
+
+
+def _coerce(value, current, key, where):
+    """Keep numbers typed (YAML may give 1e-3 as a string, 30 as an int for a float field)."""
+    if value is None or current is None:
+        return value
+    try:
+        if isinstance(current, bool):
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if isinstance(current, int):
+            if isinstance(value, bool) or float(value) != int(float(value)):
+                raise TypeError
+            return int(float(value))
+        if isinstance(current, float):
+            return float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"config key {key!r} in {where} must be a {type(current).__name__}, "
+                        f"got {value!r}") from None
+    return value
+
+
+def overlay(config: TrainConfig, values: dict, where: str = "overrides") -> TrainConfig:
+    """Apply a (possibly nested) mapping of values on top of ``config`` in place."""
+    return _overlay_dataclass(config, values, where)
+
+
+def from_dict(values: dict, where: str = "config") -> TrainConfig:
+    return overlay(TrainConfig(), values, where)

@@ -1,0 +1,239 @@
+"""The training loop: surrogate-gradient BPTT over time-major batches, with callbacks.
+
+One epoch: for each batch ``x [B, ...]``, encode to ``[T, B, ...]`` (static data) or transpose
+event frames ``[B, T, ...] -> [T, B, ...]``, run the model to logits ``[T, B, K]``, apply the loss
+(``ce`` or ``tet``), backward, optimizer step. After every epoch the model is evaluated on the
+validation split; the weights with the best validation accuracy are kept (ties keep the earlier
+epoch) and the test accuracy is reported for those weights — never the best *test* accuracy.
+
+Randomness is explicit: batch order and Poisson encoding draw from generators seeded by
+``(seed, epoch)``, so a resumed run replays exactly the epochs an uninterrupted run would (on CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from typing import Callable, Iterable, Iterator, Optional
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from spikesculpt.config import TrainConfig
+from spikesculpt.encoding import encode
+from spikesculpt.metrics.activity import ActivityRecorder
+from spikesculpt.train.callbacks import Callback
+from spikesculpt.train.losses import LOSSES
+from spikesculpt.train.optim import build_optimizer, build_scheduler
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        from spikesculpt.errors import UserError
+        raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        from spikesculpt.errors import UserError
+        raise UserError("device cuda requested but CUDA is not available; use --device cpu")
+    return device
+
+
+def _generator(seed: int, epoch: int, stream: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed((seed * 1_000_003 + epoch * 101 + stream) % (2**63))
+    return g
+
+
+def iterate_batches(dataset, batch_size: int, shuffle: bool,
+                    generator: Optional[torch.Generator] = None) -> Iterator:
+    """Batches ``(x, y)``; in-memory ``TensorDataset``s are sliced directly (no per-sample collate)."""
+    tensors = getattr(dataset, "tensors", None)
+    if tensors is None:
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                                             generator=generator)
+        yield from loader
+        return
+    n = len(tensors[0])
+    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        yield tuple(t[idx] for t in tensors)
+
+
+class Trainer:
+    """Trains ``model`` on ``splits`` (a ``DataSplits``) as ``config`` says.
+
+    Attributes callbacks may use: ``model``, ``optimizer``, ``scheduler``, ``config``, ``device``,
+    ``epoch`` (0-based, current), ``step`` (optimizer steps so far), ``steps_per_epoch``,
+    ``total_steps``, ``last_batch`` (the encoded input and labels of the latest batch),
+    ``history`` (list of per-epoch rows).
+    """
+
+    def __init__(self, model: nn.Module, splits, config: TrainConfig,
+                 callbacks: Iterable[Callback] = (), progress: bool = True):
+        self.config = config
+        self.splits = splits
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        self.callbacks = list(callbacks)
+        self.progress = progress
+        self.loss_fn = LOSSES[config.loss]
+        self.optimizer = build_optimizer(self.model.parameters(), config)
+        self.scheduler = build_scheduler(self.optimizer, config)
+        self.use_amp = bool(config.amp and self.device.type == "cuda")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.steps_per_epoch = math.ceil(len(splits.train) / config.batch_size)
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.epoch = 0
+        self.step = 0
+        self.history: list[dict] = []
+        self.best_val = -1.0
+        self.best_epoch = -1
+        self.best_state: Optional[dict] = None
+        self.train_seconds = 0.0
+        self.last_batch = None
+
+    # ---------------------------------------------------------------- data
+    def to_time_major(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        """``[B, ...]`` static samples -> encoded ``[T, B, ...]``; event frames ``[B, T, ...]`` are transposed."""
+        x = x.to(self.device, non_blocking=True)
+        if self.splits.info.kind == "frames":
+            return x.transpose(0, 1)
+        return encode(x, self.config.timesteps, self.config.encoding, generator=generator)
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.float16) if self.use_amp else nullcontext()
+
+    # ---------------------------------------------------------------- loop
+    def train_epoch(self, epoch: int) -> dict:
+        self.model.train()
+        cfg = self.config
+        order_gen = _generator(cfg.seed, epoch, 0)
+        enc_gen = _generator(cfg.seed, epoch, 1)
+        if self.device.type != "cpu":
+            enc_gen = None  # Poisson draws on the device use the global (seeded) CUDA generator
+        total_loss = correct = seen = 0
+        batches = iterate_batches(self.splits.train, cfg.batch_size, True, order_gen)
+        bar = tqdm(batches, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                   leave=False, disable=not self.progress or None, dynamic_ncols=True)
+        for x, y in bar:
+            x = self.to_time_major(x, enc_gen)
+            y = y.to(self.device, non_blocking=True)
+            self.last_batch = (x, y)
+            with self._autocast():
+                logits = self.model(x)
+                loss = self.loss_fn(logits.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            for cb in self.callbacks:
+                cb.on_after_backward(self)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.step += 1
+            for cb in self.callbacks:
+                cb.on_step_end(self)
+            n = y.shape[0]
+            total_loss += float(loss.detach()) * n
+            correct += int((logits.detach().mean(0).argmax(1) == y).sum())
+            seen += n
+            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+        return {"train_loss": total_loss / seen, "train_accuracy": correct / seen}
+
+    @torch.no_grad()
+    def evaluate(self, dataset, seed_stream: int = 7) -> dict:
+        """Accuracy, mean loss and firing rates of the current model on ``dataset``."""
+        self.model.eval()
+        gen = _generator(self.config.seed, 0, seed_stream) if self.device.type == "cpu" else None
+        total_loss = correct = seen = 0
+        with ActivityRecorder(self.model) as rec:
+            for x, y in iterate_batches(dataset, max(self.config.batch_size, 256), False):
+                x = self.to_time_major(x, gen)
+                y = y.to(self.device)
+                with self._autocast():
+                    logits = self.model(x).float()
+                total_loss += float(self.loss_fn(logits, y)) * y.shape[0]
+                correct += int((logits.mean(0).argmax(1) == y).sum())
+                seen += y.shape[0]
+        return {"accuracy": correct / max(seen, 1), "loss": total_loss / max(seen, 1),
+                "firing_rate": rec.firing_rate(), "layer_firing_rates": rec.layer_rates()}
+
+    def fit(self, on_epoch_done: Optional[Callable[["Trainer"], None]] = None) -> dict:
+        """Train from ``self.epoch`` to ``config.epochs``; return the final metrics.
+
+        ``on_epoch_done(trainer)`` runs after each epoch's bookkeeping (the run directory uses it
+        to write a checkpoint and history).
+        """
+        if self.epoch == 0:
+            for cb in self.callbacks:
+                cb.on_fit_start(self)
+        while self.epoch < self.config.epochs:
+            epoch = self.epoch
+            for cb in self.callbacks:
+                cb.on_epoch_start(self, epoch)
+            start = time.perf_counter()
+            lr = self.optimizer.param_groups[0]["lr"]
+            train = self.train_epoch(epoch)
+            self.scheduler.step()
+            seconds = time.perf_counter() - start
+            self.train_seconds += seconds
+            val = self.evaluate(self.splits.val)
+            row = {"epoch": epoch + 1, "train_loss": train["train_loss"],
+                   "train_accuracy": train["train_accuracy"], "val_loss": val["loss"],
+                   "val_accuracy": val["accuracy"], "firing_rate": val["firing_rate"],
+                   "lr": lr, "seconds": seconds}
+            if val["accuracy"] > self.best_val:
+                self.best_val, self.best_epoch = val["accuracy"], epoch + 1
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, epoch, row)
+            self.history.append(row)
+            self.epoch += 1
+            if on_epoch_done is not None:
+                on_epoch_done(self)
+        return self.final_metrics()
+
+    def final_metrics(self) -> dict:
+        """Load the best-validation weights and measure them on validation and test."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+        val = self.evaluate(self.splits.val)
+        test = self.evaluate(self.splits.test, seed_stream=8)
+        metrics = {"test_accuracy": test["accuracy"], "val_accuracy": val["accuracy"],
+                   "test_loss": test["loss"], "best_epoch": self.best_epoch,
+                   "firing_rate": test["firing_rate"],
+                   "layer_firing_rates": test["layer_firing_rates"],
+                   "train_seconds": self.train_seconds}
+        for cb in self.callbacks:
+            cb.on_fit_end(self, metrics)
+        return metrics
+
+    # ---------------------------------------------------------------- resume
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch, "step": self.step, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(), "history": self.history,
+            "best_val": self.best_val, "best_epoch": self.best_epoch,
+            "best_state": self.best_state, "train_seconds": self.train_seconds,
+            "callbacks": [cb.state_dict() for cb in self.callbacks],
+            "torch_rng": torch.get_rng_state(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.history = list(state["history"])
+        self.best_val, self.best_epoch = float(state["best_val"]), int(state["best_epoch"])
+        self.best_state = state["best_state"]
+        self.train_seconds = float(state["train_seconds"])
+        for cb, cb_state in zip(self.callbacks, state["callbacks"]):
+            cb.load_state_dict(cb_state)
+        torch.set_rng_state(state["torch_rng"])
