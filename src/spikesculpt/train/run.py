@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-import math
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,7 @@ def build_model(config: TrainConfig, info) -> torch.nn.Module:
     """The model for ``config`` and a dataset's ``info``, initialised from ``config.seed``."""
     kwargs = dict(config.model_kwargs)
     if info.image_size is None:
-        kwargs.setdefault("in_features", math.prod(info.input_shape))
+        kwargs.setdefault("in_features", info.in_features)
     torch.manual_seed(config.seed)
     return create_model(config.model, in_channels=info.in_channels, image_size=info.image_size,
                         num_classes=info.num_classes, timesteps=config.timesteps,
@@ -55,7 +54,7 @@ def build(config: TrainConfig):
     config.validate()
     method = METHODS.get(config.method)
     splits = load_dataset(config.dataset, seed=config.seed, val_fraction=config.val_fraction,
-                          data_root=config.data_root)
+                          data_root=config.data_root, timesteps=config.timesteps)
     model = build_model(config, splits.info)
     return splits, model, method(model, config)
 

@@ -1,0 +1,18 @@
+"""Datasets: a registry of loaders that return train / validation / test splits.
+
+    from spikesculpt.data import load_dataset
+    splits = load_dataset("digits", seed=0)        # DataSplits(train, val, test, info)
+    splits.info.input_shape                        # (1, 8, 8)
+
+Registered: ``digits`` (embedded default, scikit-learn's 8x8 digits) and ``npz:PATH`` (your own
+arrays). Each dataset lives in one file and registers itself with ``@register_dataset``.
+"""
+
+from spikesculpt.data.base import DataSplits, DatasetInfo, stratified_split  # noqa: F401
+from spikesculpt.data.registry import (DATASETS, load_dataset, register_dataset,  # noqa: F401
+                                       split_name)
+
+from spikesculpt.data import digits, npz  # noqa: F401,E402  (register the built-in datasets)
+
+__all__ = ["DATASETS", "DataSplits", "DatasetInfo", "load_dataset", "register_dataset",
+           "split_name", "stratified_split"]

@@ -1,0 +1,468 @@
+"""Pure neuron functions: single steps with explicit state, and fused multi-step versions.
+
+Shapes and units
+----------------
+``x_t`` and ``v`` are ``[B, ...]`` (one time step); ``x`` is time-major ``[T, B, ...]``. ``x`` is
+the input current per time step, in units of the membrane potential (with ``decay_input=True``
+the LIF neuron sees ``x / tau``); ``v`` is the membrane potential after the reset of the previous
+step; time is counted in steps, so ``tau`` is in time steps. Spikes are 0/1 in the dtype of ``x``.
+
+Dynamics (SpikingJelly's convention, ``decay_input=True``; Fang et al. 2023, Science Advances,
+"SpikingJelly: An open-source machine learning infrastructure platform for spike-based
+intelligence")::
+
+    LIF charge   H[t] = V[t-1] + (X[t] - (V[t-1] - V_reset)) / tau
+    IF  charge   H[t] = V[t-1] + X[t]
+    fire         S[t] = Θ(H[t] - V_th)                       (1 where H[t] >= V_th)
+    hard reset   V[t] = H[t] · (1 - S[t]) + V_reset · S[t]   (v_reset a float)
+    soft reset   V[t] = H[t] - V_th · S[t]                   (v_reset=None; V_reset := 0 above)
+    rest         V[-1] = V_reset (0 for soft reset)
+
+In the backward pass Θ'(x) is replaced by a surrogate g'(x) (``surrogate.py``). With
+``detach_reset=True`` the S[t] inside the reset is treated as a constant (no gradient through the
+reset, SpikingJelly's ``detach_reset``).
+
+Floating-point form. With r = 1/tau the charge is evaluated as ``H = (r·X + r·V_reset) + (1-r)·V``
+(the same number up to rounding); the fused kernels use exactly the same elementary operations in
+the same order as the step functions, so ``lif_multistep`` gives bit-identical spikes to iterating
+``lif_step`` (tested).
+
+Fused multi-step kernels
+------------------------
+``lif_multistep`` / ``if_multistep`` run the whole time loop inside one
+``torch.autograd.Function`` with a hand-written backward. The chain rule, with
+G[t] = dL/dX[t] = r·dL/dH[t] (r = 1/tau; r = 1 for IF), gives the linear recurrence::
+
+    G[t] = r·g'(H[t] - V_th)·dL/dS[t] + (1-r)·D[t]·G[t+1],   D[t] = dV[t]/dH[t] =
+           (1 - S[t]) + (V_reset - H[t])·g'   hard reset
+           (1 - S[t])                         hard reset, detach_reset
+           1 - V_th·g'                        soft reset
+           1                                  soft reset, detach_reset
+
+and for PLIF (a learnable r) dL/dr = Σ_t dL/dH[t]·(X[t] + V_reset - V[t-1]). One ``[T, ...]``
+tensor is saved for the backward (the PyTorch path also keeps the spikes, which the next layer
+keeps alive anyway; PLIF there also keeps X).
+Two interchangeable kernels compute exactly the same forward:
+
+- ``impl="native"``: a C kernel compiled on first use (``_native.py``; CPU, float32/float64,
+  built-in surrogates) that runs the time loop per neuron in registers: forward one read of X
+  and one write of S; it saves X and the backward recomputes H block by block in cache, reads
+  dL/dS once and writes dL/dX once.
+- ``impl="torch"``: PyTorch ops, any device and dtype; saves -H. Forward: the scaled input
+  ``-(r·X + r·V_reset)`` for all t in one op, written into the buffer that becomes ``-H``; then per
+  step two in-place ops for a hard reset (``-H[t] += (1-r)·(-V)`` and
+  ``-V = threshold(-H[t], -V_th, -V_reset)``: working on -H lets one ``torch.threshold`` fire and
+  reset; negation is exact) or three for a soft reset; spikes for all t in one comparison.
+  Backward: g', D and r·g'·dL/dS for all t in a few vectorised in-place ops, then one
+  ``addcmul_`` per step for the recurrence.
+- ``impl="auto"`` (default): native when it applies and is available, else torch.
+- ``impl="autograd"``: iterate the step function under autograd (the reference the fused
+  backward is tested against; also used automatically under ``torch.func`` transforms such as
+  ``vmap``, which the in-place kernels do not support).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Union
+
+import torch
+
+from spikesculpt.errors import UserError
+from spikesculpt.neurons import _native
+from spikesculpt.neurons.surrogate import (ATan, FastSigmoid, Sigmoid, Surrogate, Triangle,
+                                           create_surrogate, spike)
+
+Decay = Union[float, torch.Tensor]
+
+__all__ = ["lif_step", "if_step", "lif_multistep", "if_multistep", "IMPLS"]
+
+_NATIVE_SURROGATES = {ATan: 0, Sigmoid: 1, Triangle: 2, FastSigmoid: 3}
+
+
+# --------------------------------------------------------------------------------------------
+# parameters
+
+
+def _decay(tau: Optional[Union[float, torch.Tensor]], decay: Optional[Decay]) -> Decay:
+    """r = 1/tau, as a Python float or (PLIF) a 0-dim tensor."""
+    if decay is not None:
+        if tau is not None:
+            raise UserError("give either tau or decay (= 1/tau), not both")
+        if not isinstance(decay, torch.Tensor):
+            decay = float(decay)
+            if not 0.0 < decay <= 1.0:
+                raise UserError(f"decay = 1/tau must be in (0, 1], got {decay}")
+        return decay
+    if tau is None:
+        raise UserError("lif needs tau (membrane time constant, in time steps)")
+    if isinstance(tau, torch.Tensor):
+        return 1.0 / tau
+    tau = float(tau)
+    if not (tau >= 1.0 and math.isfinite(tau)):
+        raise UserError(f"tau must be a number of time steps >= 1, got {tau}")
+    return 1.0 / tau
+
+
+def _check_threshold(v_threshold: float, v_reset: Optional[float]) -> tuple[float, Optional[float]]:
+    v_threshold = float(v_threshold)
+    if not math.isfinite(v_threshold):
+        raise UserError(f"v_threshold must be a finite number, got {v_threshold}")
+    if v_reset is not None:
+        v_reset = float(v_reset)
+        if not v_reset < v_threshold:
+            raise UserError(f"v_reset ({v_reset}) must be below v_threshold ({v_threshold}); "
+                            "use v_reset=None for a soft reset")
+    return v_threshold, v_reset
+
+
+def _rest(v_reset: Optional[float]) -> float:
+    return 0.0 if v_reset is None else v_reset
+
+
+# --------------------------------------------------------------------------------------------
+# single steps (autograd-friendly, the reference semantics)
+
+
+def _charge_lif(x: torch.Tensor, v: torch.Tensor, r: Decay,
+                v_reset: Optional[float]) -> torch.Tensor:
+    # H = (r·x + r·V_reset) + (1 - r)·V, in the exact op order of the fused kernel.
+    xs = x * r
+    if v_reset is not None and v_reset != 0.0:
+        xs = xs + r * v_reset
+    if isinstance(r, torch.Tensor):
+        return torch.addcmul(xs, v, 1.0 - r)
+    return torch.add(xs, v, alpha=1.0 - r)
+
+
+def _fire_reset(h: torch.Tensor, v_threshold: float, v_reset: Optional[float],
+                detach_reset: bool, surrogate: Surrogate) -> tuple[torch.Tensor, torch.Tensor]:
+    s = spike(h - v_threshold, surrogate)
+    sr = s.detach() if detach_reset else s
+    if v_reset is None:
+        v = h - sr * v_threshold
+    else:
+        v = h * (1.0 - sr) + v_reset * sr
+    return s, v
+
+
+def lif_step(x_t: torch.Tensor, v: Optional[torch.Tensor] = None, *,
+             tau: Optional[Union[float, torch.Tensor]] = 2.0, decay: Optional[Decay] = None,
+             v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
+             detach_reset: bool = False, surrogate: "str | Surrogate" = "atan",
+             alpha: Optional[float] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LIF step: ``(x_t[B, ...], v[B, ...]) -> (spike_t[B, ...], v_next[B, ...])``.
+
+    ``H = V + (X - (V - V_reset))/tau``, ``S = Θ(H - V_th)``, then hard reset to ``v_reset`` or
+    (``v_reset=None``) soft reset ``V = H - V_th·S``. ``v=None`` starts from rest (``v_reset``, or
+    0 for a soft reset). Give ``decay`` (= 1/tau, a float or a 0-dim tensor, as PLIF does) instead
+    of ``tau`` to set the leak directly; set ``tau=None`` then. Differentiable in ``x_t``, ``v`` and
+    a tensor ``tau``/``decay``, with the surrogate gradient through Θ.
+    """
+    r = _decay(None if decay is not None else tau, decay)
+    v_threshold, v_reset = _check_threshold(v_threshold, v_reset)
+    sur = create_surrogate(surrogate, alpha)
+    if v is None:
+        v = torch.full_like(x_t, _rest(v_reset))
+    h = _charge_lif(x_t, v, r, v_reset)
+    return _fire_reset(h, v_threshold, v_reset, detach_reset, sur)
+
+
+def if_step(x_t: torch.Tensor, v: Optional[torch.Tensor] = None, *, v_threshold: float = 1.0,
+            v_reset: Optional[float] = 0.0, detach_reset: bool = False,
+            surrogate: "str | Surrogate" = "atan",
+            alpha: Optional[float] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One integrate-and-fire step (no leak): ``H = V + X``, then fire and reset as ``lif_step``."""
+    v_threshold, v_reset = _check_threshold(v_threshold, v_reset)
+    sur = create_surrogate(surrogate, alpha)
+    if v is None:
+        v = torch.full_like(x_t, _rest(v_reset))
+    return _fire_reset(torch.add(x_t, v), v_threshold, v_reset, detach_reset, sur)
+
+
+# --------------------------------------------------------------------------------------------
+# fused multi-step kernel
+
+
+def _neg_input(x: torch.Tensor, r: Optional[Decay], v_reset: Optional[float]) -> torch.Tensor:
+    """``-(r·x + r·V_reset)`` (LIF) or ``-x`` (IF, r=None) as a new contiguous [T, ...] buffer."""
+    if r is None:
+        return torch.neg(x).contiguous()
+    out = torch.mul(x, -r).contiguous()
+    if v_reset is not None and v_reset != 0.0:
+        out.sub_(r * v_reset)
+    return out
+
+
+def _fused_forward(x: torch.Tensor, r: Optional[Decay], v_threshold: float,
+                   v_reset: Optional[float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spikes and the negated pre-spike membrane ``-H`` for all t (no autograd).
+
+    Works on ``-H`` so that "fire and hard-reset" is one ``torch.threshold`` per step:
+    ``threshold(-H, -V_th, -V_reset)`` keeps -H where -H > -V_th (H < V_th, no spike) and writes
+    -V_reset elsewhere. Negation is exact in floating point, so this is bit-identical to the
+    step function.
+    """
+    nh = _neg_input(x, r, v_reset)  # -(r·X + r·V_reset) for all t; becomes -H in place
+    s = torch.empty_like(nh)
+    hs = nh.unbind(0)
+    nv = torch.empty_like(hs[0])  # -V, carried over time
+    v0 = _rest(v_reset)
+    thr = v_threshold
+    if r is None:
+        def charge(h, nv_):
+            h.add_(nv_)
+    elif isinstance(r, torch.Tensor):
+        a_t = 1.0 - r
+
+        def charge(h, nv_):
+            h.addcmul_(nv_, a_t)
+    else:
+        a = 1.0 - r
+
+        def charge(h, nv_):
+            h.add_(nv_, alpha=a)
+    if v_reset is None:
+        ss = s.unbind(0)
+        for t, h in enumerate(hs):
+            if t > 0:
+                charge(h, nv)
+            torch.le(h, -thr, out=ss[t])                # S = [H >= V_th]
+            torch.add(h, ss[t], alpha=thr, out=nv)      # -V = -H + V_th·S
+    else:
+        for t, h in enumerate(hs):
+            if t > 0:
+                charge(h, nv)
+            elif v0 != 0.0:
+                nv.fill_(-v0)
+                charge(h, nv)
+            torch.threshold(h, -thr, -v_reset, out=nv)  # -V = -H if H < V_th else -V_reset
+        torch.le(nh, -thr, out=s)
+    return s, nh
+
+
+def _fused_backward(gs: torch.Tensor, nh: torch.Tensor, s: torch.Tensor, b: float, a: float,
+                    v_threshold: float, v_reset: Optional[float], detach_reset: bool,
+                    surrogate: Surrogate) -> torch.Tensor:
+    """G = dL/dX for all t from dL/dS, the saved -H and S (see the module docstring)."""
+    thr = v_threshold
+    # b·g'(H - V_th) for all t; built-in surrogates are even, so g' is evaluated at V_th - H
+    g = torch.add(nh, thr)
+    if not surrogate.even:
+        g.neg_()
+    g = surrogate.grad_(g, scale=b)
+    # M[t] = (1-r)·dV[t]/dH[t] = a·m[t]
+    if v_reset is not None:
+        m = torch.gt(nh, -thr, out=torch.empty_like(nh))    # 1 - S
+        if not detach_reset:
+            nhv = nh if v_reset == 0.0 else nh + v_reset      # V_reset - H
+            m.addcmul_(nhv, g, value=1.0 / b)                # + (V_reset - H)·g'
+    elif not detach_reset:
+        m = torch.rsub(g, 1.0, alpha=thr / b)                # 1 - V_th·g'
+    else:
+        m = None                                             # 1
+    g.mul_(gs)                                               # b·g'·dL/dS
+    gl = g.unbind(0)
+    if m is None:
+        for t in range(len(gl) - 2, -1, -1):
+            gl[t].add_(gl[t + 1], alpha=a)
+    else:
+        ml = m.unbind(0)
+        for t in range(len(gl) - 2, -1, -1):
+            gl[t].addcmul_(ml[t], gl[t + 1], value=a)
+    return g
+
+
+def _native_surrogate_id(surrogate: Surrogate) -> Optional[int]:
+    """Id of a built-in surrogate in the C kernel (exact type only: subclasses may redefine g')."""
+    return _NATIVE_SURROGATES.get(type(surrogate))
+
+
+def _resolve_is_compiling():
+    fn = getattr(getattr(torch, "compiler", None), "is_compiling", None)
+    if fn is None:  # pragma: no cover - torch < 2.3
+        fn = getattr(getattr(torch, "_dynamo", None), "is_compiling", None)
+    return fn or (lambda: False)
+
+
+def _resolve_dispatch_mode():
+    try:
+        from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+        return _get_current_dispatch_mode
+    except ImportError:  # pragma: no cover - very old torch
+        return lambda: None
+
+
+_is_compiling = _resolve_is_compiling()
+_dispatch_mode = _resolve_dispatch_mode()
+_NATIVE_DTYPES = (torch.float32, torch.float64)
+
+
+def _use_native(x: torch.Tensor, surrogate: Surrogate, impl: str) -> bool:
+    """Whether this call runs the native kernel: ``impl`` allows it, x is a plain CPU
+    float32/float64 tensor, the surrogate is built in, and we are in plain eager mode (not
+    tracing for torch.compile, no Python dispatch mode such as fake tensors or FLOP counters:
+    the native kernel would be invisible to them or cannot run on them)."""
+    if impl == "torch":
+        return False
+    ok = (type(x) is torch.Tensor and x.dtype in _NATIVE_DTYPES and x.device.type == "cpu"
+          and type(surrogate) in _NATIVE_SURROGATES)
+    if impl == "native" and not ok:
+        raise UserError("impl='native' needs a plain CPU float32/float64 tensor and a built-in "
+                        "surrogate; use impl='auto'")
+    if not ok or _is_compiling() or _dispatch_mode() is not None:
+        return False
+    if _native._lib is not None:
+        return True
+    if impl == "native" and not _native.available():
+        raise UserError(f"native neuron kernel {_native.status()}")
+    return _native.available()
+
+
+class _FusedNeuron(torch.autograd.Function):
+    """Whole-sequence LIF / IF / PLIF with a hand-written backward (see the module docstring).
+
+    Two interchangeable kernels with identical forward results: PyTorch ops (any device/dtype;
+    saves -H) and the native C kernel (CPU float32/float64, ``_native.py``; saves the input X
+    and recomputes H inside the backward kernel, which is cheaper than writing H out).
+    """
+
+    @staticmethod
+    def forward(ctx, x, r_t, r, v_threshold, v_reset, detach_reset, surrogate, native):
+        # r_t: 0-dim tensor decay (PLIF) or None; r: float decay (LIF) or None (IF / PLIF)
+        decay = r_t if r_t is not None else r
+        ctx.r = r
+        ctx.cfg = (v_threshold, v_reset, detach_reset, surrogate, native)
+        ctx.has_rt = r_t is not None
+        if native:
+            s, _ = _native.forward(x, decay, v_threshold, v_reset)
+            ctx.save_for_backward(x, r_t)
+        else:
+            s, nh = _fused_forward(x, decay, v_threshold, v_reset)
+            # S is the output, kept alive by the next layer anyway
+            ctx.save_for_backward(nh, s, x if r_t is not None else None, r_t)
+        return s
+
+    @staticmethod
+    def backward(ctx, gs):
+        thr, v_reset, detach, surrogate, native = ctx.cfg
+        want_gr = ctx.has_rt and ctx.needs_input_grad[1]
+        gr = None
+        if native:
+            x, r_t = ctx.saved_tensors
+            decay = r_t if ctx.has_rt else ctx.r
+            g, acc = _native.backward(gs, x, decay, thr, v_reset, detach,
+                                      _native_surrogate_id(surrogate), surrogate.alpha, want_gr)
+            if want_gr:
+                gr = torch.tensor(acc, dtype=r_t.dtype, device=r_t.device)
+        else:
+            nh, s, x, r_t = ctx.saved_tensors
+            b = float(r_t) if ctx.has_rt else (1.0 if ctx.r is None else ctx.r)
+            a = 1.0 - b if (ctx.has_rt or ctx.r is not None) else 1.0
+            g = _fused_backward(gs, nh, s, b, a, thr, v_reset, detach, surrogate)
+            if want_gr:
+                # dL/dr = Σ dL/dH·(X + V_reset - V[t-1]),  dL/dH = G / r
+                u = torch.empty_like(nh)                         # -V[t-1]
+                u[0].fill_(-_rest(v_reset))
+                if nh.shape[0] > 1:
+                    if v_reset is None:
+                        torch.add(nh[:-1], s[:-1], alpha=thr, out=u[1:])
+                    else:
+                        torch.threshold(nh[:-1], -thr, -v_reset, out=u[1:])
+                u.add_(x)
+                if v_reset is not None and v_reset != 0.0:
+                    u.add_(v_reset)
+                gr = (torch.dot(g.reshape(-1), u.reshape(-1)) / b).to(r_t.dtype)
+        gx = g if ctx.needs_input_grad[0] else None
+        return gx, gr, None, None, None, None, None, None
+
+
+def _functorch_active() -> bool:
+    try:
+        return bool(torch._C._are_functorch_transforms_active())
+    except AttributeError:  # pragma: no cover - older torch
+        return False
+
+
+def _check_seq(x: torch.Tensor) -> None:
+    if x.dim() < 2:
+        raise UserError(f"spiking neurons take time-major input [T, B, ...]; got shape "
+                        f"{tuple(x.shape)} (add the time and batch dimensions)")
+    if not x.is_floating_point():
+        raise UserError(f"neuron input must be a floating-point tensor, got {x.dtype}")
+
+
+IMPLS = ("auto", "native", "torch", "autograd")
+
+
+def _autograd_path(impl: str) -> bool:
+    if impl not in IMPLS:
+        raise UserError(f"unknown impl {impl!r}; choose one of: {', '.join(IMPLS)}")
+    return impl == "autograd" or _functorch_active()
+
+
+def _unrolled(step, x: torch.Tensor, **kw) -> torch.Tensor:
+    v = None
+    out = []
+    for t in range(x.shape[0]):
+        s, v = step(x[t], v, **kw)
+        out.append(s)
+    return torch.stack(out)
+
+
+def _multistep(x: torch.Tensor, r: Optional[Decay], v_threshold: float,
+               v_reset: Optional[float], detach_reset: bool, surrogate: Surrogate,
+               impl: str = "auto") -> torch.Tensor:
+    """Core of ``lif_multistep`` (r = decay) and ``if_multistep`` (r = None); parameters are
+    already validated (the modules call this directly)."""
+    _check_seq(x)
+    if _autograd_path(impl):
+        if r is None:
+            return _unrolled(if_step, x, v_threshold=v_threshold, v_reset=v_reset,
+                             detach_reset=detach_reset, surrogate=surrogate)
+        return _unrolled(lif_step, x, tau=None, decay=r, v_threshold=v_threshold,
+                         v_reset=v_reset, detach_reset=detach_reset, surrogate=surrogate)
+    if x.shape[0] == 0:
+        return torch.empty_like(x)
+    native = _use_native(x, surrogate, impl)
+    r_t = r if isinstance(r, torch.Tensor) else None
+    needs_graph = x.requires_grad or (r_t is not None and r_t.requires_grad)
+    if not (needs_graph and torch.is_grad_enabled()):
+        # inference: no graph, no saved state
+        if native:
+            return _native.forward(x, r, v_threshold, v_reset)[0]
+        return _fused_forward(x, r, v_threshold, v_reset)[0]
+    if r_t is not None:
+        return _FusedNeuron.apply(x, r_t, None, v_threshold, v_reset, detach_reset, surrogate,
+                                  native)
+    return _FusedNeuron.apply(x, None, r, v_threshold, v_reset, detach_reset, surrogate, native)
+
+
+def lif_multistep(x: torch.Tensor, *, tau: Optional[Union[float, torch.Tensor]] = 2.0,
+                  decay: Optional[Decay] = None, v_threshold: float = 1.0,
+                  v_reset: Optional[float] = 0.0, detach_reset: bool = False,
+                  surrogate: "str | Surrogate" = "atan", alpha: Optional[float] = None,
+                  impl: str = "auto") -> torch.Tensor:
+    """LIF over a whole sequence from rest: ``x[T, B, ...] -> spikes[T, B, ...]``.
+
+    Same arguments as ``lif_step``. ``impl``: ``"auto"`` (default; the native C kernel where it
+    applies, else PyTorch ops), ``"native"``, ``"torch"`` or ``"autograd"`` (iterate ``lif_step``
+    under autograd; the reference). All give bit-identical spikes; gradients agree to rounding.
+    """
+    r = _decay(None if decay is not None else tau, decay)
+    v_threshold, v_reset = _check_threshold(v_threshold, v_reset)
+    return _multistep(x, r, v_threshold, v_reset, detach_reset,
+                      create_surrogate(surrogate, alpha), impl)
+
+
+def if_multistep(x: torch.Tensor, *, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
+                 detach_reset: bool = False, surrogate: "str | Surrogate" = "atan",
+                 alpha: Optional[float] = None, impl: str = "auto") -> torch.Tensor:
+    """IF over a whole sequence from rest: ``x[T, B, ...] -> spikes[T, B, ...]``.
+
+    Same arguments and ``impl`` choices as ``lif_multistep`` (no tau: IF does not leak).
+    """
+    v_threshold, v_reset = _check_threshold(v_threshold, v_reset)
+    return _multistep(x, None, v_threshold, v_reset, detach_reset,
+                      create_surrogate(surrogate, alpha), impl)
