@@ -12,7 +12,7 @@ from spikesculpt.runs import DEFAULT_RUNS_ROOT
 TRAIN_FLAGS = {
     "--dataset": ("dataset", str, "digits, npz:PATH, ... (spikesculpt list)"),
     "--model": ("model", str, "mlp, conv, vggsnn, ... (spikesculpt list)"),
-    "--method": ("method", str, "dense (more with later methods; spikesculpt list)"),
+    "--method": ("method", str, "dense | static | set | rigl | esl (spikesculpt list methods)"),
     "--epochs": ("epochs", positive_int, "training epochs"),
     "--timesteps": ("timesteps", positive_int, "simulation time steps T"),
     "--batch-size": ("batch_size", positive_int, "batch size"),
@@ -28,6 +28,14 @@ TRAIN_FLAGS = {
     "--device": ("device", str, "auto | cpu | cuda | cuda:N"),
     "--data-root": ("data_root", str, "folder with downloaded datasets"),
 }
+SPARSE_FLAGS = {
+    "--density": ("density", float, "sparse methods: fraction of connections kept, in (0, 1]"),
+    "--init": ("init", str, "layer densities: uniform | er | erk (method default)"),
+    "--grow": ("grow", str, "regrowth: random | gradient | hebbian (method default)"),
+    "--update-every": ("update_every", positive_int, "optimizer steps between mask updates"),
+    "--drop-fraction": ("drop_fraction", float, "fraction rewired at the first update, [0, 1)"),
+    "--update-until": ("update_until", float, "mask updates stop at this fraction of training"),
+}
 NEURON_FLAGS = {
     "--neuron": ("name", str, "lif | if | plif"),
     "--tau": ("tau", float, "membrane time constant (plif: initial value)"),
@@ -40,8 +48,12 @@ NEURON_FLAGS = {
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model", description=__doc__)
-    for flag, (_, typ, text) in {**TRAIN_FLAGS, **NEURON_FLAGS}.items():
+    for flag, (_, typ, text) in {**TRAIN_FLAGS, **SPARSE_FLAGS, **NEURON_FLAGS}.items():
         p.add_argument(flag, type=typ, default=None, help=text)
+    p.add_argument("--dense-first", action="store_true", default=None,
+                   help="sparse methods: keep the first prunable layer dense")
+    p.add_argument("--dense-last", action="store_true", default=None,
+                   help="sparse methods: keep the last prunable layer (readout) dense")
     p.add_argument("--soft-reset", action="store_true", default=None,
                    help="reset by subtracting the threshold instead of to v_reset")
     p.add_argument("--detach-reset", action="store_true", default=None,
@@ -75,6 +87,10 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     overlay(config.neuron, {k: v for k, v in neuron.items()
                             if v is not None or (k == "v_reset" and args.soft_reset)},
             "command line")
+    sparse = {key: getattr(args, flag[2:].replace("-", "_"))
+              for flag, (key, _, _) in SPARSE_FLAGS.items()}
+    sparse["dense_first"], sparse["dense_last"] = args.dense_first, args.dense_last
+    overlay(config.sparse, {k: v for k, v in sparse.items() if v is not None}, "command line")
     if args.model_arg:
         config.model_kwargs = {**config.model_kwargs, **dict(args.model_arg)}
     return config.validate()

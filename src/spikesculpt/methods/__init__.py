@@ -1,16 +1,45 @@
-"""Training methods: each turns a config into callbacks for the shared training loop.
+"""Training methods: each is a ``Method`` (a callback plus optimizer hooks) built from shared parts.
 
-A method is registered by name and called as ``factory(model, config) -> list[Callback]``.
-``dense`` adds nothing. Sparse methods (ESL, SET, RigL, static), lottery tickets and genetic
-encoding plug in here as callbacks, never as edits of the loop.
+    from spikesculpt.methods import create_method
+    esl = create_method("esl", density=0.1)         # options: see SparseConfig
+    model = esl.prepare_model(model)                # masks drawn, pruned weights zeroed
+    optimizer = torch.optim.Adam(model.parameters())
+    esl.attach(model, optimizer, total_steps=len(loader) * epochs)
+    for x, y in loader: ...; loss.backward(); optimizer.step()   # rewiring happens in the hooks
+
+Registered: ``dense``; the sparse methods ``static``, ``set``, ``rigl``, ``esl``
+(``methods/dynamic/``). The training loop builds them with ``build_method(config)``.
 """
 
-from spikesculpt.registry import Registry
+from spikesculpt.methods.base import Method  # noqa: F401
+from spikesculpt.methods.registry import METHODS, register_method  # noqa: F401
 
-METHODS = Registry("method")
+from spikesculpt.methods import dense  # noqa: F401,E402
+from spikesculpt.methods.dynamic import SparseMethod  # noqa: F401,E402
 
 
-@METHODS.register("dense")
-def dense(model, config):
-    """Plain dense training: every weight is trained, no mask."""
-    return []
+def build_method(config) -> Method:
+    """The method named by ``config.method``, configured from ``config`` (a ``TrainConfig``)."""
+    return METHODS.get(config.method).from_config(config)
+
+
+def create_method(name: str, seed: int = 0, **options) -> Method:
+    """Build method ``name`` for use in your own loop; ``options`` are its config fields
+    (for sparse methods the fields of ``SparseConfig``: density, init, grow, update_every,
+    drop_fraction, update_until, dense_first, dense_last)."""
+    from spikesculpt.config import TrainConfig, overlay
+
+    config = TrainConfig(method=name, seed=seed)
+    cls = METHODS.get(name)
+    section = getattr(cls, "config_section", None)
+    if options:
+        if section is None:
+            from spikesculpt.errors import UserError
+            raise UserError(f"method {name!r} takes no options, got {sorted(options)}")
+        overlay(getattr(config, section), options, f"{name} options")
+        getattr(config, section).validate()
+    return cls.from_config(config)
+
+
+__all__ = ["METHODS", "Method", "SparseMethod", "build_method", "create_method",
+           "register_method"]

@@ -2,7 +2,8 @@
 
 The loop calls, in order::
 
-    on_fit_start(trainer)
+    setup(trainer)                              # once, when the Trainer is built (optimizer exists)
+    on_fit_start(trainer)                       # fresh runs only (not when resuming)
     per epoch:  on_epoch_start(trainer, epoch)
         per batch: on_after_backward(trainer)   # gradients exist, optimizer has not stepped
                    on_step_end(trainer)         # after optimizer.step(); trainer.step counts steps
@@ -17,6 +18,8 @@ from __future__ import annotations
 
 
 class Callback:
+    def setup(self, trainer) -> None: ...
+
     def on_fit_start(self, trainer) -> None: ...
 
     def on_epoch_start(self, trainer, epoch: int) -> None: ...

@@ -20,7 +20,7 @@ from spikesculpt.config import TrainConfig, config_hash, from_dict
 from spikesculpt.data import load_dataset
 from spikesculpt.errors import UserError
 from spikesculpt.io import atomic_write, write_csv, write_json, write_yaml
-from spikesculpt.methods import METHODS
+from spikesculpt.methods import build_method
 from spikesculpt.metrics.model_stats import model_stats
 from spikesculpt.models import create_model
 from spikesculpt.runs import DEFAULT_RUNS_ROOT, RunDir, load_config_file, resolve_run_dir
@@ -50,13 +50,14 @@ def build_model(config: TrainConfig, info) -> torch.nn.Module:
 
 
 def build(config: TrainConfig):
-    """(data splits, model, method callbacks) for a validated config."""
+    """(data splits, model, [method]) for a validated config; the method has prepared the
+    model (e.g. drawn its masks) but is not attached to an optimizer yet."""
     config.validate()
-    method = METHODS.get(config.method)
+    method = build_method(config)
     splits = load_dataset(config.dataset, seed=config.seed, val_fraction=config.val_fraction,
                           data_root=config.data_root, timesteps=config.timesteps)
-    model = build_model(config, splits.info)
-    return splits, model, method(model, config)
+    model = method.prepare_model(build_model(config, splits.info))
+    return splits, model, [method]
 
 
 def _check_run_dir(run: RunDir, digest: str, resume: bool) -> str:
@@ -160,6 +161,8 @@ def run_training(config: TrainConfig, out: str | None = None,
     save_model(run.model_path, trainer.model, {"config_hash": digest, "model": config.model,
                                                "method": config.method,
                                                "density": stats["density"]})
+    for cb in callbacks:
+        cb.save_artifacts(run.path)
     write_csv(run.history_path, trainer.history)
     plot_history(trainer.history, run.plot_path, title=run.path.name)
     write_json(run.metrics_path, full)  # written last: its presence marks the run finished

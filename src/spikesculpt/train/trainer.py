@@ -97,6 +97,8 @@ class Trainer:
         self.best_state: Optional[dict] = None
         self.train_seconds = 0.0
         self.last_batch = None
+        for cb in self.callbacks:
+            cb.setup(self)
 
     # ---------------------------------------------------------------- data
     def to_time_major(self, x: torch.Tensor, generator=None) -> torch.Tensor:

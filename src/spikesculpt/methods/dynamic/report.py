@@ -1,0 +1,77 @@
+"""Files a sparse run adds to its run directory.
+
+- ``masks.safetensors``: the mask of the kept (best-validation) model, packed bits
+  (``sparse.Mask.save``; load with ``Mask.load``);
+- ``rewiring.csv``: one row per mask update: ``step, alpha, changed, topology_change`` and
+  ``changed/<layer>`` (connections regrown = connections dropped, per layer);
+- ``layer_density.png``: density per prunable layer (bars) against the global density;
+- ``turnover.png``: connections changed per update and the cumulative fraction of the initial
+  connections replaced (topology change) over training steps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from spikesculpt.io import atomic_write, write_csv
+
+
+def write_sparse_report(method, folder: Path) -> None:
+    method.mask.save(folder / "masks.safetensors")
+    if method.updates:
+        write_csv(folder / "rewiring.csv", method.updates)
+    _plot_layer_density(method, folder / "layer_density.png")
+    if method.updates:
+        _plot_turnover(method, folder / "turnover.png")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _short(name: str) -> str:
+    return name[:-len(".weight")] if name.endswith(".weight") else name
+
+
+def _plot_layer_density(method, path: Path) -> None:
+    plt = _plt()
+    names = list(method.counts)
+    dens = [method.mask.density(n) if n in method.mask else 1.0 for n in names]
+    fig, ax = plt.subplots(figsize=(max(5, 0.5 * len(names) + 2), 3.6))
+    ax.bar(range(len(names)), dens, color="tab:blue")
+    ax.axhline(method.density, color="tab:red", ls="--", label=f"global target {method.density:g}")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([_short(n) for n in names], rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("density (fraction kept)")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{method.name}: per-layer density ({method.init} allocation)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+
+
+def _plot_turnover(method, path: Path) -> None:
+    plt = _plt()
+    steps = [r["step"] for r in method.updates]
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    ax.bar(steps, [r["changed"] for r in method.updates], width=max(1, method.every * 0.8),
+           color="tab:blue", label="connections changed per update")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("connections regrown")
+    ax2 = ax.twinx()
+    ax2.plot(steps, [r["topology_change"] for r in method.updates], color="tab:red",
+             label="initial connections replaced (cumulative)")
+    ax2.set_ylabel("topology change", color="tab:red")
+    ax2.set_ylim(0, 1)
+    ax.set_title(f"{method.name}: rewiring ({method.grow} growth, α0={method.drop_fraction:g})",
+                 fontsize=9)
+    fig.legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)

@@ -1,0 +1,100 @@
+"""Keeping pruned weights dead: one mechanism, two documented optimizer hooks.
+
+``MaskEnforcer(model, optimizer, mask)`` registers
+
+- ``optimizer.register_step_pre_hook``: before every step, the gradients of pruned weights are
+  set to 0, so plain gradient, momentum, Adam moments and coupled weight decay
+  (``g + λ·w`` with ``w = 0``) all see nothing there;
+- ``optimizer.register_step_post_hook``: after every step, pruned weights are set to exactly 0
+  again (a safety net for optimizers that move weights without a gradient, e.g. decoupled
+  weight decay on a nonzero value, or any custom rule).
+
+Per-element optimizer state (SGD's ``momentum_buffer``, Adam's ``exp_avg``/``exp_avg_sq``/
+``max_exp_avg_sq`` — every state tensor shaped like its parameter) is zeroed at pruned positions
+when the enforcer attaches and whenever the mask changes (``reset_state``), so it can never
+revive a connection. With zero gradient, zero weight and zero state, every standard optimizer
+(SGD ± momentum ± Nesterov ± weight decay, Adam, AdamW, RMSprop...) keeps the weight at 0.
+
+Unlike ``torch.nn.utils.prune`` (renames the parameter to ``weight_orig``, a forward pre-hook,
+twice the memory, breaks ``deepcopy`` after a forward), nothing about the model changes: the
+weights themselves hold the zeros, so ``state_dict``, ``deepcopy``, NIR, NeuroBench and plain
+PyTorch see the true sparse model. Cost per step: one ``masked_fill_`` on the gradient and one on
+the weight of each masked layer.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import torch
+from torch import nn
+
+from spikesculpt.sparse.mask import Mask
+
+
+class MaskEnforcer:
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, mask: Mask):
+        self.model = model
+        self.optimizer = optimizer
+        self.mask = mask
+        params = dict(model.named_parameters())
+        self.params = {n: params[n] for n in mask}
+        self._pruned: dict[str, torch.Tensor] = {}
+        self._handles = []
+        self.refresh()
+
+    # ------------------------------------------------------------------ lifecycle
+    def attach(self) -> "MaskEnforcer":
+        if not self._handles:
+            self._handles = [self.optimizer.register_step_pre_hook(self._pre_step),
+                             self.optimizer.register_step_post_hook(self._post_step)]
+        self.apply_weights()
+        self.reset_state()
+        return self
+
+    def detach(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def refresh(self) -> None:
+        """Re-read the mask (after it changed): cache ``~mask`` on each weight's device."""
+        self._pruned = {n: ~self.mask[n].to(p.device) for n, p in self.params.items()}
+
+    # ------------------------------------------------------------------ hooks
+    def _pre_step(self, optimizer, args, kwargs) -> None:
+        self.apply_grads()
+
+    def _post_step(self, optimizer, args, kwargs) -> None:
+        self.apply_weights()
+
+    @torch.no_grad()
+    def apply_grads(self) -> None:
+        for n, p in self.params.items():
+            if p.grad is not None:
+                p.grad.masked_fill_(self._pruned[n], 0)
+
+    @torch.no_grad()
+    def apply_weights(self) -> None:
+        for n, p in self.params.items():
+            p.masked_fill_(self._pruned[n], 0)
+
+    @torch.no_grad()
+    def reset_state(self, where: Optional[dict[str, torch.Tensor]] = None) -> None:
+        """Zero per-element optimizer state at ``where[name]`` (bool, weight-shaped), or at
+        every pruned position when ``where`` is None."""
+        for n, p in self.params.items():
+            state = self.optimizer.state.get(p)
+            if not state:
+                continue
+            sel = self._pruned[n] if where is None else where.get(n)
+            if sel is None:
+                continue
+            for value in _elementwise_state(state, p):
+                value.masked_fill_(sel.to(value.device), 0)
+
+
+def _elementwise_state(state: dict, param: torch.Tensor) -> Iterable[torch.Tensor]:
+    for value in state.values():
+        if isinstance(value, torch.Tensor) and value.shape == param.shape:
+            yield value
