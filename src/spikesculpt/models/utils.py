@@ -29,14 +29,28 @@ def prunable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(name, p) for name, p in model.named_parameters() if id(p) in wanted]
 
 
-def spiking_modules(model: nn.Module) -> list[tuple[str, SpikingNeuron]]:
-    """``[(name, module)]`` of the spiking neurons (``SpikingNeuron`` instances), forward order.
+def is_spiking_module(module: nn.Module) -> bool:
+    """spikesculpt's ``SpikingNeuron``s, and — for models built from them — SpikingJelly's
+    ``BaseNode`` and snnTorch's ``SpikingNeuron`` subclasses (recognised by class, without
+    importing either package)."""
+    if isinstance(module, SpikingNeuron):
+        return True
+    for cls in type(module).__mro__:
+        mod = cls.__module__ or ""
+        if (mod.startswith("spikingjelly") and cls.__name__ == "BaseNode") or \
+                (mod.startswith("snntorch") and cls.__name__ == "SpikingNeuron"):
+            return True
+    return False
+
+
+def spiking_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``[(name, module)]`` of the spiking neurons (``is_spiking_module``), forward order.
 
     A neuron nested inside another neuron is not listed separately.
     """
-    found: list[tuple[str, SpikingNeuron]] = []
+    found: list[tuple[str, nn.Module]] = []
     for name, module in model.named_modules():
-        if isinstance(module, SpikingNeuron) \
+        if is_spiking_module(module) \
                 and not any(name.startswith(f"{outer}." if outer else "") for outer, _ in found):
             found.append((name, module))
     return found
@@ -45,3 +59,17 @@ def spiking_modules(model: nn.Module) -> list[tuple[str, SpikingNeuron]]:
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameter elements (shared parameters counted once)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def stateful_modules(model: nn.Module) -> list[nn.Module]:
+    """Modules that keep state between calls and must be reset before each new sample batch:
+    SpikingJelly's ``MemoryModule``s (its neurons in either step mode). spikesculpt's own
+    neurons are stateless (they start from rest at every call) and are not listed.
+    Recognised by class, without importing SpikingJelly."""
+    found = []
+    for module in model.modules():
+        for cls in type(module).__mro__:
+            if cls.__name__ == "MemoryModule" and (cls.__module__ or "").startswith("spikingjelly"):
+                found.append(module)
+                break
+    return found

@@ -18,8 +18,14 @@ revive a connection. With zero gradient, zero weight and zero state, every stand
 Unlike ``torch.nn.utils.prune`` (renames the parameter to ``weight_orig``, a forward pre-hook,
 twice the memory, breaks ``deepcopy`` after a forward), nothing about the model changes: the
 weights themselves hold the zeros, so ``state_dict``, ``deepcopy``, NIR, NeuroBench and plain
-PyTorch see the true sparse model. Cost per step: one ``masked_fill_`` on the gradient and one on
-the weight of each masked layer.
+PyTorch see the true sparse model. Cost per step: two fused multi-tensor multiplications
+(``torch._foreach_mul_``: gradients and weights by cached 0/1 masks in the weights' dtype), one
+call each for all masked layers — the per-step overhead on a 1 ms digits-MLP step is a few
+percent (``benchmarks/bench_sparse_methods.py --parts overhead``).
+
+A method that runs its own optimizer hooks (``SparseMethod``) builds the enforcer with
+``hooks=False`` and calls ``apply_grads`` / ``apply_weights`` from them: one hook call per step
+each way instead of two.
 """
 
 from __future__ import annotations
@@ -33,19 +39,23 @@ from spikesculpt.sparse.mask import Mask
 
 
 class MaskEnforcer:
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, mask: Mask):
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, mask: Mask,
+                 hooks: bool = True):
         self.model = model
         self.optimizer = optimizer
         self.mask = mask
+        self.hooks = hooks
         params = dict(model.named_parameters())
         self.params = {n: params[n] for n in mask}
+        self._plist = list(self.params.values())
         self._pruned: dict[str, torch.Tensor] = {}
+        self._keep: list[torch.Tensor] = []
         self._handles = []
         self.refresh()
 
     # ------------------------------------------------------------------ lifecycle
     def attach(self) -> "MaskEnforcer":
-        if not self._handles:
+        if self.hooks and not self._handles:
             self._handles = [self.optimizer.register_step_pre_hook(self._pre_step),
                              self.optimizer.register_step_post_hook(self._post_step)]
         self.apply_weights()
@@ -58,8 +68,11 @@ class MaskEnforcer:
         self._handles = []
 
     def refresh(self) -> None:
-        """Re-read the mask (after it changed): cache ``~mask`` on each weight's device."""
+        """Re-read the mask (after it changed): cache ``~mask`` and a 0/1 copy in the weight's
+        dtype on each weight's device."""
         self._pruned = {n: ~self.mask[n].to(p.device) for n, p in self.params.items()}
+        self._keep = [self.mask[n].to(device=p.device, dtype=p.dtype)
+                      for n, p in self.params.items()]
 
     # ------------------------------------------------------------------ hooks
     def _pre_step(self, optimizer, args, kwargs) -> None:
@@ -70,14 +83,19 @@ class MaskEnforcer:
 
     @torch.no_grad()
     def apply_grads(self) -> None:
-        for n, p in self.params.items():
-            if p.grad is not None:
-                p.grad.masked_fill_(self._pruned[n], 0)
+        pairs = [(p.grad, k) for p, k in zip(self._plist, self._keep) if p.grad is not None]
+        if pairs:
+            grads, keeps = zip(*pairs)
+            if any(g.is_sparse for g in grads):
+                for g, k in pairs:
+                    g.mul_(k)
+            else:
+                torch._foreach_mul_(list(grads), list(keeps))
 
     @torch.no_grad()
     def apply_weights(self) -> None:
-        for n, p in self.params.items():
-            p.masked_fill_(self._pruned[n], 0)
+        if self._plist:
+            torch._foreach_mul_(self._plist, self._keep)
 
     @torch.no_grad()
     def reset_state(self, where: Optional[dict[str, torch.Tensor]] = None) -> None:

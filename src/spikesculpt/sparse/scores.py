@@ -28,20 +28,9 @@ from typing import Optional
 import torch
 from torch import nn
 
-from spikesculpt.neurons import SpikingNeuron
+from spikesculpt.models.utils import is_spiking_module  # noqa: F401  (re-exported)
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-def is_spiking_module(module: nn.Module) -> bool:
-    if isinstance(module, SpikingNeuron):
-        return True
-    for cls in type(module).__mro__:
-        mod = cls.__module__ or ""
-        if (mod.startswith("spikingjelly") and cls.__name__ == "BaseNode") or \
-                (mod.startswith("snntorch") and cls.__name__ == "SpikingNeuron"):
-            return True
-    return False
 
 
 def magnitude(weight: torch.Tensor) -> torch.Tensor:

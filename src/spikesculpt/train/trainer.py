@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from spikesculpt.config import TrainConfig
 from spikesculpt.encoding import encode
 from spikesculpt.metrics.activity import ActivityRecorder
+from spikesculpt.models.utils import stateful_modules
 from spikesculpt.train.callbacks import Callback
 from spikesculpt.train.losses import LOSSES
 from spikesculpt.train.optim import build_optimizer, build_scheduler
@@ -97,6 +98,7 @@ class Trainer:
         self.best_state: Optional[dict] = None
         self.train_seconds = 0.0
         self.last_batch = None
+        self.stateful = stateful_modules(self.model)  # e.g. SpikingJelly neurons: reset per batch
         for cb in self.callbacks:
             cb.setup(self)
 
@@ -104,6 +106,8 @@ class Trainer:
     def to_time_major(self, x: torch.Tensor, generator=None) -> torch.Tensor:
         """``[B, ...]`` static samples -> encoded ``[T, B, ...]``; event frames ``[B, T, ...]`` are transposed."""
         x = x.to(self.device, non_blocking=True)
+        for module in self.stateful:
+            module.reset()
         if self.splits.info.kind == "frames":
             return x.transpose(0, 1)
         return encode(x, self.config.timesteps, self.config.encoding, generator=generator)

@@ -124,10 +124,10 @@ class SparseMethod(Method):
         self.every = int(self.update_every or steps_per_epoch or 1)
         self._layers = {n: m for n, m in _layer_modules(model).items() if n in self.mask}
         self._params = {n: p for n, p in model.named_parameters() if n in self.mask}
-        if self.rewires:
-            optimizer.register_step_pre_hook(self._pre_step)
-            optimizer.register_step_post_hook(self._post_step)
-        self.enforcer = MaskEnforcer(model, optimizer, self.mask).attach()
+        # one pre- and one post-step hook: rewiring bookkeeping around the enforcer's masking
+        self.enforcer = MaskEnforcer(model, optimizer, self.mask, hooks=False).attach()
+        optimizer.register_step_pre_hook(self._pre_step)
+        optimizer.register_step_post_hook(self._post_step)
         self._arm()
         return self
 
@@ -154,8 +154,11 @@ class SparseMethod(Method):
             self._recorder = HebbianRecorder(self.model, self._layers).attach()
 
     def _pre_step(self, optimizer, args, kwargs) -> None:
-        if not self._next_is_update():
-            return
+        if self._next_is_update():
+            self._read_grow_scores()
+        self.enforcer.apply_grads()
+
+    def _read_grow_scores(self) -> None:
         if self.grow == "gradient":
             self._scores = {n: p.grad.detach().abs().clone() for n, p in self._params.items()
                             if p.grad is not None}
@@ -164,10 +167,14 @@ class SparseMethod(Method):
             self._recorder = None
 
     def _post_step(self, optimizer, args, kwargs) -> None:
+        self.enforcer.apply_weights()
+        if not self.rewires:
+            return
         self.step += 1
         if is_update_step(self.step, self.every, self.end_step):
             self.update(self.fraction(self.step))
-        self._arm()
+        if self.grow == "hebbian" or self._recorder is not None:
+            self._arm()
 
     @torch.no_grad()
     def update(self, alpha: float) -> dict:
@@ -195,6 +202,7 @@ class SparseMethod(Method):
         self._scores = {}
         self.enforcer.refresh()
         self.enforcer.reset_state(reset)
+        self.enforcer.apply_weights()
         record["topology_change"] = self.topology_change()
         self.updates.append(record)
         return record

@@ -21,8 +21,8 @@ from __future__ import annotations
 from spikesculpt.methods.dynamic.base import SparseMethod
 from spikesculpt.methods.registry import register_method
 
-DEFAULT_GROW = "hebbian"
-DEFAULT_EVERY = 50
+DEFAULT_GROW = "gradient"
+DEFAULT_EVERY = 100
 
 
 @register_method("esl")

@@ -1,0 +1,238 @@
+"""Sparse training from scratch: accuracy vs density, and the training-time overhead of rewiring.
+
+Every run is a real ``spikesculpt train`` run (``run_training``: same data split, model, epochs,
+optimizer and learning-rate schedule for every method; the model is picked on validation and
+the test accuracy reported for it). Three parts, each optional:
+
+``accuracy``  methods x densities x seeds -> test accuracy mean ± std (and the connection
+              density actually reached). Methods: dense (density 1), static, set, rigl, and esl
+              with each growth rule (random / gradient / hebbian).
+``sweep``     ESL's own knobs at one density (growth rule x T_iter): how its defaults were chosen.
+``overhead``  whole-run training time of ESL / dense, measured side by side: dense and ESL runs
+              alternate, and the ratio of their ``train_seconds`` is taken per pair (median over
+              pairs), so machine drift cancels.
+
+    python benchmarks/bench_sparse_methods.py --parts accuracy,overhead      # digits, mlp
+    python benchmarks/bench_sparse_methods.py --dataset digits-dvs --model conv --epochs 20
+    python benchmarks/bench_sparse_methods.py --quick                        # smoke test
+
+Results: ``benchmarks/results/sparse_<dataset>-<model>_<cpu>_<threads>t_<date>.{json,csv}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as _dt
+import json
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from spikesculpt.config import TrainConfig
+from spikesculpt.train.run import run_training
+
+DENSITIES = [1.0, 0.5, 0.2, 0.1, 0.05, 0.02]
+VARIANTS = {  # label -> (method, sparse options)
+    "static": ("static", {}),
+    "set": ("set", {}),
+    "rigl": ("rigl", {}),
+    "esl-random": ("esl", {"grow": "random"}),
+    "esl-gradient": ("esl", {"grow": "gradient"}),
+    "esl-hebbian": ("esl", {"grow": "hebbian"}),
+}
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
+
+
+def base_config(args, seed: int) -> TrainConfig:
+    cfg = TrainConfig(dataset=args.dataset, model=args.model, epochs=args.epochs,
+                      timesteps=args.timesteps, seed=seed, device="cpu")
+    if args.model_arg:
+        cfg.model_kwargs = json.loads(args.model_arg)
+    return cfg
+
+
+def one_run(args, label: str, density: float, seed: int, root: Path, **extra) -> dict:
+    cfg = base_config(args, seed)
+    if label == "dense":
+        cfg.method = "dense"
+    else:
+        method, options = VARIANTS.get(label, ("esl", {}))
+        cfg.method = method
+        cfg.sparse.density = density
+        for k, v in {**options, **extra}.items():
+            setattr(cfg.sparse, k, v)
+    out = root / f"{label}-{density}-{seed}-{'-'.join(f'{k}{v}' for k, v in extra.items())}"
+    m = run_training(cfg, out=str(out), progress=False).metrics
+    return {"variant": label, "density_target": density, "seed": seed, **extra,
+            "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
+            "density": m["density"], "mask_density": m.get("mask_density", m["density"]),
+            "topology_change": m.get("topology_change", 0.0),
+            "train_seconds": m["train_seconds"]}
+
+
+def summarize(rows, keys) -> list[dict]:
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+    out = []
+    for key, rs in groups.items():
+        acc = [r["test_accuracy"] for r in rs]
+        out.append({**dict(zip(keys, key)), "n": len(rs),
+                    "test_mean": statistics.mean(acc),
+                    "test_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
+                    "val_mean": statistics.mean(r["val_accuracy"] for r in rs),
+                    "mask_density": statistics.mean(r["mask_density"] for r in rs)})
+    return out
+
+
+def part_accuracy(args, root) -> dict:
+    rows = []
+    for seed in range(args.seeds):
+        rows.append(one_run(args, "dense", 1.0, seed, root))
+        for density in args.densities:
+            if density == 1.0:
+                continue
+            for label in args.variants:
+                rows.append(one_run(args, label, density, seed, root))
+                print(f"  seed {seed} d={density:<5} {label:<13} "
+                      f"test {100 * rows[-1]['test_accuracy']:.2f}%", flush=True)
+    summary = summarize(rows, ["variant", "density_target"])
+    dense = next(s for s in summary if s["variant"] == "dense")
+    print(f"\ntest accuracy (%) mean ± std over {args.seeds} seeds; dense "
+          f"{100 * dense['test_mean']:.2f} ± {100 * dense['test_std']:.2f}")
+    header = "variant".ljust(14) + "".join(f"d={d:<12}" for d in args.densities if d < 1)
+    print(header)
+    for label in args.variants:
+        cells = []
+        for d in args.densities:
+            if d == 1.0:
+                continue
+            s = next(x for x in summary if x["variant"] == label and x["density_target"] == d)
+            cells.append(f"{100 * s['test_mean']:5.2f}±{100 * s['test_std']:4.2f}  ")
+        print(label.ljust(14) + "".join(cells))
+    return {"runs": rows, "summary": summary}
+
+
+def part_sweep(args, root) -> dict:
+    rows = []
+    for seed in range(args.seeds):
+        for grow in ("random", "gradient", "hebbian"):
+            for every in args.sweep_every:
+                r = one_run(args, f"esl-{grow}", args.sweep_density, seed, root,
+                            update_every=every)
+                rows.append(r)
+                print(f"  seed {seed} esl grow={grow:<8} T_iter={every:<4} "
+                      f"test {100 * r['test_accuracy']:.2f}%", flush=True)
+    summary = summarize(rows, ["variant", "update_every"])
+    print(f"\nESL sweep at density {args.sweep_density}: test accuracy (%)")
+    for s in summary:
+        print(f"  {s['variant']:<13} T_iter={s['update_every']:<4} "
+              f"{100 * s['test_mean']:.2f} ± {100 * s['test_std']:.2f}")
+    return {"runs": rows, "summary": summary}
+
+
+def part_overhead(args, root) -> dict:
+    pairs = []
+    for rep in range(args.overhead_repeats):
+        order = ["dense", "esl-hebbian"] if rep % 2 == 0 else ["esl-hebbian", "dense"]
+        t = {}
+        for label in order:
+            # a fresh directory each time: a finished config would be a no-op
+            sub = root / f"overhead-{rep}"
+            t[label] = one_run(args, label, args.sweep_density, 0, sub)["train_seconds"]
+        pairs.append({"dense_s": t["dense"], "esl_s": t["esl-hebbian"],
+                      "ratio": t["esl-hebbian"] / t["dense"]})
+    ratio = statistics.median(p["ratio"] for p in pairs)
+    print(f"\nESL (hebbian, density {args.sweep_density}) / dense whole-run training time: "
+          f"median ratio {ratio:.3f} over {len(pairs)} interleaved pairs "
+          f"(range {min(p['ratio'] for p in pairs):.3f}-{max(p['ratio'] for p in pairs):.3f})")
+    return {"pairs": pairs, "median_ratio": ratio}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--dataset", default="digits")
+    p.add_argument("--model", default="mlp")
+    p.add_argument("--model-arg", default=None, help="model kwargs as JSON")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--timesteps", type=int, default=4)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--parts", default="accuracy,sweep,overhead")
+    p.add_argument("--densities", default=",".join(map(str, DENSITIES)))
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--sweep-density", type=float, default=0.1)
+    p.add_argument("--sweep-every", default="10,25,50,100")
+    p.add_argument("--overhead-repeats", type=int, default=8)
+    p.add_argument("--quick", action="store_true", help="tiny smoke run, writes nothing")
+    p.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
+    args = p.parse_args(argv)
+    args.densities = [float(d) for d in args.densities.split(",")]
+    args.variants = args.variants.split(",")
+    args.sweep_every = [int(v) for v in args.sweep_every.split(",")]
+    if args.quick:
+        args.epochs, args.seeds, args.densities = 2, 1, [1.0, 0.1]
+        args.sweep_every, args.overhead_repeats = [10], 2
+    torch.set_num_threads(args.threads)
+    meta = {"dataset": args.dataset, "model": args.model, "epochs": args.epochs,
+            "timesteps": args.timesteps, "seeds": args.seeds, "cpu": cpu_name(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(),
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    print(f"sparse methods on {args.dataset}/{args.model}, {args.epochs} epochs, "
+          f"T={args.timesteps}; {meta['cpu']}, {meta['torch_threads']} threads, "
+          f"torch {meta['torch']}", flush=True)
+    results = {"meta": meta}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for part in args.parts.split(","):
+            print(f"\n== {part}", flush=True)
+            results[part] = {"accuracy": part_accuracy, "sweep": part_sweep,
+                             "overhead": part_overhead}[part](args, root)
+    results["meta"]["wall_seconds"] = time.perf_counter() - start
+    if args.quick:
+        return 0
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    stem = out / (f"sparse_{slug(args.dataset)}-{slug(args.model)}_{slug(meta['cpu'])}_"
+                  f"{meta['torch_threads']}t_{stamp}")
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    rows = [dict(part=part, **s) for part in ("accuracy", "sweep")
+            if part in results for s in results[part]["summary"]]
+    if rows:
+        import csv
+
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+        with open(stem.with_suffix(".csv"), "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=cols)
+            w.writeheader()
+            w.writerows({**copy.copy(r), **meta} if False else r for r in rows)
+    print(f"\nwrote {stem}.json" + (" and .csv" if rows else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
