@@ -299,3 +299,25 @@ def test_fit_trains_a_spikingjelly_model_with_esl():
     assert m["mask_density"] == pytest.approx(0.3, abs=1e-3)
     assert 0 < m["firing_rate"] < 1 and "2" in m["layer_firing_rates"]
     assert m["test_accuracy"] > 0.3
+
+
+def test_run_config_records_the_resolved_method_defaults(tmp_path):
+    from spikesculpt.methods.dynamic.esl import ESL
+
+    result = run_training(esl_config(), out=str(tmp_path / "run"), progress=False)
+    text = (result.run_dir.path / "config.yaml").read_text()
+    assert f"grow: {ESL.DEFAULTS['grow']}" in text and "init: er" in text
+
+
+def test_compare_prints_methods_side_by_side(tmp_path, capsys):
+    from spikesculpt.cli.main import main
+
+    code = main(["compare", "--methods", "dense,static", "--density", "0.3", "--epochs", "1",
+                 "--timesteps", "2", "--model-arg", "hidden=[16]", "--runs-root",
+                 str(tmp_path), "--no-progress"])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    table = [line for line in lines if line.startswith(("dense ", "static "))]
+    assert [t.split()[0] for t in table] == ["dense", "static"]
+    assert float(table[1].split()[3]) == pytest.approx(0.3, abs=0.001)
+    assert len(list(tmp_path.iterdir())) == 2

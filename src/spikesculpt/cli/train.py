@@ -48,7 +48,17 @@ NEURON_FLAGS = {
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model", description=__doc__)
+    add_config_flags(p)
+    p.add_argument("--out", metavar="DIR", help="run directory (default: RUNS_ROOT/<name>-<hash>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    p.set_defaults(func=run)
+
+
+def add_config_flags(p, method_flag: bool = True) -> None:
+    """The flags that overlay a ``TrainConfig`` (shared by ``train`` and ``compare``)."""
     for flag, (_, typ, text) in {**TRAIN_FLAGS, **SPARSE_FLAGS, **NEURON_FLAGS}.items():
+        if flag == "--method" and not method_flag:
+            continue
         p.add_argument(flag, type=typ, default=None, help=text)
     p.add_argument("--dense-first", action="store_true", default=None,
                    help="sparse methods: keep the first prunable layer dense")
@@ -62,18 +72,15 @@ def add_parser(sub) -> None:
     p.add_argument("--model-arg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="extra model argument, value in YAML (e.g. hidden=[128,128]); repeatable")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML config; flags override it")
-    p.add_argument("--out", metavar="DIR", help="run directory (default: RUNS_ROOT/<name>-<hash>)")
     p.add_argument("--runs-root", default=DEFAULT_RUNS_ROOT, help="where run directories go")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=run)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     config = TrainConfig()
     if args.config:
         overlay(config, read_yaml_config(args.config), args.config)
-    flags = {key: getattr(args, flag[2:].replace("-", "_"))
+    flags = {key: getattr(args, flag[2:].replace("-", "_"), None)
              for flag, (key, _, _) in TRAIN_FLAGS.items()}
     neuron = {key: getattr(args, flag[2:].replace("-", "_"))
               for flag, (key, _, _) in NEURON_FLAGS.items()}

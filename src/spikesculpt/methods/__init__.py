@@ -19,8 +19,16 @@ from spikesculpt.methods.dynamic import SparseMethod  # noqa: F401,E402
 
 
 def build_method(config) -> Method:
-    """The method named by ``config.method``, configured from ``config`` (a ``TrainConfig``)."""
-    return METHODS.get(config.method).from_config(config)
+    """The method named by ``config.method``, configured from ``config`` (a ``TrainConfig``,
+    whose unset method options are first filled with the method's defaults)."""
+    cls = METHODS.get(config.method)
+    cls.resolve_config(config)
+    return cls.from_config(config)
+
+
+def resolve_config(config) -> None:
+    """Fill ``config``'s unset method options with the method's defaults (in place)."""
+    METHODS.get(config.method).resolve_config(config)
 
 
 def create_method(name: str, seed: int = 0, **options) -> Method:

@@ -29,6 +29,12 @@ from spikesculpt.train.callbacks import Callback
 class Method(Callback):
     name = "method"
 
+    @classmethod
+    def resolve_config(cls, config) -> None:
+        """Fill the options the user left unset (None) in ``config`` with this method's
+        defaults, in place, so that config.yaml and the run's hash record what really ran
+        (changing a default then changes the hash instead of reusing an old run)."""
+
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return model
 

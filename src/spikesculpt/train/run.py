@@ -20,7 +20,7 @@ from spikesculpt.config import TrainConfig, config_hash, from_dict
 from spikesculpt.data import load_dataset
 from spikesculpt.errors import UserError
 from spikesculpt.io import atomic_write, write_csv, write_json, write_yaml
-from spikesculpt.methods import build_method
+from spikesculpt.methods import build_method, resolve_config
 from spikesculpt.metrics.model_stats import model_stats
 from spikesculpt.models import create_model
 from spikesculpt.runs import DEFAULT_RUNS_ROOT, RunDir, load_config_file, resolve_run_dir
@@ -125,6 +125,7 @@ def run_training(config: TrainConfig, out: str | None = None,
                  runs_root: str = DEFAULT_RUNS_ROOT, resume: bool = False,
                  progress: bool = True) -> RunResult:
     config.validate()
+    resolve_config(config)
     digest = config_hash(config)
     run = resolve_run_dir(config, out, runs_root)
     action = _check_run_dir(run, digest, resume)

@@ -87,6 +87,12 @@ class SparseMethod(Method):
         self.last_update: dict[str, dict] = {}
 
     @classmethod
+    def resolve_config(cls, config) -> None:
+        for key, value in cls.DEFAULTS.items():
+            if getattr(config.sparse, key) is None and value is not None:
+                setattr(config.sparse, key, value)
+
+    @classmethod
     def from_config(cls, config) -> "SparseMethod":
         return cls(config.sparse, seed=config.seed)
 
