@@ -191,6 +191,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=15, help="timed rounds (median reported)")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--only", default="", help="comma-separated subset of implementations")
+    p.add_argument("--device", default="cpu", help="cpu | cuda (times with synchronisation)")
     p.add_argument("--quick", action="store_true", help="a few steps only (smoke test); no files")
     p.add_argument("--out-dir", default=None,
                    help="where to write JSON + CSV (default benchmarks/results/; --quick: none)")
@@ -200,7 +201,15 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     T, B = args.T, args.batch
+    device = torch.device(args.device)
     info = machine_info(torch.get_num_threads())
+    info["device"] = str(device)
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     impls = build_impls()
     if args.only:
@@ -209,8 +218,8 @@ def main(argv=None) -> int:
 
     # inputs: a few different Poisson batches (rate 0.2 per step), cycled; labels at random
     g = torch.Generator().manual_seed(0)
-    batches = [((torch.rand(T, B, IN, generator=g) < 0.2).float(),
-                torch.randint(0, OUT, (B,), generator=g)) for _ in range(4)]
+    batches = [((torch.rand(T, B, IN, generator=g) < 0.2).float().to(device),
+                torch.randint(0, OUT, (B,), generator=g).to(device)) for _ in range(4)]
 
     runners = {}
     for name, spec in impls.items():
@@ -218,7 +227,7 @@ def main(argv=None) -> int:
             continue
         make, after = spec
         torch.manual_seed(0)
-        model = make()
+        model = make().to(device)
         opt = torch.optim.SGD(model.parameters(), lr=0.05)
         runners[name] = (model, opt, after)
 
@@ -240,12 +249,16 @@ def main(argv=None) -> int:
     for rep in range(args.repeats):
         order = names[rep % len(names):] + names[: rep % len(names)]
         for name in order:
+            sync()
             t0 = time.perf_counter()
             train_steps(name, args.steps, offset=rep)
+            sync()
             times[name].append((time.perf_counter() - t0) / args.steps * 1e3)
 
     rows = []
     print(f"LIF MLP {IN}-{HIDDEN}-{HIDDEN}-{OUT}, T={T}, batch={B}, forward+backward+SGD step")
+    if device.type == "cuda":
+        print(f"GPU: {info['gpu']}")
     print(f"{info['cpu']}; torch {info['torch']}, {info['torch_threads']} threads, "
           f"python {info['python']}; {info['date']}")
     print(f"spikesculpt native kernel: {info['spikesculpt_native_kernel']}")
@@ -274,7 +287,7 @@ def main(argv=None) -> int:
         out_dir = str(Path(__file__).resolve().parent / "results")
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
-        slug = re.sub(r"[^a-z0-9]+", "-", info["cpu"].lower()).strip("-")[:40]
+        slug = re.sub(r"[^a-z0-9]+", "-", info.get("gpu", info["cpu"]).lower()).strip("-")[:40]
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         stem = Path(out_dir) / f"lif_mlp_{slug}_{info['torch_threads']}t_{stamp}"
         config = {"T": T, "batch": B, "layers": [IN, HIDDEN, HIDDEN, OUT], "steps": args.steps,

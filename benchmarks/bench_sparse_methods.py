@@ -66,7 +66,7 @@ def slug(text: str) -> str:
 
 def base_config(args, seed: int) -> TrainConfig:
     cfg = TrainConfig(dataset=args.dataset, model=args.model, epochs=args.epochs,
-                      timesteps=args.timesteps, seed=seed, device="cpu")
+                      timesteps=args.timesteps, seed=seed, device=args.device)
     if args.model_arg:
         cfg.model_kwargs = json.loads(args.model_arg)
     return cfg
@@ -179,6 +179,7 @@ def main(argv=None) -> int:
     p.add_argument("--timesteps", type=int, default=4)
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu")
     p.add_argument("--parts", default="accuracy,sweep,overhead")
     p.add_argument("--densities", default=",".join(map(str, DENSITIES)))
     p.add_argument("--variants", default=",".join(VARIANTS))
@@ -196,6 +197,8 @@ def main(argv=None) -> int:
         args.sweep_every, args.overhead_repeats = [10], 2
     torch.set_num_threads(args.threads)
     meta = {"dataset": args.dataset, "model": args.model, "epochs": args.epochs,
+            "device": args.device,
+            "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
             "timesteps": args.timesteps, "seeds": args.seeds, "cpu": cpu_name(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "python": platform.python_version(),
@@ -217,7 +220,7 @@ def main(argv=None) -> int:
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    stem = out / (f"sparse_{slug(args.dataset)}-{slug(args.model)}_{slug(meta['cpu'])}_"
+    stem = out / (f"sparse_{slug(args.dataset)}-{slug(args.model)}_{slug(meta['gpu'] or meta['cpu'])}_"
                   f"{meta['torch_threads']}t_{stamp}")
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1))
     rows = [dict(part=part, **s) for part in ("accuracy", "sweep")
