@@ -256,3 +256,4 @@ def test_hebbian_recorder_pairs_each_layer_with_the_neuron_it_drives():
     model.eval()
     model(x)
     assert rec2.detach() == {}
+

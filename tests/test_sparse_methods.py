@@ -321,3 +321,19 @@ def test_compare_prints_methods_side_by_side(tmp_path, capsys):
     assert [t.split()[0] for t in table] == ["dense", "static"]
     assert float(table[1].split()[3]) == pytest.approx(0.3, abs=0.001)
     assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_hebbian_esl_under_mixed_precision():
+    """AMP (CPU bfloat16 autocast here; float16 on CUDA): half activations, float32 weights."""
+    method = create_method("esl", density=0.2, grow="hebbian", update_every=2)
+    model = method.prepare_model(tiny_model())
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    method.attach(model, opt, total_steps=8)
+    for x, y in batches(5):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = nn.functional.cross_entropy(model(x).float().mean(0), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert len(method.updates) == 2
+    assert all(method.mask.active(n) == method.counts[n] for n in method.mask)

@@ -48,6 +48,12 @@ def coincidence(layer: nn.Module, pre: torch.Tensor, post: torch.Tensor) -> torc
     shape (leading dims may be split differently, e.g. ``[T·B, ...]`` vs ``[T, B, ...]``).
     """
     w = layer.weight
+    with torch.autocast(pre.device.type, enabled=False):  # float32 sums, also under AMP
+        return _coincidence(layer, w, pre, post)
+
+
+def _coincidence(layer: nn.Module, w: torch.Tensor, pre: torch.Tensor,
+                 post: torch.Tensor) -> torch.Tensor:
     if isinstance(layer, nn.Linear):
         pre2 = pre.reshape(-1, pre.shape[-1]).to(w.dtype)
         post2 = post.reshape(-1, post.shape[-1]).to(w.dtype)
@@ -127,8 +133,8 @@ class HebbianRecorder:
         recomputed from the held input."""
         pending, self._pending = self._pending, []
         for name, layer, pre, _ in pending:
-            with torch.no_grad():
-                out = layer(pre)
+            with torch.no_grad(), torch.autocast(pre.device.type, enabled=False):
+                out = layer(pre.to(layer.weight.dtype))
             self._add(name, layer, pre, out)
 
 

@@ -93,7 +93,8 @@ def _save_checkpoint(run: RunDir, trainer: Trainer) -> None:
 
 def _load_checkpoint(run: RunDir, trainer: Trainer) -> None:
     try:
-        state = torch.load(run.checkpoint_path, map_location=trainer.device, weights_only=True)
+        # on CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device
+        state = torch.load(run.checkpoint_path, map_location="cpu", weights_only=True)
         trainer.load_state_dict(state)
     except Exception as exc:  # any unreadable or mismatched checkpoint is a user-facing problem
         raise UserError(f"cannot resume from {run.checkpoint_path}: {type(exc).__name__}; "

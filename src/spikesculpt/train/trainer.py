@@ -228,6 +228,8 @@ class Trainer:
             "best_state": self.best_state, "train_seconds": self.train_seconds,
             "callbacks": [cb.state_dict() for cb in self.callbacks],
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": (torch.cuda.get_rng_state(self.device)
+                         if self.device.type == "cuda" else None),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -242,4 +244,6 @@ class Trainer:
         self.train_seconds = float(state["train_seconds"])
         for cb, cb_state in zip(self.callbacks, state["callbacks"]):
             cb.load_state_dict(cb_state)
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if state.get("cuda_rng") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), self.device)
