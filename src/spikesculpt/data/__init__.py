@@ -13,6 +13,7 @@ from spikesculpt.data.registry import (DATASETS, load_dataset, register_dataset,
                                        split_name)
 
 from spikesculpt.data import digits, npz  # noqa: F401,E402  (register the built-in datasets)
+from spikesculpt.data import digits_dvs  # noqa: F401,E402
 
 __all__ = ["DATASETS", "DataSplits", "DatasetInfo", "load_dataset", "register_dataset",
            "split_name", "stratified_split"]

@@ -1,0 +1,182 @@
+"""On-disk cache of binned event frames, keyed by everything that changes them.
+
+Turning events into frames (emulating a DVS, or parsing thousands of event files) is slow; the
+frames of a dataset are therefore built once and kept::
+
+    $SPIKESCULPT_CACHE_DIR/frames/<name>-<digest>/     (default ~/.cache/spikesculpt/frames)
+        frames.npy    uint16 [N, T, P, H, W] event counts (clipped at 65535; a warning says so)
+        labels.npy    int64 [N]
+        meta.json     the key, shapes, and the SHA-256 of both files; written last
+
+``digest`` is the SHA-256 of the canonical JSON of the *key*: a dict naming every input that
+changes the frames (dataset and split, the source files' sizes and modification times or the
+input images' hash, emulator settings, T, binning mode, output size, the format version). A
+different T, binning or emulator setting is another entry (rebuilt); the same key is read back.
+
+An entry is trusted only if ``meta.json`` parses, its key equals the requested one and both
+files have the recorded size and SHA-256; anything else (a crash mid-write, a truncated or
+edited file) is reported with a warning and rebuilt. Entries are built in a private temporary
+folder and renamed into place, so readers never see half an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from spikesculpt.io import write_json
+
+FORMAT_VERSION = 1
+MAX_COUNT = np.iinfo(np.uint16).max
+
+
+def cache_root() -> Path:
+    """``$SPIKESCULPT_CACHE_DIR/frames`` or ``$XDG_CACHE_HOME/spikesculpt/frames`` or
+    ``~/.cache/spikesculpt/frames``."""
+    base = os.environ.get("SPIKESCULPT_CACHE_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "spikesculpt")
+    return Path(base) / "frames"
+
+
+def key_digest(key: dict) -> str:
+    text = json.dumps({"format": FORMAT_VERSION, **key}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(chunk)
+            if not block:
+                break
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class FrameSet:
+    """The frames of one split: ``frames`` uint16 ``[N, T, P, H, W]`` (memory-mapped, read-only),
+    ``labels`` int64 ``[N]``, the entry's folder, and whether it was built by this call."""
+
+    frames: np.ndarray
+    labels: np.ndarray
+    path: Path
+    built: bool
+
+
+def _normalised(key: dict) -> dict:
+    return json.loads(json.dumps(key, sort_keys=True))
+
+
+def _read_entry(path: Path, key: dict) -> tuple[Optional[FrameSet], str]:
+    """The entry at ``path`` if it is complete and intact, else ``(None, why)``."""
+    meta_path = path / "meta.json"
+    if not meta_path.is_file():
+        return None, "incomplete (no meta.json)"
+    try:
+        meta = json.loads(meta_path.read_text())
+        if meta.get("key") != _normalised(key):
+            return None, "it belongs to another key"
+        for name in ("frames.npy", "labels.npy"):
+            f = path / name
+            if not f.is_file() or f.stat().st_size != meta["files"][name]["bytes"]:
+                return None, f"{name} is missing or has the wrong size"
+            if file_sha256(f) != meta["files"][name]["sha256"]:
+                return None, f"{name} fails its SHA-256 check"
+        frames = np.load(path / "frames.npy", mmap_mode="r", allow_pickle=False)
+        labels = np.load(path / "labels.npy", allow_pickle=False)
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+        return None, f"unreadable ({type(exc).__name__})"
+    if list(frames.shape) != meta["shape"] or labels.shape != (frames.shape[0],):
+        return None, "its arrays have the wrong shape"
+    return FrameSet(frames, labels, path, False), ""
+
+
+def cached_frames(name: str, key: dict, count: int, frame_shape: tuple,
+                  samples: Callable[[], Iterable[tuple[np.ndarray, int]]],
+                  root: Optional[Path] = None) -> FrameSet:
+    """The frames of ``count`` samples, from the cache or built by iterating ``samples()``.
+
+    ``samples()`` yields ``(frames [T, P, H, W], label)`` in dataset order; it is only called
+    when the entry is missing or broken. ``key`` must name every input that changes the frames.
+    """
+    root = Path(root) if root is not None else cache_root()
+    digest = key_digest(key)
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:60]
+    path = root / f"{slug}-{digest[:16]}"
+    if path.exists():
+        entry, why = _read_entry(path, key)
+        if entry is not None:
+            return entry
+        warnings.warn(f"frame cache entry {path} is {why}; rebuilding it", stacklevel=2)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{slug}-{digest[:16]}.", suffix=".tmp", dir=root))
+    try:
+        _build(tmp, key, count, tuple(frame_shape), samples, name)
+        if path.exists():
+            shutil.rmtree(path, ignore_errors=True)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            # another process put an entry there first: use it if it is intact
+            entry, _ = _read_entry(path, key)
+            if entry is None:
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            return entry
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    entry, why = _read_entry(path, key)
+    if entry is None:  # pragma: no cover - only a concurrent writer could cause this
+        raise RuntimeError(f"frame cache entry {path} could not be read back: {why}")
+    entry.built = True
+    return entry
+
+
+def _build(tmp: Path, key: dict, count: int, frame_shape: tuple,
+           samples: Callable[[], Iterable[tuple[np.ndarray, int]]], name: str) -> None:
+    shape = (count, *frame_shape)
+    frames = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint16,
+                                       shape=shape)
+    labels = np.zeros(count, dtype=np.int64)
+    clipped = 0
+    i = -1
+    for i, (sample, label) in enumerate(samples()):
+        if i >= count:
+            raise RuntimeError(f"{name}: more samples than the {count} announced")
+        if sample.shape != frame_shape:
+            raise RuntimeError(f"{name}: sample {i} has frames {sample.shape}, "
+                               f"expected {frame_shape}")
+        over = sample > MAX_COUNT
+        if over.any():
+            clipped += int(over.sum())
+            sample = np.minimum(sample, MAX_COUNT)
+        frames[i] = sample
+        labels[i] = label
+    if i + 1 != count:
+        raise RuntimeError(f"{name}: {i + 1} samples, {count} announced")
+    frames.flush()
+    del frames
+    np.save(tmp / "labels.npy", labels)
+    if clipped:
+        warnings.warn(f"{name}: {clipped} frame counts above {MAX_COUNT} were clipped",
+                      stacklevel=3)
+    files = {n: {"bytes": (tmp / n).stat().st_size, "sha256": file_sha256(tmp / n)}
+             for n in ("frames.npy", "labels.npy")}
+    write_json(tmp / "meta.json", {"key": _normalised(key), "format": FORMAT_VERSION,
+                                   "shape": list(shape), "dtype": "uint16", "clipped": clipped,
+                                   "files": files})
