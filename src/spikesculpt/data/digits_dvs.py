@@ -69,12 +69,13 @@ def emulated_frames(name: str, images, labels: np.ndarray, emulator: DVSEmulator
     sensor = emulator.sensor
     shape = (timesteps, 2, emulator.size, emulator.size)
 
-    def samples():
-        for ev, label in zip(emulator.iter_emulate(grey), labels):
-            yield events_to_frames(ev, sensor, timesteps, bins, t_start=0,
-                                   t_end=emulator.duration_us), int(label)
+    def plan():
+        frames = (events_to_frames(ev, sensor, timesteps, bins, t_start=0,
+                                   t_end=emulator.duration_us)
+                  for ev in emulator.iter_emulate(grey))
+        return labels, np.zeros(len(labels), dtype=bool), frames
 
-    return cached_frames(name, key, len(grey), shape, samples)
+    return cached_frames(name, key, shape, plan)
 
 
 def _as_float(frames: np.ndarray) -> np.ndarray:

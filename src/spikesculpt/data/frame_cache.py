@@ -6,14 +6,15 @@ frames of a dataset are therefore built once and kept::
     $SPIKESCULPT_CACHE_DIR/frames/<name>-<digest>/     (default ~/.cache/spikesculpt/frames)
         frames.npy    uint16 [N, T, P, H, W] event counts (clipped at 65535; a warning says so)
         labels.npy    int64 [N]
-        meta.json     the key, shapes, and the SHA-256 of both files; written last
+        test.npy      bool [N]: which samples belong to the dataset's test split
+        meta.json     the key, shapes, and the SHA-256 of the three files; written last
 
 ``digest`` is the SHA-256 of the canonical JSON of the *key*: a dict naming every input that
-changes the frames (dataset and split, the source files' sizes and modification times or the
+changes the frames (the dataset, the source files' sizes and modification times or the
 input images' hash, emulator settings, T, binning mode, output size, the format version). A
 different T, binning or emulator setting is another entry (rebuilt); the same key is read back.
 
-An entry is trusted only if ``meta.json`` parses, its key equals the requested one and both
+An entry is trusted only if ``meta.json`` parses, its key equals the requested one and all
 files have the recorded size and SHA-256; anything else (a crash mid-write, a truncated or
 edited file) is reported with a warning and rebuilt. Entries are built in a private temporary
 folder and renamed into place, so readers never see half an entry.
@@ -38,6 +39,7 @@ from spikesculpt.io import write_json
 
 FORMAT_VERSION = 1
 MAX_COUNT = np.iinfo(np.uint16).max
+FILES = ("frames.npy", "labels.npy", "test.npy")
 
 
 def cache_root() -> Path:
@@ -68,11 +70,13 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
 
 @dataclass
 class FrameSet:
-    """The frames of one split: ``frames`` uint16 ``[N, T, P, H, W]`` (memory-mapped, read-only),
-    ``labels`` int64 ``[N]``, the entry's folder, and whether it was built by this call."""
+    """Cached frames: ``frames`` uint16 ``[N, T, P, H, W]`` (memory-mapped, read-only),
+    ``labels`` int64 ``[N]``, ``test`` bool ``[N]`` (the dataset's test split), the entry's
+    folder, and whether it was built by this call."""
 
     frames: np.ndarray
     labels: np.ndarray
+    test: np.ndarray
     path: Path
     built: bool
 
@@ -90,7 +94,7 @@ def _read_entry(path: Path, key: dict) -> tuple[Optional[FrameSet], str]:
         meta = json.loads(meta_path.read_text())
         if meta.get("key") != _normalised(key):
             return None, "it belongs to another key"
-        for name in ("frames.npy", "labels.npy"):
+        for name in FILES:
             f = path / name
             if not f.is_file() or f.stat().st_size != meta["files"][name]["bytes"]:
                 return None, f"{name} is missing or has the wrong size"
@@ -98,20 +102,26 @@ def _read_entry(path: Path, key: dict) -> tuple[Optional[FrameSet], str]:
                 return None, f"{name} fails its SHA-256 check"
         frames = np.load(path / "frames.npy", mmap_mode="r", allow_pickle=False)
         labels = np.load(path / "labels.npy", allow_pickle=False)
+        test = np.load(path / "test.npy", allow_pickle=False)
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
         return None, f"unreadable ({type(exc).__name__})"
-    if list(frames.shape) != meta["shape"] or labels.shape != (frames.shape[0],):
+    n = frames.shape[0]
+    if list(frames.shape) != meta["shape"] or labels.shape != (n,) or test.shape != (n,):
         return None, "its arrays have the wrong shape"
-    return FrameSet(frames, labels, path, False), ""
+    return FrameSet(frames, labels, test.astype(bool), path, False), ""
 
 
-def cached_frames(name: str, key: dict, count: int, frame_shape: tuple,
-                  samples: Callable[[], Iterable[tuple[np.ndarray, int]]],
+Plan = Callable[[], tuple[np.ndarray, np.ndarray, Iterable[np.ndarray]]]
+
+
+def cached_frames(name: str, key: dict, frame_shape: tuple, plan: Plan,
                   root: Optional[Path] = None) -> FrameSet:
-    """The frames of ``count`` samples, from the cache or built by iterating ``samples()``.
+    """The frames of a dataset, from the cache or built now.
 
-    ``samples()`` yields ``(frames [T, P, H, W], label)`` in dataset order; it is only called
-    when the entry is missing or broken. ``key`` must name every input that changes the frames.
+    ``plan()`` is only called when the entry is missing or broken; it returns ``(labels [N],
+    test [N] bool, frames)`` where ``frames`` yields the N samples' ``[T, P, H, W]`` counts in
+    order. ``key`` must name every input that changes the result (not the labels: they follow
+    from the sources the key names).
     """
     root = Path(root) if root is not None else cache_root()
     digest = key_digest(key)
@@ -125,7 +135,7 @@ def cached_frames(name: str, key: dict, count: int, frame_shape: tuple,
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{slug}-{digest[:16]}.", suffix=".tmp", dir=root))
     try:
-        _build(tmp, key, count, tuple(frame_shape), samples, name)
+        _build(tmp, key, tuple(frame_shape), plan, name)
         if path.exists():
             shutil.rmtree(path, ignore_errors=True)
         try:
@@ -147,15 +157,19 @@ def cached_frames(name: str, key: dict, count: int, frame_shape: tuple,
     return entry
 
 
-def _build(tmp: Path, key: dict, count: int, frame_shape: tuple,
-           samples: Callable[[], Iterable[tuple[np.ndarray, int]]], name: str) -> None:
+def _build(tmp: Path, key: dict, frame_shape: tuple, plan: Plan, name: str) -> None:
+    labels, test, samples = plan()
+    labels = np.asarray(labels, dtype=np.int64)
+    test = np.asarray(test, dtype=bool)
+    count = len(labels)
+    if test.shape != (count,):
+        raise RuntimeError(f"{name}: {len(test)} test flags for {count} labels")
     shape = (count, *frame_shape)
     frames = np.lib.format.open_memmap(tmp / "frames.npy", mode="w+", dtype=np.uint16,
                                        shape=shape)
-    labels = np.zeros(count, dtype=np.int64)
     clipped = 0
     i = -1
-    for i, (sample, label) in enumerate(samples()):
+    for i, sample in enumerate(samples):
         if i >= count:
             raise RuntimeError(f"{name}: more samples than the {count} announced")
         if sample.shape != frame_shape:
@@ -166,17 +180,17 @@ def _build(tmp: Path, key: dict, count: int, frame_shape: tuple,
             clipped += int(over.sum())
             sample = np.minimum(sample, MAX_COUNT)
         frames[i] = sample
-        labels[i] = label
     if i + 1 != count:
         raise RuntimeError(f"{name}: {i + 1} samples, {count} announced")
     frames.flush()
     del frames
     np.save(tmp / "labels.npy", labels)
+    np.save(tmp / "test.npy", test)
     if clipped:
         warnings.warn(f"{name}: {clipped} frame counts above {MAX_COUNT} were clipped",
                       stacklevel=3)
     files = {n: {"bytes": (tmp / n).stat().st_size, "sha256": file_sha256(tmp / n)}
-             for n in ("frames.npy", "labels.npy")}
+             for n in FILES}
     write_json(tmp / "meta.json", {"key": _normalised(key), "format": FORMAT_VERSION,
                                    "shape": list(shape), "dtype": "uint16", "clipped": clipped,
                                    "files": files})

@@ -46,29 +46,35 @@ class FrameArrayDataset(Dataset):
         return torch.from_numpy(x), torch.tensor(int(self.labels[j]), dtype=torch.int64)
 
 
-def frame_splits(name: str, train: FrameSet, test: FrameSet, num_classes: int,
-                 val_fraction: float, seed: int, sample_shape: Optional[tuple] = None
-                 ) -> DataSplits:
-    """Hold out a stratified ``val_fraction`` of ``train`` (drawn by ``seed``) for validation.
+def frame_splits(name: str, fs: FrameSet, num_classes: int, val_fraction: float, seed: int,
+                 sample_shape: Optional[tuple] = None) -> DataSplits:
+    """Train / validation / test splits of the frames ``fs``: its test recordings
+    (``fs.test``), and the others with a stratified ``val_fraction`` (drawn by ``seed``) held
+    out for validation.
 
     ``sample_shape`` reshapes one frame (default: ``(P, H, W)`` as stored; SHD uses ``(700,)``).
     """
-    timesteps = int(train.frames.shape[1])
-    shape = tuple(sample_shape or train.frames.shape[2:])
-    bytes_f32 = 4 * (train.frames.size + test.frames.size)
-    if bytes_f32 <= in_memory_limit_bytes():
-        x = np.asarray(train.frames, dtype=np.float32).reshape(len(train.labels), timesteps,
-                                                               *shape)
-        xt = np.asarray(test.frames, dtype=np.float32).reshape(len(test.labels), timesteps,
-                                                               *shape)
-        return make_splits(name, "frames", x, train.labels, xt, test.labels, num_classes,
-                           val_fraction, seed, timesteps=timesteps)
-    keep, val = stratified_split(train.labels, val_fraction, seed)
+    timesteps = int(fs.frames.shape[1])
+    shape = tuple(sample_shape or fs.frames.shape[2:])
+    labels = np.asarray(fs.labels)
+    train_idx, test_idx = np.flatnonzero(~fs.test), np.flatnonzero(fs.test)
+    if len(train_idx) == 0 or len(test_idx) == 0:
+        missing = "training" if len(train_idx) == 0 else "test"
+        raise UserError(f"{name}: no {missing} recordings found; both splits are needed (see "
+                        f"README, 'Datasets')")
+    n_used = len(train_idx) + len(test_idx)
+    if 4 * n_used * int(np.prod(fs.frames.shape[1:])) <= in_memory_limit_bytes():
+        def dense(idx):
+            return np.asarray(fs.frames[idx], dtype=np.float32).reshape(len(idx), timesteps,
+                                                                         *shape)
+        return make_splits(name, "frames", dense(train_idx), labels[train_idx],
+                           dense(test_idx), labels[test_idx], num_classes, val_fraction, seed,
+                           timesteps=timesteps)
+    keep, val = stratified_split(labels[train_idx], val_fraction, seed)
     if len(keep) == 0 or len(val) == 0:
-        raise UserError(f"dataset {name!r} has too few training samples ({len(train.labels)}) "
+        raise UserError(f"dataset {name!r} has too few training samples ({len(train_idx)}) "
                         f"to hold out a validation split; give it more samples")
     info = DatasetInfo(name, "frames", shape, int(num_classes), timesteps)
-    return DataSplits(FrameArrayDataset(train.frames, train.labels, keep, shape),
-                      FrameArrayDataset(train.frames, train.labels, val, shape),
-                      FrameArrayDataset(test.frames, test.labels,
-                                        np.arange(len(test.labels)), shape), info)
+    return DataSplits(FrameArrayDataset(fs.frames, labels, train_idx[keep], shape),
+                      FrameArrayDataset(fs.frames, labels, train_idx[val], shape),
+                      FrameArrayDataset(fs.frames, labels, test_idx, shape), info)
