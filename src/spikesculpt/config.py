@@ -58,6 +58,7 @@ class TrainConfig:
     schedule: str = "cosine"     # cosine | constant
     loss: str = "ce"             # ce (on the time-averaged output) | tet (Deng et al. 2022)
     encoding: str = "direct"     # direct | poisson | latency (static data only)
+    augment: str = "none"        # none | standard | flip+shift+cutout (data/augment.py)
     val_fraction: float = 0.1
     seed: int = 0
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
@@ -65,8 +66,12 @@ class TrainConfig:
     device: str = "auto"         # auto | cpu | cuda | cuda:N
     amp: bool = False            # mixed precision on CUDA
     data_root: Optional[str] = None
+    download: bool = False       # let torchvision datasets fetch missing files into data_root
 
-    NOT_HASHED = ("device", "amp", "data_root")
+    NOT_HASHED = ("device", "amp", "data_root", "download")
+    # Hashed only when set away from their default, so that adding them did not rename the run
+    # directories of existing configs.
+    HASHED_IF_SET = {"augment": "none"}
 
     def validate(self) -> "TrainConfig":
         for name in ("epochs", "timesteps", "batch_size"):
@@ -86,6 +91,8 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: "
                                 f"{', '.join(allowed)}")
+        from spikesculpt.data.augment import parse_augment  # UserError for unknown ops
+        parse_augment(self.augment)
         if not self.neuron.tau > 0:
             raise UserError(f"neuron tau must be > 0, got {self.neuron.tau!r}; pass e.g. --tau 2.0")
         return self
@@ -97,6 +104,9 @@ class TrainConfig:
         d = self.to_dict()
         for name in self.NOT_HASHED:
             d.pop(name, None)
+        for name, default in self.HASHED_IF_SET.items():
+            if d.get(name) == default:
+                d.pop(name, None)
         return d
 
 
