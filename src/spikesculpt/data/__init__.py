@@ -17,7 +17,7 @@ from spikesculpt.data.registry import (DATASETS, load_dataset, register_dataset,
 
 from spikesculpt.data import digits, npz  # noqa: F401,E402  (register the built-in datasets)
 from spikesculpt.data import (cifar10dvs, digits_dvs, dvs128, nmnist,  # noqa: F401,E402
-                              shd)
+                              shd, vision)
 
 __all__ = ["DATASETS", "DataSplits", "DatasetInfo", "load_dataset", "register_dataset",
            "split_name", "stratified_split"]
