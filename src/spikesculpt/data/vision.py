@@ -146,7 +146,7 @@ class _SafeUnpickler(pickle.Unpickler):
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray",
                                                            "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype"), ("copyreg", "_reconstructor"),
-               ("builtins", "object")}
+               ("builtins", "object"), ("_codecs", "encode")}  # bytes in protocol-2 pickles
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
