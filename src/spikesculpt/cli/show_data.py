@@ -1,4 +1,4 @@
-"""``spikesculpt show-data DATASET``: write a PNG grid of a few samples (event frames per time bin)."""
+"""``spikesculpt show-data DATASET``: a PNG grid of a few samples (event frames per time bin)."""
 
 from __future__ import annotations
 

@@ -131,7 +131,7 @@ def list_cifar10dvs(root: Path, test_first: bool
 @register_dataset("cifar10-dvs")
 def cifar10_dvs(arg: Optional[str], *, seed: int, val_fraction: float, data_root=None,
                 timesteps: Optional[int] = None) -> DataSplits:
-    """CIFAR10-DVS (AEDAT 2.0) under --data-root: [T, 2, N, N] frames (N = size, 128), 10 classes."""
+    """CIFAR10-DVS (AEDAT 2.0) under --data-root: [T, 2, N, N] frames, 10 classes."""
     opts = parse_options("cifar10-dvs", arg, frame_options({"size": 128, "test": "last"}),
                          positional="size")
     if opts["test"] not in ("last", "first"):

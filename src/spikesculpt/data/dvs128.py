@@ -243,7 +243,7 @@ def _archive_listing(archive: Path):
 @register_dataset("dvs128-gesture")
 def dvs128_gesture(arg: Optional[str], *, seed: int, val_fraction: float, data_root=None,
                    timesteps: Optional[int] = None) -> DataSplits:
-    """DVS128 Gesture (AEDAT 3.1) under --data-root: [T, 2, N, N] frames (N = size, 128), 11 classes."""
+    """DVS128 Gesture (AEDAT 3.1) under --data-root: [T, 2, N, N] frames, 11 classes."""
     opts = parse_options("dvs128-gesture", arg, frame_options({"size": 128}), positional="size")
     if not 0 < opts["size"] <= 128:
         raise UserError(f"dvs128-gesture: size={opts['size']} must be in 1..128")

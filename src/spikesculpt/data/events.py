@@ -24,7 +24,7 @@ EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "i1")])
 
 
 def make_events(t, x, y, p) -> np.ndarray:
-    """A structured event array from four equally long sequences (copied, cast to ``EVENT_DTYPE``)."""
+    """A structured event array from four equally long sequences (cast to ``EVENT_DTYPE``)."""
     t = np.asarray(t)
     n = len(t)
     for name, a in (("x", x), ("y", y), ("p", p)):

@@ -6,8 +6,9 @@ A reader lists its recordings as ``Recording(source, label, test)`` (``source`` 
 in errors: a path, or ``archive.zip:member``), and yields their event streams in that order;
 :func:`native_splits` bins them (``events_to_frames``), caches the frames of the whole dataset
 in one entry (keyed by the sources' names, sizes and modification times, T, binning and output
-size; the files are only read when that entry is missing) and splits them: the dataset's own train / test split, and a stratified ``val_fraction``
-of the training recordings (drawn by the run's seed) for validation.
+size; the files are only read when that entry is missing) and splits them: the dataset's own
+train / test split, and a stratified ``val_fraction`` of the training recordings (drawn by the
+run's seed) for validation.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ validation split; the weights with the best validation accuracy are kept (ties k
 epoch) and the test accuracy is reported for those weights — never the best *test* accuracy.
 
 Randomness is explicit: batch order, Poisson encoding and ``--augment`` (training batches only)
-draw from generators seeded by ``(seed, epoch)``, so a resumed run replays exactly the epochs an uninterrupted run would (on CPU).
+draw from generators seeded by ``(seed, epoch)``, so a resumed run replays exactly the epochs an
+uninterrupted run would (on CPU).
 """
 
 from __future__ import annotations
