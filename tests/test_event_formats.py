@@ -305,3 +305,24 @@ def test_frames_t_must_be_positive():
         with pytest.raises(UserError, match="positive number of time steps"):
             load_dataset("digits-dvs", seed=0, timesteps=bad)
     assert np.all(events_to_frames(empty_events(), (4, 3, 2), 5) == 0)
+
+
+def test_memory_mapped_path_matches_and_trains(tmp_path, monkeypatch, capsys):
+    write_nmnist(tmp_path, nmnist_files())
+    dense = load_dataset("nmnist", seed=0, data_root=str(tmp_path), timesteps=2)
+    monkeypatch.setenv("SPIKESCULPT_FRAMES_IN_MEMORY_GB", "0")   # as for data beyond memory
+    mapped = load_dataset("nmnist", seed=0, data_root=str(tmp_path), timesteps=2)
+    assert not hasattr(mapped.test, "tensors") and len(mapped.test) == 2
+    for split in ("train", "val", "test"):
+        a, b = getattr(dense, split), getattr(mapped, split)
+        xb = torch.stack([b[i][0] for i in range(len(b))])
+        yb = torch.stack([b[i][1] for i in range(len(b))])
+        assert torch.equal(a.tensors[0], xb) and torch.equal(a.tensors[1], yb)
+    assert mapped.test.targets.tolist() == [0, 1]
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "nmnist", "--data-root", str(tmp_path), "--model", "conv",
+                 "--epochs", "1", "--timesteps", "2", "--batch-size", "4", "--augment", "shift",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert main(["show-data", "nmnist", "--data-root", str(tmp_path), "--timesteps", "2",
+                 "--out", str(tmp_path / "n.png")]) == 0
+    assert (tmp_path / "n.png").read_bytes()[:4] == b"\x89PNG"

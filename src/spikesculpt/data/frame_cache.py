@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from spikesculpt.io import write_json
 
@@ -169,7 +170,9 @@ def _build(tmp: Path, key: dict, frame_shape: tuple, plan: Plan, name: str) -> N
                                        shape=shape)
     clipped = 0
     i = -1
-    for i, sample in enumerate(samples):
+    bar = tqdm(samples, total=count, desc=f"{name}: building frames (cached for next time)",
+               leave=False, disable=None, dynamic_ncols=True)  # shown on terminals only
+    for i, sample in enumerate(bar):
         if i >= count:
             raise RuntimeError(f"{name}: more samples than the {count} announced")
         if sample.shape != frame_shape:

@@ -40,6 +40,11 @@ class FrameArrayDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
+    @property
+    def targets(self) -> np.ndarray:
+        """The labels in dataset order (without reading any frames)."""
+        return np.asarray(self.labels)[self.indices]
+
     def __getitem__(self, i: int):
         j = int(self.indices[i])
         x = np.asarray(self.frames[j], dtype=np.float32).reshape(-1, *self.sample_shape)

@@ -27,12 +27,15 @@ def pick_samples(dataset, n: int) -> list[tuple[np.ndarray, int]]:
     tensors = getattr(dataset, "tensors", None)
     if tensors is not None:
         labels = tensors[1].numpy()
+    elif hasattr(dataset, "targets"):      # lazy datasets: labels without reading samples
+        labels = np.asarray(dataset.targets)
     else:
         labels = np.array([int(dataset[i][1]) for i in range(len(dataset))])
     order = []
     for c in np.unique(labels):
         order.append(int(np.flatnonzero(labels == c)[0]))
-    rest = [i for i in range(len(labels)) if i not in set(order)]
+    first = set(order)
+    rest = [i for i in range(min(len(labels), n + len(order))) if i not in first]
     chosen = (order + rest)[:n]
     out = []
     for i in chosen:

@@ -281,6 +281,11 @@ class ImageFolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    @property
+    def targets(self) -> np.ndarray:
+        """The labels in dataset order (without decoding any image)."""
+        return self.labels
+
     def __getitem__(self, i: int):
         from PIL import Image, UnidentifiedImageError
 
