@@ -272,3 +272,12 @@ def test_show_data_writes_a_png(tmp_path, capsys):
     assert ((px[..., 0] > 150) & (px[..., 2] < 80)).any()
     assert ((px[..., 2] > 150) & (px[..., 0] < 80)).any()
     assert main(["show-data", "digits", "--samples", "2", "--out", str(tmp_path / "d.png")]) == 0
+
+
+def test_unwritable_cache_is_a_user_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("SPIKESCULPT_CACHE_DIR", str(blocker / "cache"))
+    x, y = _digits(2)
+    with pytest.raises(UserError, match="cannot write the frame cache .*SPIKESCULPT_CACHE_DIR"):
+        emulated_frames("t", x, y, DVSEmulator(**FAST), 2)

@@ -36,6 +36,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 from tqdm.auto import tqdm
 
+from spikesculpt.errors import UserError
 from spikesculpt.io import write_json
 
 FORMAT_VERSION = 1
@@ -133,10 +134,19 @@ def cached_frames(name: str, key: dict, frame_shape: tuple, plan: Plan,
         if entry is not None:
             return entry
         warnings.warn(f"frame cache entry {path} is {why}; rebuilding it", stacklevel=2)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{slug}-{digest[:16]}.", suffix=".tmp", dir=root))
     try:
-        _build(tmp, key, tuple(frame_shape), plan, name)
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{slug}-{digest[:16]}.", suffix=".tmp", dir=root))
+    except OSError as exc:
+        raise UserError(f"cannot write the frame cache in {root} ({exc.strerror or exc}); set "
+                        f"SPIKESCULPT_CACHE_DIR to a writable folder") from None
+    try:
+        try:
+            _build(tmp, key, tuple(frame_shape), plan, name)
+        except OSError as exc:  # disk full, quota: the sources raise UserErrors of their own
+            raise UserError(f"cannot write the frame cache in {root} ({exc.strerror or exc}); "
+                            f"free some space or set SPIKESCULPT_CACHE_DIR to another "
+                            f"folder") from None
         if path.exists():
             shutil.rmtree(path, ignore_errors=True)
         try:
