@@ -98,6 +98,7 @@ class TrainConfig:
     schedule: str = "cosine"     # cosine | constant
     loss: str = "ce"             # ce (on the time-averaged output) | tet (Deng et al. 2022)
     encoding: str = "direct"     # direct | poisson | latency (static data only)
+    augment: str = "none"        # none | standard | flip+shift+cutout (data/augment.py)
     val_fraction: float = 0.1
     seed: int = 0
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
@@ -106,11 +107,15 @@ class TrainConfig:
     device: str = "auto"         # auto | cpu | cuda | cuda:N
     amp: bool = False            # mixed precision on CUDA
     data_root: Optional[str] = None
+    download: bool = False       # let torchvision datasets fetch missing files into data_root
 
-    NOT_HASHED = ("device", "amp", "data_root")
+    NOT_HASHED = ("device", "amp", "data_root", "download")
     # Option sections and the methods that read them: a section is hashed only for those
     # methods, so e.g. --density does not rename a dense run.
     SECTION_METHODS = {"sparse": ("static", "set", "rigl", "esl")}
+    # Hashed only when set away from their default, so that adding them did not rename the run
+    # directories of existing configs.
+    HASHED_IF_SET = {"augment": "none"}
 
     def validate(self) -> "TrainConfig":
         for name in ("epochs", "timesteps", "batch_size"):
@@ -131,6 +136,8 @@ class TrainConfig:
                 raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: "
                                 f"{', '.join(allowed)}")
         self.sparse.validate()
+        from spikesculpt.data.augment import parse_augment  # UserError for unknown ops
+        parse_augment(self.augment)
         if not self.neuron.tau > 0:
             raise UserError(f"neuron tau must be > 0, got {self.neuron.tau!r}; pass e.g. --tau 2.0")
         return self
@@ -145,6 +152,9 @@ class TrainConfig:
         for section, methods in self.SECTION_METHODS.items():
             if self.method not in methods:
                 d.pop(section, None)
+        for name, default in self.HASHED_IF_SET.items():
+            if d.get(name) == default:
+                d.pop(name, None)
         return d
 
 

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     for what in [args.what] if args.what else list(regs):
         reg = regs[what]
         print(f"{what}:")
+        width = max([12, *(len(name) for name in reg.names())])
         for name in reg.names():
-            print(f"  {name:<12} {_first_line(reg.get(name))}")
+            print(f"  {name:<{width}} {_first_line(reg.get(name))}")
     return 0

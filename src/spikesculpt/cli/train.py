@@ -27,6 +27,8 @@ TRAIN_FLAGS = {
     "--seed": ("seed", int, "random seed"),
     "--device": ("device", str, "auto | cpu | cuda | cuda:N"),
     "--data-root": ("data_root", str, "folder with downloaded datasets"),
+    "--augment": ("augment", str, "training-batch augmentation: none | standard (flip+shift) | "
+                  "flip, shift, cutout joined with +"),
 }
 SPARSE_FLAGS = {
     "--density": ("density", float, "sparse methods: fraction of connections kept, in (0, 1]"),
@@ -69,6 +71,8 @@ def add_config_flags(p, method_flag: bool = True) -> None:
     p.add_argument("--detach-reset", action="store_true", default=None,
                    help="no gradient through the reset")
     p.add_argument("--amp", action="store_true", default=None, help="mixed precision (CUDA)")
+    p.add_argument("--download", action="store_true", default=None,
+                   help="fetch missing torchvision datasets (mnist, cifar10, ...) into --data-root")
     p.add_argument("--model-arg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="extra model argument, value in YAML (e.g. hidden=[128,128]); repeatable")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML config; flags override it")
@@ -90,6 +94,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         neuron["detach_reset"] = True
     if args.amp:
         flags["amp"] = True
+    if args.download:
+        flags["download"] = True
     overlay(config, {k: v for k, v in flags.items() if v is not None}, "command line")
     overlay(config.neuron, {k: v for k, v in neuron.items()
                             if v is not None or (k == "v_reset" and args.soft_reset)},

@@ -8,11 +8,14 @@
 
 A factory receives the text after the first colon as ``arg`` (None without one), the run's
 ``seed`` (validation split, augmentation), ``val_fraction``, the ``--data-root`` folder and the
-run's ``timesteps`` (for data binned into frames); it returns ``DataSplits``.
+run's ``timesteps`` (for data binned into frames); it returns ``DataSplits``. A factory that
+declares a ``download`` keyword also receives the ``--download`` flag (datasets that can fetch
+their files); the others never see it.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Optional
 
 from spikesculpt.data.base import DataSplits
@@ -35,11 +38,15 @@ def split_name(name: str) -> tuple[str, Optional[str]]:
 
 
 def load_dataset(name: str, *, seed: int = 0, val_fraction: float = 0.1,
-                 data_root: Optional[str] = None, timesteps: Optional[int] = None) -> DataSplits:
+                 data_root: Optional[str] = None, timesteps: Optional[int] = None,
+                 download: bool = False) -> DataSplits:
     """Load dataset ``name`` (``spikesculpt list datasets``) as train / validation / test."""
     base, arg = split_name(name)
     factory = DATASETS.get(base)
     if not 0 < val_fraction < 1:
         raise UserError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
+    extra = {}
+    if "download" in inspect.signature(factory).parameters:
+        extra["download"] = bool(download)
     return factory(arg, seed=seed, val_fraction=val_fraction, data_root=data_root,
-                   timesteps=timesteps)
+                   timesteps=timesteps, **extra)

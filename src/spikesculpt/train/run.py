@@ -55,7 +55,8 @@ def build(config: TrainConfig):
     config.validate()
     method = build_method(config)
     splits = load_dataset(config.dataset, seed=config.seed, val_fraction=config.val_fraction,
-                          data_root=config.data_root, timesteps=config.timesteps)
+                          data_root=config.data_root, timesteps=config.timesteps,
+                          download=config.download)
     model = method.prepare_model(build_model(config, splits.info))
     return splits, model, [method]
 

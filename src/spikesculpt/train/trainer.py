@@ -6,8 +6,9 @@ event frames ``[B, T, ...] -> [T, B, ...]``, run the model to logits ``[T, B, K]
 validation split; the weights with the best validation accuracy are kept (ties keep the earlier
 epoch) and the test accuracy is reported for those weights — never the best *test* accuracy.
 
-Randomness is explicit: batch order and Poisson encoding draw from generators seeded by
-``(seed, epoch)``, so a resumed run replays exactly the epochs an uninterrupted run would (on CPU).
+Randomness is explicit: batch order, Poisson encoding and ``--augment`` (training batches only)
+draw from generators seeded by ``(seed, epoch)``, so a resumed run replays exactly the epochs an
+uninterrupted run would (on CPU).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from spikesculpt.config import TrainConfig
+from spikesculpt.data.augment import build_augment
 from spikesculpt.encoding import encode
 from spikesculpt.metrics.activity import ActivityRecorder
 from spikesculpt.models.utils import stateful_modules
@@ -98,6 +100,8 @@ class Trainer:
         self.best_state: Optional[dict] = None
         self.train_seconds = 0.0
         self.last_batch = None
+        # train-time augmentation of batch-first samples (``--augment``), None when off
+        self.augment = build_augment(config.augment, splits.info)
         self.stateful = stateful_modules(self.model)  # e.g. SpikingJelly neurons: reset per batch
         for cb in self.callbacks:
             cb.setup(self)
@@ -121,6 +125,7 @@ class Trainer:
         cfg = self.config
         order_gen = _generator(cfg.seed, epoch, 0)
         enc_gen = _generator(cfg.seed, epoch, 1)
+        aug_gen = _generator(cfg.seed, epoch, 2)
         if self.device.type != "cpu":
             enc_gen = None  # Poisson draws on the device use the global (seeded) CUDA generator
         total_loss = correct = seen = 0
@@ -128,6 +133,8 @@ class Trainer:
         bar = tqdm(batches, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    leave=False, disable=not self.progress or None, dynamic_ncols=True)
         for x, y in bar:
+            if self.augment is not None:
+                x = self.augment(x, aug_gen)
             x = self.to_time_major(x, enc_gen)
             y = y.to(self.device, non_blocking=True)
             self.last_batch = (x, y)

@@ -1,0 +1,42 @@
+"""``spikesculpt show-data DATASET``: a PNG grid of a few samples (event frames per time bin)."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from spikesculpt.cli.parser import positive_int
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("show-data", help="write a picture of a dataset's samples (PNG)",
+                       description=__doc__)
+    p.add_argument("dataset", metavar="DATASET", help="e.g. digits-dvs, nmnist, dvs:mnist")
+    p.add_argument("--data-root", default=None, help="folder with downloaded datasets")
+    p.add_argument("--download", action="store_true", help="fetch torchvision datasets")
+    p.add_argument("--timesteps", type=positive_int, default=8,
+                   help="time bins of event data (default 8)")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test")
+    p.add_argument("--samples", type=positive_int, default=10,
+                   help="rows: one per class first (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the validation split")
+    p.add_argument("--out", metavar="FILE.png", default=None,
+                   help="output file (default: <dataset>.png in the current folder)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from spikesculpt.data import load_dataset
+    from spikesculpt.data.show import pick_samples, plot_samples
+
+    splits = load_dataset(args.dataset, seed=args.seed, data_root=args.data_root,
+                          timesteps=args.timesteps, download=args.download)
+    samples = pick_samples(getattr(splits, args.split), args.samples)
+    out = args.out or re.sub(r"[^A-Za-z0-9_.-]+", "_", args.dataset) + ".png"
+    info = splits.info
+    shape = "x".join(str(v) for v in info.input_shape)
+    what = (f"T={info.timesteps} frames of {shape}" if info.kind == "frames"
+            else f"images {shape}")
+    path = plot_samples(samples, info, out, f"{args.dataset} ({args.split} split): {what}")
+    print(f"wrote {path} ({len(samples)} samples of {args.dataset}, {what})")
+    return 0
