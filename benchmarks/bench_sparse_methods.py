@@ -22,7 +22,6 @@ Results: ``benchmarks/results/sparse_<dataset>-<model>_<cpu>_<threads>t_<date>.{
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime as _dt
 import json
 import platform
@@ -106,17 +105,42 @@ def summarize(rows, keys) -> list[dict]:
     return out
 
 
+def run_jobs(args, root, jobs) -> list[dict]:
+    """Run ``(label, density, seed, extra)`` jobs, in ``--workers`` processes if > 1 (each with
+    ``--threads`` threads; on a GPU they share the device). Results in job order."""
+    if args.workers <= 1:
+        out = []
+        for label, density, seed, extra in jobs:
+            out.append(one_run(args, label, density, seed, root, **extra))
+            print(f"  seed {seed} d={density:<5} {label:<13} {extra or ''} "
+                  f"test {100 * out[-1]['test_accuracy']:.2f}%", flush=True)
+        return out
+    import concurrent.futures as cf
+    import multiprocessing as mp
+
+    with cf.ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"),
+                                initializer=torch.set_num_threads,
+                                initargs=(args.threads,)) as pool:
+        futures = [pool.submit(one_run, args, label, density, seed, root, **extra)
+                   for label, density, seed, extra in jobs]
+        out = []
+        for (label, density, seed, extra), fut in zip(jobs, futures):
+            out.append(fut.result())
+            print(f"  seed {seed} d={density:<5} {label:<13} {extra or ''} "
+                  f"test {100 * out[-1]['test_accuracy']:.2f}%", flush=True)
+        return out
+
+
 def part_accuracy(args, root) -> dict:
-    rows = []
+    jobs = []
     for seed in range(args.seeds):
-        rows.append(one_run(args, "dense", 1.0, seed, root))
+        jobs.append(("dense", 1.0, seed, {}))
         for density in args.densities:
             if density == 1.0:
                 continue
             for label in args.variants:
-                rows.append(one_run(args, label, density, seed, root))
-                print(f"  seed {seed} d={density:<5} {label:<13} "
-                      f"test {100 * rows[-1]['test_accuracy']:.2f}%", flush=True)
+                jobs.append((label, density, seed, {}))
+    rows = run_jobs(args, root, jobs)
     summary = summarize(rows, ["variant", "density_target"])
     dense = next(s for s in summary if s["variant"] == "dense")
     print(f"\ntest accuracy (%) mean ± std over {args.seeds} seeds; dense "
@@ -135,15 +159,10 @@ def part_accuracy(args, root) -> dict:
 
 
 def part_sweep(args, root) -> dict:
-    rows = []
-    for seed in range(args.seeds):
-        for grow in ("random", "gradient", "hebbian"):
-            for every in args.sweep_every:
-                r = one_run(args, f"esl-{grow}", args.sweep_density, seed, root,
-                            update_every=every)
-                rows.append(r)
-                print(f"  seed {seed} esl grow={grow:<8} T_iter={every:<4} "
-                      f"test {100 * r['test_accuracy']:.2f}%", flush=True)
+    jobs = [(f"esl-{grow}", args.sweep_density, seed, {"update_every": every})
+            for seed in range(args.seeds) for grow in ("random", "gradient", "hebbian")
+            for every in args.sweep_every]
+    rows = run_jobs(args, root, jobs)
     summary = summarize(rows, ["variant", "update_every"])
     print(f"\nESL sweep at density {args.sweep_density}: test accuracy (%)")
     for s in summary:
@@ -153,21 +172,24 @@ def part_sweep(args, root) -> dict:
 
 
 def part_overhead(args, root) -> dict:
-    pairs = []
+    """dense / ESL (its defaults) / ESL with Hebbian growth, interleaved in rotating order."""
+    labels = ["dense", "esl", "esl-hebbian"]
+    rounds = []
     for rep in range(args.overhead_repeats):
-        order = ["dense", "esl-hebbian"] if rep % 2 == 0 else ["esl-hebbian", "dense"]
+        order = labels[rep % 3:] + labels[:rep % 3]
         t = {}
         for label in order:
-            # a fresh directory each time: a finished config would be a no-op
-            sub = root / f"overhead-{rep}"
+            sub = root / f"overhead-{rep}"  # fresh directories: a finished config is a no-op
             t[label] = one_run(args, label, args.sweep_density, 0, sub)["train_seconds"]
-        pairs.append({"dense_s": t["dense"], "esl_s": t["esl-hebbian"],
-                      "ratio": t["esl-hebbian"] / t["dense"]})
-    ratio = statistics.median(p["ratio"] for p in pairs)
-    print(f"\nESL (hebbian, density {args.sweep_density}) / dense whole-run training time: "
-          f"median ratio {ratio:.3f} over {len(pairs)} interleaved pairs "
-          f"(range {min(p['ratio'] for p in pairs):.3f}-{max(p['ratio'] for p in pairs):.3f})")
-    return {"pairs": pairs, "median_ratio": ratio}
+        rounds.append(t)
+    result = {"rounds": rounds}
+    for label in labels[1:]:
+        ratios = [r[label] / r["dense"] for r in rounds]
+        result[f"{label}_median_ratio"] = statistics.median(ratios)
+        print(f"\n{label} (density {args.sweep_density}) / dense whole-run training time: median "
+              f"{statistics.median(ratios):.3f} over {len(ratios)} interleaved rounds "
+              f"(range {min(ratios):.3f}-{max(ratios):.3f})")
+    return result
 
 
 def main(argv=None) -> int:
@@ -180,6 +202,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=1,
+                   help="parallel runs (processes) for the accuracy and sweep parts")
     p.add_argument("--parts", default="accuracy,sweep,overhead")
     p.add_argument("--densities", default=",".join(map(str, DENSITIES)))
     p.add_argument("--variants", default=",".join(VARIANTS))
@@ -208,6 +232,9 @@ def main(argv=None) -> int:
           f"torch {meta['torch']}", flush=True)
     results = {"meta": meta}
     start = time.perf_counter()
+    from spikesculpt.data import load_dataset
+
+    load_dataset(args.dataset, timesteps=args.timesteps)  # build any data cache once, up front
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for part in args.parts.split(","):
@@ -232,7 +259,7 @@ def main(argv=None) -> int:
         with open(stem.with_suffix(".csv"), "w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=cols)
             w.writeheader()
-            w.writerows({**copy.copy(r), **meta} if False else r for r in rows)
+            w.writerows(rows)
     print(f"\nwrote {stem}.json" + (" and .csv" if rows else ""))
     return 0
 
