@@ -337,3 +337,18 @@ def test_hebbian_esl_under_mixed_precision():
         opt.step()
     assert len(method.updates) == 2
     assert all(method.mask.active(n) == method.counts[n] for n in method.mask)
+
+
+def test_only_unnormalised_layers_are_rescaled_at_initialisation():
+    torch.manual_seed(0)
+    model = tiny_model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    method = create_method("static", density=0.3)
+    method.prepare_model(model)
+    # conv -> BN blocks keep their values; the readout (no BN after it) is scaled by 1/sqrt(d)
+    assert method.rescaled == ["readout.weight"]
+    for n in method.mask:
+        kept = method.mask[n]
+        d = method.mask.density(n)
+        scale = d ** -0.5 if n in method.rescaled else 1.0
+        assert torch.allclose(dict(model.named_parameters())[n][kept], before[n][kept] * scale)

@@ -115,7 +115,7 @@ class SparseMethod(Method):
         self.mask = random_mask({n: shapes[n] for n in sparse_names}, self.counts,
                                 self.generator)
         self.mask.apply_(model)
-        rescale_kept_weights(model, self.mask)
+        self.rescaled = rescale_kept_weights(model, self.mask)
         self.initial_mask = self.mask.clone()
         self.model = model
         return model
@@ -257,7 +257,8 @@ class SparseMethod(Method):
                 "update_until": self.update_until if self.rewires else None,
                 "schedule": self.schedule if self.rewires else None,
                 "dense_first": self.dense_first, "dense_last": self.dense_last,
-                "layer_counts": dict(self.counts)}
+                "layer_counts": dict(self.counts),
+                "rescaled_layers": list(getattr(self, "rescaled", []))}
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict:
@@ -286,23 +287,46 @@ class SparseMethod(Method):
 
 
 @torch.no_grad()
-def rescale_kept_weights(model: nn.Module, mask: Mask) -> None:
-    """Multiply the kept weights of every masked layer by ``1/sqrt(d_l)`` (d_l its density).
+def rescale_kept_weights(model: nn.Module, mask: Mask) -> list[str]:
+    """Multiply the kept weights of every masked layer whose output is *not* normalised by
+    ``1/sqrt(d_l)`` (d_l its density); return the names of the layers rescaled.
 
     A neuron of a layer at density d sees on average ``d·fan_in`` inputs, so its input current
-    has ``d`` times the variance it would have in the dense layer. Without BatchNorm to undo
-    that (MLPs, readouts), LIF layers then sit below threshold and never fire: measured on
+    has ``d`` times the variance it would have in the dense layer. Without a normalisation to
+    undo that (MLPs, readouts), LIF layers then sit below threshold and never fire: measured on
     digits (mlp 256-256, ESL at density 0.1, 30 epochs): firing rate 6e-5 at the start and
     70.8% test accuracy without the rescaling. Rescaling restores the dense initial variance
     (the variance-preserving sparse initialisation of Evci et al. 2022, "Gradient flow in sparse
     neural networks and how lottery tickets win", AAAI, here per layer rather than per neuron).
-    Our choice, for every sparse method alike; layers followed by BatchNorm are unaffected.
+
+    A layer followed by a normalisation (the next module in registration order is a BatchNorm,
+    GroupNorm or LayerNorm: ``conv -> BN`` blocks, SpikingJelly's ``SeqToANNContainer(conv,
+    BN)``) is left alone: its output scale is normalised away, and larger weights would only
+    shrink its effective learning rate (with Adam, relative updates ∝ lr/|w|).
+    Our choice, for every sparse method alike.
     """
+    normalised = _normalised_layers(model)
     params = dict(model.named_parameters())
+    done = []
     for name, m in mask.items():
         d = float(m.sum()) / m.numel()
-        if 0 < d < 1:
+        if 0 < d < 1 and name not in normalised:
             params[name].mul_(d ** -0.5)
+            done.append(name)
+    return done
+
+
+_NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
+
+
+def _normalised_layers(model: nn.Module) -> set[str]:
+    """Weight names of layers whose next leaf module (registration order) is a normalisation."""
+    leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
+    out = set()
+    for (name, module), (_, nxt) in zip(leaves, leaves[1:]):
+        if isinstance(nxt, _NORMS) and isinstance(getattr(module, "weight", None), nn.Parameter):
+            out.add(f"{name}.weight" if name else "weight")
+    return out
 
 
 def _numel(shape) -> int:
