@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import statistics
 import time
+import warnings
 from typing import Callable, Iterable, Optional
 
 import torch
@@ -79,10 +80,12 @@ class SparseLinear(nn.Module):
         return w
 
     def _torch(self, x2: torch.Tensor) -> torch.Tensor:
-        w = torch.sparse_csr_tensor(self.rowptr, self.cols.long(), self.vals,
-                                    (self.out_features, self.in_features),
-                                    device=self.vals.device)
-        y = (w @ x2.t()).t()
+        with warnings.catch_warnings():  # "beta" / invariant-check notices from torch.sparse
+            warnings.simplefilter("ignore", UserWarning)
+            w = torch.sparse_csr_tensor(self.rowptr, self.cols.long(), self.vals,
+                                        (self.out_features, self.in_features),
+                                        device=self.vals.device)
+            y = (w @ x2.t()).t()
         return y + self.bias if self.bias is not None else y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
