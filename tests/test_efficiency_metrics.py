@@ -1,7 +1,6 @@
 """Efficiency metrics: SynOps against hand computations and NeuroBench, energy, footprint, and the
 metrics.json / evaluate contract."""
 
-import json
 import math
 
 import pytest
