@@ -48,6 +48,37 @@ _SRC = r"""
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+/* In-register transpose of a 16x16 float block: r[i] = row i -> r[j] = column j. */
+static inline void tr16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+    __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+    r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  for (int i = 0; i < 4; i++) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+    t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+    t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+    t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+  }
+  for (int i = 0; i < 4; i++) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+    r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+    r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+    r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+  }
+}
+#endif
 
 typedef float v16 __attribute__((vector_size(64)));
 #define RB 64   /* input rows per block */
@@ -75,7 +106,20 @@ int sl_rows_f32(const float* x, int64_t n, int64_t f, int64_t o, const int64_t* 
       const int64_t r0 = b * RB, m = n - r0 < RB ? n - r0 : RB;
       if (b != cur) {  /* transpose the block into xt[f][RB], zero-padded */
         if (m < RB) memset(xt, 0, sizeof(float) * (size_t)(f * RB));
-        for (int64_t i0 = 0; i0 < f; i0 += 16) {
+        int64_t fdone = 0;
+#if defined(__AVX512F__)
+        if (m == RB) {  /* full blocks: 16x16 tiles transposed in registers */
+          for (; fdone + 16 <= f; fdone += 16) {
+            for (int64_t rg = 0; rg < RB; rg += 16) {
+              __m512 t[16];
+              for (int k = 0; k < 16; k++) t[k] = _mm512_loadu_ps(x + (r0 + rg + k) * f + fdone);
+              tr16(t);
+              for (int k = 0; k < 16; k++) _mm512_storeu_ps(xt + (fdone + k) * RB + rg, t[k]);
+            }
+          }
+        }
+#endif
+        for (int64_t i0 = fdone; i0 < f; i0 += 16) {
           const int64_t mi = f - i0 < 16 ? f - i0 : 16;
           for (int64_t r = 0; r < m; r++) {
             const float* xr = x + (r0 + r) * f + i0;
@@ -98,7 +142,20 @@ int sl_rows_f32(const float* x, int64_t n, int64_t f, int64_t o, const int64_t* 
         memcpy(&acc[jj][0], &a0, sizeof a0); memcpy(&acc[jj][16], &a1, sizeof a1);
         memcpy(&acc[jj][32], &a2, sizeof a2); memcpy(&acc[jj][48], &a3, sizeof a3);
       }
-      for (int64_t r = 0; r < m; r++) {
+      int64_t rdone = 0;
+#if defined(__AVX512F__)
+      if (mj == JT) {  /* 16 rows x 16 outputs at a time, transposed in registers */
+        const __m512 bv = bias ? _mm512_loadu_ps(bias + j0) : _mm512_setzero_ps();
+        for (; rdone + 16 <= m; rdone += 16) {
+          __m512 t[16];
+          for (int k = 0; k < 16; k++) t[k] = _mm512_loadu_ps(&acc[k][rdone]);
+          tr16(t);
+          for (int k = 0; k < 16; k++)
+            _mm512_storeu_ps(y + (r0 + rdone + k) * o + j0, _mm512_add_ps(t[k], bv));
+        }
+      }
+#endif
+      for (int64_t r = rdone; r < m; r++) {
         float* yr = y + (r0 + r) * o + j0;
         for (int64_t jj = 0; jj < mj; jj++) yr[jj] = acc[jj][r] + (bias ? bias[j0 + jj] : 0.0f);
       }
