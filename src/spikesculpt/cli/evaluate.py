@@ -2,7 +2,8 @@
 
 With ``--sparse`` the model is also converted to the sparse inference model
 (``spikesculpt.export.to_sparse_inference``) and both are run on the test split: accuracy of
-each, agreement of their predictions, and the median time per batch of each and their ratio.
+each, agreement of their predictions, and the time per batch of each (best of 5 calls per
+batch, interleaved) and their ratio.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
             s = m["sparse_inference"]
             n = sum(layer["converted"] for layer in s["layers"])
             print(f"sparse inference ({n}/{len(s['layers'])} linear layers converted, "
-                  f"{s['threads']} threads, batch {s['batch_size']}): test accuracy "
+                  f"{s['threads']} thread{'s' if s['threads'] != 1 else ''}, batch {s['batch_size']}): "
+                  f"test accuracy "
                   f"{100 * s['test_accuracy_sparse']:.2f}% (dense {100 * s['test_accuracy_dense']:.2f}%), "
                   f"predictions agree {100 * s['agreement']:.2f}% | "
                   f"{1e3 * s['dense_seconds_per_batch']:.2f} ms dense vs "

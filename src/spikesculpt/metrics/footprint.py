@@ -8,8 +8,9 @@
   ``weight.shape[0]`` (output units / output channels) and the columns are the flattened rest.
   A layer whose CSR would be larger than dense (density above ~0.5 for float32) stays dense.
 
-This CSR is the layout the sparse inference model (``spikesculpt.export.sparse_inference``)
-keeps per layer (as its transpose, ordered by input), so the number is what deploying it costs.
+This is a storage format (what shipping the weights costs). The sparse inference model
+(``spikesculpt.export.sparse_inference``) holds this CSR plus its transpose (CSC, for the
+event-driven kernel), i.e. about twice the sparse weight bytes in memory.
 """
 
 from __future__ import annotations
