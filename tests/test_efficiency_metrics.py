@@ -217,3 +217,31 @@ def test_spikingjelly_style_multistep_conv_is_counted():
     assert a.per_sample()["effective_acs"] == pytest.approx(
         conv_ops(x.flatten(0, 1), conv)[0] / 5)
     assert math.isclose(a.per_sample()["dense"], 4 * 3 * 2 * (6 * 6 * 9 - 4 * 6 * 3 + 4))
+
+
+def test_spikingjelly_model_is_measured():
+    """A SpikingJelly multi-step model: its layer.Linear are connection layers, its LIFNode a
+    spiking layer (state reset before every batch)."""
+    pytest.importorskip("spikingjelly", reason="installed by the README test command")
+    from spikingjelly.activation_based import layer, neuron
+
+    torch.manual_seed(0)
+    net = nn.Sequential(layer.Linear(20, 30, step_mode="m"),
+                        neuron.LIFNode(tau=2.0, step_mode="m"),
+                        layer.Linear(30, 5, step_mode="m"))
+    with torch.no_grad():
+        net[0].weight.mul_((torch.rand(30, 20) < 0.5) * 4.0)
+        net[2].weight.mul_(torch.rand(5, 30) < 0.3)
+    x = (torch.rand(4, 8, 20) < 0.3).float()
+    spikes = {}
+    net[1].register_forward_hook(lambda m, i, o: spikes.__setitem__("s", o.detach()))
+    eff = measure_efficiency(net, [x, x])
+    s = spikes["s"]
+    per_col = (net[2].weight != 0).sum(0).double()
+    expected = float(((s != 0).double().reshape(-1, 30) @ per_col).sum()) / 8  # per sample
+    first = float(((x != 0).double().reshape(-1, 20) @ (net[0].weight != 0).sum(0).double()).sum()) / 8
+    assert eff["layers"]["2.weight"]["effective_acs"] == pytest.approx(expected)
+    assert eff["layers"]["0.weight"]["effective_acs"] == pytest.approx(first)
+    assert eff["synops"]["effective_macs"] == 0
+    assert eff["activation_sparsity"] == pytest.approx(1 - float(s.mean()))
+    assert 0 < float(s.mean()) < 1

@@ -127,14 +127,14 @@ def _deepcopy(model: nn.Module) -> nn.Module:
 @torch.no_grad()
 def to_sparse_inference(model: nn.Module, max_density: float = 0.5, mode: str = "auto",
                         inplace: bool = False) -> tuple[nn.Module, list[dict]]:
-    """A copy of ``model`` (in eval mode) with each sparse-enough ``nn.Linear`` replaced by a
+    """A CPU copy of ``model`` (in eval mode) with each sparse-enough ``nn.Linear`` replaced by a
     ``SparseLinear``; returns ``(model, report)`` with one ``{"name", "density", "converted"}``
     per linear layer (``name``: the weight's state-dict key)."""
     if isinstance(model, nn.Linear):
         converted = SparseLinear.from_linear(model, mode)
         return converted, [{"name": "weight", "density": converted.density, "converted": True}]
     target = model if inplace else _deepcopy(model)
-    target.eval()
+    target.cpu().eval()  # the native kernels run on the CPU
     report = []
     for name, child in list(target.named_modules()):
         if not isinstance(child, nn.Linear):

@@ -25,7 +25,7 @@ from torch import nn
 from spikesculpt.metrics.energy import DEFAULT_PRESET, energy_per_op
 from spikesculpt.metrics.footprint import footprint
 from spikesculpt.metrics.synops import SynOpsCounter
-from spikesculpt.models.utils import spiking_modules
+from spikesculpt.models.utils import spiking_modules, stateful_modules
 
 
 class ActivationCounter:
@@ -72,7 +72,10 @@ def measure_efficiency(model: nn.Module, batches: Iterable[torch.Tensor],
     model.eval()
     try:
         with SynOpsCounter(model) as ops, ActivationCounter(model) as act:
+            stateful = stateful_modules(model)  # e.g. SpikingJelly neurons: reset per batch
             for x in batches:
+                for module in stateful:
+                    module.reset()
                 model(x)
                 ops.add_samples(x.shape[1])
     finally:
