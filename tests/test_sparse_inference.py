@@ -23,9 +23,13 @@ def sparse_weight(out_f, in_f, density, g):
     return torch.randn(out_f, in_f, generator=g) * (torch.rand(out_f, in_f, generator=g) < density)
 
 
-def test_kernel_loads_on_this_machine():
-    """CI and developer machines have a C compiler: the kernel must really run here, so that
-    the comparisons below test it and not only the fallback."""
+def test_kernel_loads_where_there_is_a_compiler():
+    """Where a C compiler exists (CI, developer machines) the kernel must really load, so that
+    the comparisons below test it and not only the PyTorch fallback."""
+    from spikesculpt import native
+
+    if native.compiler() is None or native.disabled_by_env():
+        pytest.skip("no C compiler (or SPIKESCULPT_NATIVE=0): the fallback is tested instead")
     assert HAVE_KERNEL, _kernel.status()
 
 
