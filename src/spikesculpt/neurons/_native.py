@@ -17,7 +17,8 @@ That brings the benchmark to ~1.05-1.1x ReLU.
 How: the C source below is compiled on first use with the system C compiler (``$CC``, else
 ``cc``/``gcc``/``clang``; ``-O2 -ftree-vectorize -march=native -ffp-contract=off
 -fno-trapping-math -fopenmp``, falling back to fewer flags) into ``$SPIKESCULPT_CACHE_DIR`` (default ``~/.cache/spikesculpt``),
-keyed by a hash of source, flags, compiler and CPU, and loaded with ``ctypes``: no PyTorch
+keyed by a hash of source, flags, compiler and CPU, and loaded with ``ctypes`` (the shared
+helper ``spikesculpt/native.py``, also used by the sparse-inference kernel): no PyTorch
 headers, a few seconds once per machine. OpenMP resolves to PyTorch's own ``libgomp`` (same
 soname, already loaded), so the kernel shares PyTorch's thread pool and honours
 ``torch.set_num_threads``. After loading, a self-test checks that the native forward is
@@ -35,18 +36,14 @@ modes such as fake tensors or FLOP counters) uses the PyTorch path.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
-import platform
-import shutil
-import subprocess
-import sys
-import tempfile
 import threading
 import warnings
 from typing import Optional
 
 import torch
+
+from spikesculpt import native
 
 _SRC = r"""
 #include <stdint.h>
@@ -243,92 +240,12 @@ _lib = None          # ctypes.CDLL once loaded
 _state = "not tried"  # human-readable status
 
 
-def _cache_dir() -> str:
-    """``$SPIKESCULPT_CACHE_DIR/native`` or ``~/.cache/spikesculpt/native``; if that is not
-    writable, a private (0700, owned by us) directory under the system temp dir."""
-    d = os.environ.get("SPIKESCULPT_CACHE_DIR")
-    if not d:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        d = os.path.join(base, "spikesculpt")
-    d = os.path.join(d, "native")
-    try:
-        os.makedirs(d, exist_ok=True)
-        if os.access(d, os.W_OK):
-            return d
-    except OSError:
-        pass
-    d = os.path.join(tempfile.gettempdir(), f"spikesculpt-{os.getuid()}")
-    os.makedirs(d, mode=0o700, exist_ok=True)
-    st = os.stat(d)
-    if st.st_uid != os.getuid() or st.st_mode & 0o022:
-        # someone else could plant a library there: refuse
-        raise RuntimeError(f"no safe cache directory ({d} is not private); "
-                           "set SPIKESCULPT_CACHE_DIR")
-    return d
-
-
-def _cpu_signature() -> str:
-    """CPU model and feature flags: the cache key for a ``-march=native`` build."""
-    keep = []
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if not line.strip():
-                    break  # first processor block only
-                if line.startswith(("flags", "Features", "model name", "CPU part")):
-                    keep.append(line.strip())
-    except OSError:
-        pass
-    return "\n".join(keep) or (platform.processor() + platform.machine())
-
-
-def _compiler() -> Optional[str]:
-    for cand in (os.environ.get("CC"), "cc", "gcc", "clang"):
-        if cand and shutil.which(cand):
-            return cand
-    return None
-
-
 def _build() -> ctypes.CDLL:
-    cc = _compiler()
-    if cc is None:
-        raise RuntimeError("no C compiler found (set CC)")
     # -ffp-contract=off: no silent fused multiply-adds; the kernel writes fma() exactly where
     # PyTorch's CPU kernels use one, so results are bit-identical to the PyTorch path.
-    # -fno-trapping-math changes no result (no FP traps are enabled); it lets the selects and
-    # conversions in the loops be vectorised.
-    base_flags = ["-O2", "-ftree-vectorize", "-fvect-cost-model=dynamic", "-ffp-contract=off",
-                  "-fno-trapping-math", "-shared", "-fPIC", "-std=c99"]
-    machine = platform.machine().lower()
-    arch = (["-march=native"] if machine in ("x86_64", "amd64")
-            else ["-mcpu=native"] if machine in ("aarch64", "arm64") else [])
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True,
-                             timeout=30).stdout
-    cache = _cache_dir()
-    last_err = ""
-    for extra in (arch + ["-fopenmp"], arch, ["-fopenmp"], []):
-        flags = base_flags + extra
-        key = hashlib.sha256("\n".join([_SRC, " ".join(flags), version, _cpu_signature(),
-                                        sys.platform]).encode()).hexdigest()[:16]
-        path = os.path.join(cache, f"neurons_{key}.so")
-        if not os.path.exists(path):
-            with tempfile.TemporaryDirectory() as tmp:
-                src = os.path.join(tmp, "neurons.c")
-                with open(src, "w") as f:
-                    f.write(_SRC)
-                out = os.path.join(tmp, "neurons.so")
-                proc = subprocess.run([cc, *flags, src, "-o", out, "-lm"], capture_output=True,
-                                      text=True, timeout=300)
-                if proc.returncode != 0:
-                    last_err = proc.stderr.strip().splitlines()[-1:] or [""]
-                    last_err = last_err[0]
-                    continue
-                fd, staged = tempfile.mkstemp(dir=cache, suffix=".so.tmp")
-                os.close(fd)
-                shutil.copyfile(out, staged)
-                os.replace(staged, path)  # atomic: concurrent builders are harmless
-        return ctypes.CDLL(path)
-    raise RuntimeError(f"compiling the native neuron kernel failed: {last_err}")
+    # -fno-trapping-math (in native.BASE_FLAGS) changes no result (no FP traps are enabled); it
+    # lets the selects and conversions in the loops be vectorised. Compile/cache/load: native.py.
+    return native.build("neurons", _SRC, extra_flags=["-ffp-contract=off"])
 
 
 def _declare(lib: ctypes.CDLL) -> None:
@@ -368,7 +285,7 @@ def library() -> Optional[ctypes.CDLL]:
     with _lock:
         if _lib is not None or _state.startswith(("disabled", "unavailable")):
             return _lib
-        if os.environ.get("SPIKESCULPT_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+        if native.disabled_by_env():
             _state = "disabled (SPIKESCULPT_NATIVE=0)"
             return None
         if os.name != "posix":

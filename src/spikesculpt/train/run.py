@@ -21,9 +21,11 @@ from spikesculpt.data import load_dataset
 from spikesculpt.errors import UserError
 from spikesculpt.io import atomic_write, write_csv, write_json, write_yaml
 from spikesculpt.methods import build_method, resolve_config
+from spikesculpt.metrics.efficiency import add_to_metrics
 from spikesculpt.metrics.model_stats import model_stats
 from spikesculpt.models import create_model
 from spikesculpt.runs import DEFAULT_RUNS_ROOT, RunDir, load_config_file, resolve_run_dir
+from spikesculpt.train.efficiency import efficiency_metrics
 from spikesculpt.train.plots import plot_history
 from spikesculpt.train.trainer import Trainer
 
@@ -161,6 +163,7 @@ def run_training(config: TrainConfig, out: str | None = None,
         "spikesculpt": spikesculpt.__version__, "python": platform.python_version(),
     }
     full.update({k: v for k, v in metrics.items() if k not in full})  # method callbacks' keys
+    add_to_metrics(full, efficiency_metrics(trainer, splits.test))  # SynOps, energy, footprint
     save_model(run.model_path, trainer.model, {"config_hash": digest, "model": config.model,
                                                "method": config.method,
                                                "density": stats["density"]})
@@ -185,8 +188,9 @@ def load_run_config(run_dir: str | Path) -> tuple[RunDir, TrainConfig]:
     return run, from_dict(values, str(run.config_path))
 
 
-def evaluate_run(run_dir: str | Path, device: str | None = None) -> dict:
-    """Reload a finished run's best model and recompute its metrics."""
+def evaluate_run(run_dir: str | Path, device: str | None = None, sparse: bool = False) -> dict:
+    """Reload a finished run's best model and recompute its metrics (with ``sparse``: also
+    convert it to the sparse inference model and compare accuracy and time per batch)."""
     run, config = load_run_config(run_dir)
     if device:
         config.device = device
@@ -199,7 +203,13 @@ def evaluate_run(run_dir: str | Path, device: str | None = None) -> dict:
     val = trainer.evaluate(splits.val)
     test = trainer.evaluate(splits.test, seed_stream=8)
     stats = model_stats(trainer.model)
-    return {"run_dir": str(run.path), "test_accuracy": test["accuracy"],
-            "val_accuracy": val["accuracy"], "test_loss": test["loss"],
-            "firing_rate": test["firing_rate"], "layer_firing_rates": test["layer_firing_rates"],
-            **stats, "config_hash": config_hash(config)}
+    result = {"run_dir": str(run.path), "test_accuracy": test["accuracy"],
+              "val_accuracy": val["accuracy"], "test_loss": test["loss"],
+              "firing_rate": test["firing_rate"], "layer_firing_rates": test["layer_firing_rates"],
+              **stats, "config_hash": config_hash(config)}
+    add_to_metrics(result, efficiency_metrics(trainer, splits.test))  # SynOps, energy, footprint
+    if sparse:  # sparse inference model: same test accuracy?, time per batch dense vs sparse
+        from spikesculpt.export.sparse_inference import compare_on_split
+
+        result["sparse_inference"] = compare_on_split(trainer, splits.test)
+    return result

@@ -1,0 +1,28 @@
+"""``spikesculpt export RUN_DIR --format safetensors|nir [--out FILE] [--force]``: write a
+finished run's model for deployment — safetensors (dense weights with zeros, masks as packed
+bits, JSON metadata; loadable with plain PyTorch + safetensors) or NIR (a graph of the layers
+and neurons, mask density in each node's metadata; needs the ``nir`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a finished run (safetensors or NIR)",
+                       description=__doc__)
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--format", required=True, choices=["safetensors", "nir"])
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="output file (default RUN_DIR/export.safetensors or RUN_DIR/model.nir)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from spikesculpt.export.run_export import export_run
+
+    r = export_run(args.run_dir, args.format, out=args.out, force=args.force)
+    mask = "" if r["mask_density"] is None else f", mask density {r['mask_density']:.4f}"
+    print(f"wrote {r['path']} ({r['format']}, density {r['density']:.4f}{mask})")
+    return 0

@@ -1,0 +1,140 @@
+"""Sparse inference: the native kernels against torch's dense linear, and the converted model
+against the dense masked model it came from (oracle: identical predictions)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from spikesculpt.cli.main import main
+from spikesculpt.config import TrainConfig
+from spikesculpt.export import SparseLinear, _kernel, to_sparse_inference
+from spikesculpt.export.sparse_inference import compare_models
+from spikesculpt.train.run import evaluate_run, run_training
+
+HAVE_KERNEL = _kernel.available()
+
+
+def sparse_weight(out_f, in_f, density, g):
+    return torch.randn(out_f, in_f, generator=g) * (torch.rand(out_f, in_f, generator=g) < density)
+
+
+def test_kernel_loads_where_there_is_a_compiler():
+    """Where a C compiler exists (CI, developer machines) the kernel must really load, so that
+    the comparisons below test it and not only the PyTorch fallback."""
+    from spikesculpt import native
+
+    if native.compiler() is None or native.disabled_by_env():
+        pytest.skip("no C compiler (or SPIKESCULPT_NATIVE=0): the fallback is tested instead")
+    assert HAVE_KERNEL, _kernel.status()
+
+
+@pytest.mark.parametrize("mode", ["rows", "events", "auto", "torch"])
+@pytest.mark.parametrize("n,in_f,out_f,density,activity", [
+    (130, 77, 37, 0.2, 0.15),   # rows not a multiple of the 64-row block, odd sizes
+    (5, 300, 70, 0.05, 0.02),   # fewer rows than a block, low activity
+    (64, 16, 16, 0.0, 0.5),     # an all-zero weight
+    (200, 64, 33, 1.0, 1.0),    # dense weight, every input active
+])
+def test_sparse_linear_equals_dense_linear(mode, n, in_f, out_f, density, activity):
+    g = torch.Generator().manual_seed(n + in_f)
+    w = sparse_weight(out_f, in_f, density, g)
+    b = torch.randn(out_f, generator=g)
+    spikes = (torch.rand(3, n, in_f, generator=g) < activity).float()         # [T, B, in]
+    analog = spikes * torch.rand(spikes.shape, generator=g) * 2 - 0.5 * spikes
+    for bias in (b, None):
+        layer = SparseLinear(w, bias, mode=mode)
+        for x in (spikes, analog):
+            ref = nn.functional.linear(x, w, bias)
+            out = layer(x)
+            assert out.shape == ref.shape
+            torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+        if mode != "torch" and HAVE_KERNEL:
+            expected = mode if mode != "auto" else (
+                "events" if _kernel.activity(analog.reshape(-1, in_f)) < _kernel.EVENT_ACTIVITY
+                else "rows")
+            assert layer.last_kernel == expected
+    assert torch.equal(layer.to_dense_weight(), w)
+    assert layer.nnz == int((w != 0).sum())
+
+
+def test_auto_picks_events_for_quiet_inputs_and_rows_for_busy_ones():
+    g = torch.Generator().manual_seed(0)
+    layer = SparseLinear(sparse_weight(64, 512, 0.1, g))
+    layer((torch.rand(256, 512, generator=g) < 0.01).float())
+    assert layer.last_kernel == ("events" if HAVE_KERNEL else "torch")
+    layer((torch.rand(256, 512, generator=g) < 0.2).float())
+    assert layer.last_kernel == ("rows" if HAVE_KERNEL else "torch")
+
+
+def test_fallback_without_the_native_kernel_gives_the_same_results():
+    code = ("import torch\n"
+            "from spikesculpt.export import SparseLinear, _kernel\n"
+            "g = torch.Generator().manual_seed(1)\n"
+            "w = torch.randn(20, 30, generator=g) * (torch.rand(20, 30, generator=g) < 0.2)\n"
+            "x = (torch.rand(4, 7, 30, generator=g) < 0.3).float()\n"
+            "layer = SparseLinear(w, None)\n"
+            "torch.testing.assert_close(layer(x), x @ w.t(), rtol=1e-5, atol=1e-5)\n"
+            "assert layer.last_kernel == 'torch', layer.last_kernel\n"
+            "print(_kernel.status())\n")
+    env = dict(os.environ, SPIKESCULPT_NATIVE="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "disabled" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def sparse_run(tmp_path_factory):
+    cfg = TrainConfig(method="esl", epochs=2, timesteps=4, batch_size=128,
+                      model_kwargs={"hidden": [96, 96]})
+    cfg.sparse.density = 0.1
+    return run_training(cfg, out=str(tmp_path_factory.mktemp("runs") / "esl"), progress=False)
+
+
+def test_converted_model_predicts_exactly_as_the_dense_masked_model(sparse_run):
+    """Oracle: the sparse inference model against the dense masked model it was made from, on
+    the whole digits test split, both with the same input spikes."""
+    from spikesculpt.train.run import build, load_model_weights, load_run_config
+
+    _, config = load_run_config(sparse_run.run_dir.path)
+    splits, model, _ = build(config)
+    load_model_weights(sparse_run.run_dir.model_path, model)
+    model.eval()
+    fast, report = to_sparse_inference(model)
+    assert [r["name"] for r in report] == ["hidden.0.fc.weight", "hidden.1.fc.weight",
+                                           "readout.weight"]
+    converted = [r for r in report if r["converted"]]
+    assert converted and all(r["density"] <= 0.5 for r in converted)
+    assert isinstance(model.hidden[0].fc, nn.Linear)  # the original is untouched
+    for r in converted:
+        module = fast.get_submodule(r["name"].rsplit(".", 1)[0])
+        original = model.get_submodule(r["name"].rsplit(".", 1)[0])
+        assert isinstance(module, SparseLinear)
+        assert torch.equal(module.to_dense_weight(), original.weight.detach())
+    x, _ = splits.test.tensors
+    xt = x.unsqueeze(0).expand(config.timesteps, *x.shape)     # direct encoding
+    result = compare_models(model, fast, [xt[:, :200], xt[:, 200:]], rounds=1)
+    assert torch.equal(result["predictions_dense"], result["predictions_sparse"])
+    assert result["agreement"] == 1.0
+    assert result["max_logit_difference"] < 1e-4
+
+
+def test_evaluate_sparse_reports_same_accuracy_and_the_speed_ratio(sparse_run, capsys):
+    m = evaluate_run(sparse_run.run_dir.path, sparse=True)
+    s = m["sparse_inference"]
+    assert s["test_accuracy_sparse"] == s["test_accuracy_dense"] == pytest.approx(
+        m["test_accuracy"])
+    assert s["agreement"] == 1.0
+    assert s["dense_seconds_per_batch"] > 0 and s["sparse_seconds_per_batch"] > 0
+    assert s["speedup"] == pytest.approx(s["speedup"]) and s["speedup"] > 0
+    assert main(["evaluate", str(sparse_run.run_dir.path), "--sparse"]) == 0
+    out = capsys.readouterr().out
+    assert "sparse inference" in out and "x" in out and "per batch" in out
+    assert main(["evaluate", str(sparse_run.run_dir.path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {"synops", "energy_pj", "activation_sparsity", "footprint_bytes"} <= set(data)
