@@ -11,6 +11,9 @@ the test accuracy reported for it). Three parts, each optional:
 ``overhead``  whole-run training time of ESL / dense, measured side by side: dense and ESL runs
               alternate, and the ratio of their ``train_seconds`` is taken per pair (median over
               pairs), so machine drift cancels.
+``steps``     the same question inside one process: dense, static, ESL and ESL-Hebbian train on
+              one batch through a whole schedule's steps in interleaved blocks of 30 (total
+              time ratio); steadier on a shared machine.
 
     python benchmarks/bench_sparse_methods.py --parts accuracy,overhead      # digits, mlp
     python benchmarks/bench_sparse_methods.py --dataset digits-dvs --model conv --epochs 20
@@ -192,6 +195,70 @@ def part_overhead(args, root) -> dict:
     return result
 
 
+def part_steps(args, root) -> dict:
+    """Training-step time over one whole schedule, in one process: dense, static, ESL (defaults)
+    and ESL with Hebbian growth step through the same batch in interleaved blocks of 30 steps
+    (rotating order), so all see the same machine state; reported: total time of each over the
+    whole schedule / dense's. Less exposed to a shared machine's noise than ``overhead``
+    (whole runs in sequence), and it isolates the method's cost: no data loading, evaluation
+    or file writing."""
+    from torch import nn
+
+    from spikesculpt.data import load_dataset
+    from spikesculpt.methods import create_method
+    from spikesculpt.train.optim import build_optimizer
+    from spikesculpt.train.run import build_model
+
+    cfg = base_config(args, 0)
+    splits = load_dataset(args.dataset, timesteps=args.timesteps)
+    steps_per_epoch = -(-len(splits.train) // cfg.batch_size)
+    total = steps_per_epoch * args.epochs
+    x, y = next(iter(torch.utils.data.DataLoader(splits.train, batch_size=cfg.batch_size)))
+    if splits.info.kind == "frames":
+        x = x.transpose(0, 1)
+    else:
+        x = x.unsqueeze(0).expand(args.timesteps, *x.shape)
+    device = torch.device(args.device)
+    x, y = x.to(device), y.to(device)
+    variants = {"dense": None, "static": ("static", {}), "esl": ("esl", {}),
+                "esl-hebbian": ("esl", {"grow": "hebbian"})}
+    runs = {}
+    for label, spec in variants.items():
+        model = build_model(cfg, splits.info).to(device)
+        opt = build_optimizer(model.parameters(), cfg)
+        if spec:
+            m = create_method(spec[0], density=args.sweep_density, **spec[1])
+            m.prepare_model(model)
+            m.attach(model, opt, total_steps=total, steps_per_epoch=steps_per_epoch)
+        runs[label] = (model, opt)
+
+    def block(model, opt, n):
+        for _ in range(n):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x).float().mean(0), y).backward()
+            opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    spent = {k: 0.0 for k in runs}
+    labels = list(runs)
+    done, r = 0, 0
+    while done < total:
+        n = min(30, total - done)
+        for label in labels[r % 4:] + labels[:r % 4]:
+            t0 = time.perf_counter()
+            block(*runs[label], n)
+            spent[label] += time.perf_counter() - t0
+        done, r = done + n, r + 1
+    result = {"total_steps": total, "seconds": spent,
+              **{f"{k}_ratio": spent[k] / spent["dense"] for k in labels[1:]}}
+    print(f"\n{total} training steps each, interleaved blocks of 30, one process:")
+    for k in labels:
+        print(f"  {k:<12} {1e3 * spent[k] / total:7.3f} ms/step   x dense "
+              f"{spent[k] / spent['dense']:.3f}")
+    return result
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="digits")
@@ -240,7 +307,7 @@ def main(argv=None) -> int:
         for part in args.parts.split(","):
             print(f"\n== {part}", flush=True)
             results[part] = {"accuracy": part_accuracy, "sweep": part_sweep,
-                             "overhead": part_overhead}[part](args, root)
+                             "overhead": part_overhead, "steps": part_steps}[part](args, root)
     results["meta"]["wall_seconds"] = time.perf_counter() - start
     if args.quick:
         return 0

@@ -257,3 +257,18 @@ def test_hebbian_recorder_pairs_each_layer_with_the_neuron_it_drives():
     model(x)
     assert rec2.detach() == {}
 
+
+
+def test_drop_and_grow_breaks_ties_at_random_not_by_index():
+    """All inactive connections score the same: the grown set is a seeded random draw."""
+    mask = torch.zeros(1000, dtype=torch.bool)
+    mask[:100] = True
+    w = torch.linspace(1, 2, 1000) * mask
+    score = torch.zeros(1000)
+    score[500] = 5.0  # one clear winner, the rest tied
+    _, dropped, grown = drop_and_grow(mask, w, 50, score, gen(0))
+    assert 500 in grown.tolist() and len(set(grown.tolist())) == 50
+    assert max(grown.tolist()) > 600  # not simply the lowest indices after the winner
+    assert sorted(dropped.tolist()) == list(range(50))  # the 50 smallest |w|
+    _, _, again = drop_and_grow(mask, w, 50, score, gen(0))
+    assert torch.equal(grown, again)

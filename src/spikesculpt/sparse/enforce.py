@@ -71,8 +71,12 @@ class MaskEnforcer:
         """Re-read the mask (after it changed): cache ``~mask`` and a 0/1 copy in the weight's
         dtype on each weight's device."""
         self._pruned = {n: ~self.mask[n].to(p.device) for n, p in self.params.items()}
-        self._keep = [self.mask[n].to(device=p.device, dtype=p.dtype)
-                      for n, p in self.params.items()]
+        if len(self._keep) == len(self.params):  # in place: no new allocations per update
+            for k, (n, p) in zip(self._keep, self.params.items()):
+                k.copy_(self.mask[n])
+        else:
+            self._keep = [self.mask[n].to(device=p.device, dtype=p.dtype)
+                          for n, p in self.params.items()]
 
     # ------------------------------------------------------------------ hooks
     def _pre_step(self, optimizer, args, kwargs) -> None:

@@ -2,14 +2,16 @@
 
 ``drop_and_grow(mask, weight, n, grow_score, generator)``:
 
-1. drop: the ``n`` active connections with the smallest ``|w|`` (ties broken at random);
+1. drop: the ``n`` active connections with the smallest ``|w|``;
 2. grow: ``n`` connections among those that were inactive *before* this update (so the dropped
-   and grown sets are disjoint) with the largest ``grow_score`` — ties, and the whole ranking
-   when ``grow_score`` is None (random growth, SET), broken by a random permutation drawn from
-   ``generator``;
+   and grown sets are disjoint) with the largest ``grow_score``, or ``n`` drawn uniformly from
+   ``generator`` when ``grow_score`` is None (random growth, SET);
 3. returns the new mask (same active count) and the flat indices of dropped and grown
    connections. The caller zeroes the dropped and grown weights and their optimizer state.
 
+Ranking is a top-k over the whole layer (candidates outside the set get ∓inf), not a sort. Where
+the k-th and (k+1)-th best scores are equal, the choice among the tied candidates is made at
+random (a permutation from ``generator``), so equal scores never favour low indices.
 ``n`` is clipped to ``min(active, inactive)``; with ``n = 0`` nothing changes.
 """
 
@@ -20,16 +22,29 @@ from typing import Optional
 import torch
 
 
-def _ranked(candidates: torch.Tensor, score: Optional[torch.Tensor], k: int, largest: bool,
-            generator: torch.Generator) -> torch.Tensor:
-    """The ``k`` best of the flat indices ``candidates`` by ``score`` (random tie-break)."""
-    perm = torch.randperm(len(candidates), generator=generator).to(candidates.device)
-    shuffled = candidates[perm]
+def _random_pick(candidates: torch.Tensor, k: int, generator: torch.Generator) -> torch.Tensor:
+    idx = torch.nonzero(candidates, as_tuple=False).squeeze(1)
+    perm = torch.randperm(len(idx), generator=generator).to(idx.device)
+    return idx[perm[:k]]
+
+
+def _best(candidates: torch.Tensor, count: int, score: Optional[torch.Tensor], k: int,
+          largest: bool, generator: torch.Generator) -> torch.Tensor:
+    """Flat indices of the ``k`` best of the ``candidates`` (bool, flat) by ``score``."""
     if score is None:
-        return shuffled[:k]
-    s = score.reshape(-1)[shuffled].float()
-    order = torch.sort(s, descending=largest, stable=True).indices
-    return shuffled[order[:k]]
+        return _random_pick(candidates, k, generator)
+    fill = float("-inf") if largest else float("inf")
+    s = torch.where(candidates, score.reshape(-1).float(), fill)
+    m = min(k + 1, count)
+    vals, idx = torch.topk(s, m, largest=largest, sorted=True)
+    if m == k or vals[k - 1] != vals[k]:
+        return idx[:k]
+    # a tie across the cut: keep the strictly better ones, draw the rest among the tied
+    cut = vals[k - 1]
+    better = (s > cut) if largest else (s < cut)
+    sure = torch.nonzero(better & candidates, as_tuple=False).squeeze(1)
+    tied = candidates & (s == cut)
+    return torch.cat([sure, _random_pick(tied, k - len(sure), generator)])
 
 
 @torch.no_grad()
@@ -37,14 +52,14 @@ def drop_and_grow(mask: torch.Tensor, weight: torch.Tensor, n: int,
                   grow_score: Optional[torch.Tensor], generator: torch.Generator
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     flat = mask.reshape(-1)
-    active = torch.nonzero(flat, as_tuple=False).squeeze(1)
-    inactive = torch.nonzero(~flat, as_tuple=False).squeeze(1)
-    n = int(max(0, min(n, len(active), len(inactive))))
+    n_active = int(flat.sum())
+    n_inactive = flat.numel() - n_active
+    n = int(max(0, min(n, n_active, n_inactive)))
     empty = torch.zeros(0, dtype=torch.long, device=mask.device)
     if n == 0:
         return mask.clone(), empty, empty
-    dropped = _ranked(active, weight.detach().abs(), n, largest=False, generator=generator)
-    grown = _ranked(inactive, grow_score, n, largest=True, generator=generator)
+    dropped = _best(flat, n_active, weight.detach().abs(), n, largest=False, generator=generator)
+    grown = _best(~flat, n_inactive, grow_score, n, largest=True, generator=generator)
     new = flat.clone()
     new[dropped] = False
     new[grown] = True

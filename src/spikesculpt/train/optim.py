@@ -1,5 +1,14 @@
 """Optimizer and learning-rate schedule from a config.
 
+Optimizers use PyTorch's *fused* kernels (``fused=True``: one multi-tensor kernel per step, on
+CPU and CUDA) where the installed PyTorch and the parameters allow it, else the default
+implementation — the same update rule, up to floating-point rounding. Why: besides being faster
+in general (the digits MLP's Adam step: 42 µs fused vs 82 µs default, 1 thread), PyTorch's
+default CPU ``torch.sqrt`` is ~5x slower on exact zeros than on positive numbers (AMD EPYC,
+torch 2.13: 107 vs 23 µs for 65k floats), and a sparse network's Adam second moments are
+exactly zero at every pruned position: the default Adam step of a 90%-sparse MLP took 195 µs
+against 82 µs dense, the fused one 41 µs either way.
+
 Schedules step once per epoch: ``cosine`` anneals lr from ``config.lr`` to 0 over
 ``config.epochs`` (``CosineAnnealingLR``); ``constant`` keeps it.
 """
@@ -11,13 +20,21 @@ import torch
 from spikesculpt.config import TrainConfig
 
 
+def _make(cls, params: list, **kwargs) -> torch.optim.Optimizer:
+    try:
+        return cls(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):  # older torch, or parameters it cannot fuse
+        return cls(params, **kwargs)
+
+
 def build_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    params = list(params)
     if config.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                               weight_decay=config.weight_decay)
+        return _make(torch.optim.SGD, params, lr=config.lr, momentum=config.momentum,
+                     weight_decay=config.weight_decay)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return _make(torch.optim.Adam, params, lr=config.lr, weight_decay=config.weight_decay)
+    return _make(torch.optim.AdamW, params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def build_scheduler(optimizer, config: TrainConfig):

@@ -166,7 +166,7 @@ class SparseMethod(Method):
 
     def _read_grow_scores(self) -> None:
         if self.grow == "gradient":
-            self._scores = {n: p.grad.detach().abs().clone() for n, p in self._params.items()
+            self._scores = {n: p.grad.detach().abs() for n, p in self._params.items()
                             if p.grad is not None}
         elif self.grow == "hebbian" and self._recorder is not None:
             self._scores = self._recorder.detach()
