@@ -159,6 +159,8 @@ def run_training(config: TrainConfig, out: str | None = None,
         "spikesculpt": spikesculpt.__version__, "python": platform.python_version(),
     }
     full.update({k: v for k, v in metrics.items() if k not in full})  # method callbacks' keys
+    if getattr(trainer.model, "tokens_kept", None) is not None:  # patch tickets (spikformer)
+        full["tokens_kept"] = float(trainer.model.tokens_kept)
     save_model(run.model_path, trainer.model, {"config_hash": digest, "model": config.model,
                                                "method": config.method,
                                                "density": stats["density"]})
