@@ -327,3 +327,11 @@ def test_lottery_config_checks_and_hash():
     assert a == lottery_hash(train, LotteryConfig(controls=["reinit"]))   # controls: branches
     assert a != lottery_hash(train, LotteryConfig(rate=0.2))
     assert a != lottery_hash(copy.deepcopy(train), LotteryConfig(rewind="0it"))
+
+
+def test_mlp_batch_norm_option_for_sparse_tickets():
+    model = create_model("mlp", in_channels=1, image_size=8, num_classes=10, hidden=[16, 8],
+                         batch_norm=True)
+    assert [type(b.bn).__name__ for b in model.hidden] == ["BatchNorm1d"] * 2
+    assert all(b.fc.bias is None for b in model.hidden)
+    assert model(torch.rand(2, 3, 1, 8, 8)).shape == (2, 3, 10)

@@ -115,7 +115,8 @@ class Multilevel(Strategy):
                                    "init", [], clock)
         found = net.mask()
         mask = Mask({"patch_embed." + n[len("embed."):]: found[n] for n in found})
-        info = {"seconds": clock.elapsed, "epochs": search.train.epochs,
+        info = {"seconds": clock.elapsed, "cpu_seconds": clock.cpu_elapsed,
+                "epochs": search.train.epochs,
                 "probe_val_accuracy": phase.metrics["val_accuracy"],
                 "probe_test_accuracy": phase.metrics["test_accuracy"],
                 "embedding_density": mask.density(),

@@ -161,7 +161,9 @@ class ScoreTickets(Strategy):
                                    "init", [], clock)
         ticket, mask = net.export()
         search.write_level(level, mask, ticket, phase,
-                           search_info={"seconds": clock.elapsed, "epochs": search.train.epochs,
+                           search_info={"seconds": clock.elapsed,
+                                        "cpu_seconds": clock.cpu_elapsed,
+                                        "epochs": search.train.epochs,
                                         "binary_weights": search.lottery.binary_weights})
 
 

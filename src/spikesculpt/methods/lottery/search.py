@@ -351,6 +351,7 @@ class LotterySearch:
             row = {k: m.get(k) for k in LEVEL_KEYS if k in m}
             search = m.get("search") or {}
             row["search_seconds"] = search.get("seconds")
+            row["search_cpu_seconds"] = search.get("cpu_seconds")
             for key in ("embedding_density", "patch_keep"):
                 if key in m:
                     row[key] = m[key]
@@ -367,6 +368,7 @@ class LotterySearch:
             if found:
                 controls[kind] = found
         search_seconds = sum(r["search_seconds"] or 0.0 for r in rows)
+        search_cpu = sum(r["search_cpu_seconds"] or 0.0 for r in rows)
         return {
             "strategy": self.lottery.strategy, "config_hash": self.digest,
             "model": self.train.model, "dataset": self.train.dataset, "seed": self.train.seed,
@@ -376,7 +378,7 @@ class LotterySearch:
             "rewind_step": self.rewind_step if self.strategy.uses_rewind else None,
             "early_time": self.early_time_info(),
             "dense_test_accuracy": rows[0]["test_accuracy"],
-            "search_seconds": search_seconds,
+            "search_seconds": search_seconds, "search_cpu_seconds": search_cpu,
             "levels": rows, "controls": controls,
             "torch": torch.__version__, "spikesculpt": spikesculpt.__version__,
             "python": platform.python_version(),
