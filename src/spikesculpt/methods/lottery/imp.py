@@ -67,13 +67,19 @@ class IMP(Strategy):
         start = self.ticket_start(level)
         folder = search.level_dir(level)
 
+        # no early-bird stop before the rewind snapshot exists and (level 0 with
+        # --early-time) before T' has been picked
+        min_epoch = search.rewind_step // search.steps_per_epoch + 1
+        if lot.early_time and level == 0:
+            min_epoch = max(min_epoch, lot.et_warmup)
+
         def recorder(clock, stop):
             if level >= rounds:
                 return []
             rec = SearchRecorder(mask, lot.rate, lot.prune,
                                  on_found=lambda m, info: search.save_search(level, m, info),
                                  clock=clock, detector=self.detector(search),
-                                 min_epoch=search.rewind_step // search.steps_per_epoch + 1,
+                                 min_epoch=min_epoch,
                                  stop=stop)
             rec.found = search.search_done(level)
             return [rec]
