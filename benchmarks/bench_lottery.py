@@ -86,8 +86,8 @@ def part_imp(args, work: Path) -> dict:
     summaries = []
     for seed in args.seeds:
         train, lottery = imp_configs(args, seed)
-        result = run_lottery(train, lottery, out=str(work / f"imp-seed{seed}"), resume=True,
-                             progress=False)
+        name = f"imp-{slug(args.model + args.model_arg)}-{args.prune}-r{args.rate}-seed{seed}"
+        result = run_lottery(train, lottery, out=str(work / name), resume=True, progress=False)
         summaries.append(result.summary)
         print(f"  seed {seed}: {result.status} ({result.path})", flush=True)
     rows = []
@@ -138,7 +138,8 @@ def part_early_time(args, work: Path) -> dict:
             lottery = LotteryConfig(strategy="imp", rounds=args.et_rounds, rate=args.rate,
                                     rewind=args.rewind, prune=args.prune, early_time=et,
                                     evaluate="ends")
-            name = f"et{int(et)}-T{args.et_timesteps}-seed{seed}"
+            name = (f"et{int(et)}-{slug(args.model + args.model_arg)}-{args.prune}-"
+                    f"T{args.et_timesteps}-seed{seed}")
             res[et] = run_lottery(train, lottery, out=str(work / name), resume=True,
                                   progress=False).summary
         a, b = res[False], res[True]

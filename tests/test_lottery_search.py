@@ -74,6 +74,7 @@ def test_imp_search_writes_levels_masks_and_summary(imp_run):
     assert [r["level"] for r in rows] == [0, 1, 2]
     for r in rows:
         assert {"level", "density", "test_accuracy", "val_accuracy"} <= set(r)
+        assert r["empty_layers"] == []                      # no layer collapsed
         assert 0 <= r["test_accuracy"] <= 1
     masks = [Mask.load(path / f"level_{k}" / "mask.safetensors") for k in range(3)]
     active = [sum(m.active(n) for n in m) for m in masks]

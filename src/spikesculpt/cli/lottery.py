@@ -101,6 +101,12 @@ def run(args: argparse.Namespace) -> int:
             found = rows.get(row["level"])
             line += f" {_pct(found['test_accuracy'] if found else None):>9}"
         print(line)
+    empty = [(row["level"], row["empty_layers"]) for row in s["levels"]
+             if row.get("empty_layers")]
+    if empty:
+        level, names = empty[0]
+        print(f"warning: from level {level} on, {', '.join(names)} has no connection left (layer "
+              f"collapse of global magnitude pruning); try --prune layer or --dense-first/last")
     if s.get("early_time"):
         print(f"early-time: searched with T'={s['early_time']['timesteps']} "
               f"(normalised KL {s['early_time']['normalised_kl']})")

@@ -277,6 +277,7 @@ class LotterySearch:
         density = model_density(model, mask)
         entry = {**extra, "density": density, "sparsity": 1.0 - density,
                  "layer_density": layer_density(model, mask),
+                 "empty_layers": [n for n in mask if mask.active(n) == 0],
                  "test_accuracy": None, "val_accuracy": None}
         if phase is not None and phase.metrics is not None:
             m = phase.metrics
@@ -352,7 +353,7 @@ class LotterySearch:
             search = m.get("search") or {}
             row["search_seconds"] = search.get("seconds")
             row["search_cpu_seconds"] = search.get("cpu_seconds")
-            for key in ("embedding_density", "patch_keep"):
+            for key in ("embedding_density", "patch_keep", "empty_layers"):
                 if key in m:
                     row[key] = m[key]
             rows.append(row)
