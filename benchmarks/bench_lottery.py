@@ -77,7 +77,7 @@ def imp_configs(args, seed: int):
                         timesteps=args.timesteps, seed=seed, device="cpu",
                         model_kwargs=json.loads(args.model_arg))
     lottery = LotteryConfig(strategy="imp", rounds=args.rounds, rate=args.rate,
-                            rewind=args.rewind, prune=args.prune,
+                            rewind=args.rewind, prune=args.prune, dense_first=args.dense_first,
                             controls=["reinit", "random"])
     return train, lottery
 
@@ -86,7 +86,8 @@ def part_imp(args, work: Path) -> dict:
     summaries = []
     for seed in args.seeds:
         train, lottery = imp_configs(args, seed)
-        name = f"imp-{slug(args.model + args.model_arg)}-{args.prune}-r{args.rate}-seed{seed}"
+        name = (f"imp-{slug(args.model + args.model_arg)}-{args.prune}{'-df' * args.dense_first}"
+                f"-r{args.rate}-seed{seed}")
         result = run_lottery(train, lottery, out=str(work / name), resume=True, progress=False)
         summaries.append(result.summary)
         print(f"  seed {seed}: {result.status} ({result.path})", flush=True)
@@ -137,9 +138,10 @@ def part_early_time(args, work: Path) -> dict:
         for et in order:
             lottery = LotteryConfig(strategy="imp", rounds=args.et_rounds, rate=args.rate,
                                     rewind=args.rewind, prune=args.prune, early_time=et,
-                                    evaluate="ends")
-            name = (f"et{int(et)}-{slug(args.model + args.model_arg)}-{args.prune}-"
-                    f"T{args.et_timesteps}-seed{seed}")
+                                    evaluate="ends", dense_first=args.dense_first)
+            name = (f"et{int(et)}-{slug(args.model + args.model_arg)}-{args.prune}"
+                    f"{'-df' * args.dense_first}-T{args.et_timesteps}-r{args.et_rounds}"
+                    f"-seed{seed}")
             res[et] = run_lottery(train, lottery, out=str(work / name), resume=True,
                                   progress=False).summary
         a, b = res[False], res[True]
@@ -239,6 +241,7 @@ def main(argv=None) -> int:
     p.add_argument("--rate", type=float, default=0.5)
     p.add_argument("--rewind", default="1ep")
     p.add_argument("--prune", default="global")
+    p.add_argument("--dense-first", action="store_true", help="keep the first layer dense")
     p.add_argument("--et-timesteps", type=int, default=8)
     p.add_argument("--et-rounds", type=int, default=3)
     p.add_argument("--keeps", default="1.0,0.75,0.5,0.25")
@@ -258,7 +261,9 @@ def main(argv=None) -> int:
     meta = {"dataset": args.dataset, "model": args.model, "model_arg": args.model_arg,
             "epochs": args.epochs, "timesteps": args.timesteps, "seeds": args.seeds,
             "rounds": args.rounds, "rate": args.rate, "rewind": args.rewind,
-            "prune": args.prune, "cpu": cpu_name(), "torch_threads": torch.get_num_threads(),
+            "prune": args.prune, "dense_first": args.dense_first,
+            "et_timesteps": args.et_timesteps, "et_rounds": args.et_rounds,
+            "patch_epochs": args.patch_epochs, "cpu": cpu_name(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     print(f"lottery benchmark: {meta['cpu']}, {meta['torch_threads']} threads, torch "
