@@ -263,7 +263,8 @@ def main(argv=None) -> int:
             "rounds": args.rounds, "rate": args.rate, "rewind": args.rewind,
             "prune": args.prune, "dense_first": args.dense_first,
             "et_timesteps": args.et_timesteps, "et_rounds": args.et_rounds,
-            "patch_epochs": args.patch_epochs, "cpu": cpu_name(), "torch_threads": torch.get_num_threads(),
+            "patch_epochs": args.patch_epochs, "cpu": cpu_name(),
+            "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     print(f"lottery benchmark: {meta['cpu']}, {meta['torch_threads']} threads, torch "

@@ -1,4 +1,4 @@
-"""Lottery-ticket primitives: magnitude pruning, rewind snapshots, early-bird, early-time, scores."""
+"""Lottery-ticket primitives: magnitude pruning, rewinding, early-bird, early-time, scores."""
 
 import copy
 import math
@@ -241,7 +241,8 @@ def test_kl_divergence_on_hand_made_distributions():
 
 
 def test_normalised_kl_and_the_choice_of_t_prime():
-    # logits [T=5, B=1, K=2]; prefix means: T'=2 -> [1, 0], T'=3 -> [2, 0], T'=4 -> [3, 0], T=5 -> [4, 0]
+    # logits [T=5, B=1, K=2]; prefix means: T'=2 -> [1, 0], T'=3 -> [2, 0], T'=4 -> [3, 0],
+    # T=5 -> [4, 0]
     logits = torch.tensor([[[0.0, 0.0]], [[2.0, 0.0]], [[4.0, 0.0]], [[6.0, 0.0]],
                            [[8.0, 0.0]]])
     dists = prefix_distributions(logits, [2, 3, 4, 5])
@@ -270,13 +271,27 @@ def test_first_t_prime_outputs_of_a_t_step_run_are_a_t_prime_step_run():
 
 
 # --------------------------------------------------------------------------- score tickets
-def test_top_k_is_exactly_k_and_straight_through():
-    scores = torch.tensor([0.3, -0.9, 0.1, 0.5, -0.5, 0.0], requires_grad=True)
-    m = TopK.apply(scores, 3)
+def test_top_k_is_exactly_k_and_straight_through_on_abs_scores():
+    scores = torch.tensor([0.3, -0.9, 0.1, 0.5, -0.5, 0.2], requires_grad=True)
+    m = TopK.apply(scores.abs(), 3)
     assert m.tolist() == [0, 1, 0, 1, 1, 0]           # |s| top-3, tie 0.5/-0.5 both in
-    assert TopK.apply(scores, 2).tolist() == [0, 1, 0, 1, 0, 0]   # tie -> earlier index
+    assert TopK.apply(scores.abs(), 2).tolist() == [0, 1, 0, 1, 0, 0]   # tie -> earlier index
     (m * torch.arange(6.0)).sum().backward()
-    assert scores.grad.tolist() == list(range(6))
+    assert scores.grad.tolist() == [0.0, -1.0, 2.0, 3.0, -4.0, 5.0]    # ∂L/∂M · sign(s)
+
+
+def test_score_descent_keeps_the_helpful_connection_whatever_its_score_sign():
+    """L = -W_eff[0]: keeping connection 0 lowers the loss. A gradient step on the scores must
+    raise |s_0| so it enters the top-1, for a positive and for a negative score alike."""
+    for s0 in (0.1, -0.1):
+        scores = torch.tensor([s0, 0.12], requires_grad=True)
+        w = torch.tensor([1.0, 1.0])
+        loss = -(effective_weight(w, TopK.apply(scores.abs(), 1), False)[0])
+        loss.backward()
+        with torch.no_grad():
+            scores -= 0.05 * scores.grad                   # one step: |s_0| 0.1 -> 0.15 > 0.12
+        assert abs(float(scores[0].detach())) == pytest.approx(0.15), s0
+        assert TopK.apply(scores.abs(), 1).tolist() == [1.0, 0.0], s0
 
 
 def test_biprop_alpha_and_effective_weights():

@@ -1,4 +1,4 @@
-"""``spikesculpt lottery``: find spiking lottery tickets; one folder per level, a summary and a plot.
+"""``spikesculpt lottery``: find spiking lottery tickets; a folder per level, a summary, a plot.
 
     spikesculpt lottery --strategy imp --rounds 10 --rate 0.25 --rewind 1ep --controls reinit,random
     spikesculpt lottery --strategy early-bird --early-time --timesteps 8

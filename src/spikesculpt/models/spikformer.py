@@ -267,7 +267,7 @@ def spikformer(*, in_channels: int, image_size, num_classes: int, neuron: Neuron
                depth: Optional[int] = None, heads: Optional[int] = None,
                mlp_ratio: Optional[float] = None, pools: Optional[int] = None,
                patch_keep: float = 1.0) -> Spikformer:
-    """Spikformer (Zhou et al. ICLR 2023): SPS patch embedding, spiking self-attention; patch tickets.
+    """Spikformer (Zhou et al. ICLR 2023): SPS patch embedding, spiking attention, patch tickets.
 
     ``size``: ``cpu`` (1 block, D=64, 1 pool: 16 tokens on 8x8 digits), ``tiny``
     (Spikformer-2-256, the event-camera configuration) or ``small`` (Spikformer-4-384, the

@@ -10,8 +10,9 @@ score s, and the forward pass uses, per layer,
     W_eff = W ⊙ M                            (edge-popup, real weights)
     W_eff = α · sign(W) ⊙ M,  α = ‖M ⊙ W‖₁ / ‖M‖₁      (biprop, ``--binary-weights``)
 
-The top-k is a straight-through estimator: ``∂L/∂s = ∂L/∂M`` (so ``∂L/∂s = ∂L/∂W_eff ⊙ W`` for
-real weights), and α is differentiated through M as well. Only the scores learn; every other
+The top-k is a straight-through estimator on |s|: ``∂L/∂s = ∂L/∂M ⊙ sign(s)`` (so
+``∂L/∂s = ∂L/∂W_eff ⊙ W ⊙ sign(s)`` for real weights), and α is differentiated through M as
+well. Only the scores learn; every other
 parameter (biases, BatchNorm affine, PLIF time constants) stays at its initial value — the
 BatchNorm running statistics do update (buffers).
 
@@ -48,15 +49,20 @@ SCORE_STREAM = 31_337
 
 
 class TopK(torch.autograd.Function):
-    """Forward: 0/1 mask of the ``k`` largest ``|scores|``; backward: straight through."""
+    """Forward: 0/1 mask of the ``k`` largest entries of ``values``; backward: straight through.
+
+    Called on ``|s|`` computed in the graph (as edge-popup's code does), so the gradient that
+    reaches a score is ``∂L/∂M · sign(s)``: a negative score is pushed *down* (towards larger
+    |s|) when its connection should be kept.
+    """
 
     @staticmethod
-    def forward(ctx, scores: torch.Tensor, k: int) -> torch.Tensor:
-        flat = scores.detach().abs().reshape(-1)
+    def forward(ctx, values: torch.Tensor, k: int) -> torch.Tensor:
+        flat = values.detach().reshape(-1)
         idx = torch.sort(flat, descending=True, stable=True).indices[:k]
         mask = torch.zeros_like(flat)
         mask[idx] = 1
-        return mask.view_as(scores)
+        return mask.view_as(values)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -105,7 +111,8 @@ class ScoreNet(nn.Module):
 
     def effective(self, name: str) -> torch.Tensor:
         weight = dict(self.net.named_parameters())[name]
-        return effective_weight(weight, TopK.apply(self.score(name), self.k[name]), self.binary)
+        mask = TopK.apply(self.score(name).abs(), self.k[name])
+        return effective_weight(weight, mask, self.binary)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = {n: self.effective(n) for n in self.names}
@@ -113,7 +120,8 @@ class ScoreNet(nn.Module):
 
     @torch.no_grad()
     def mask(self) -> Mask:
-        return Mask({n: TopK.apply(self.score(n), self.k[n]).bool().cpu() for n in self.names})
+        return Mask({n: TopK.apply(self.score(n).abs(), self.k[n]).bool().cpu()
+                     for n in self.names})
 
     @torch.no_grad()
     def export(self) -> tuple[nn.Module, Mask]:
