@@ -1,4 +1,5 @@
-"""``spikesculpt list [WHAT]``: the registered models, datasets, neurons, surrogates, methods."""
+"""``spikesculpt list [WHAT]``: the registered models, datasets, neurons, surrogates, methods,
+encoders and lottery strategies."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ def registries() -> dict:
     from spikesculpt.data import DATASETS
     from spikesculpt.encoding import ENCODERS
     from spikesculpt.methods import METHODS
+    from spikesculpt.methods.lottery import STRATEGIES
     from spikesculpt.models import MODELS
     from spikesculpt.neurons import NEURONS, SURROGATES
 
     return {"models": MODELS, "datasets": DATASETS, "neurons": NEURONS,
-            "surrogates": SURROGATES, "methods": METHODS, "encoders": ENCODERS}
+            "surrogates": SURROGATES, "methods": METHODS, "encoders": ENCODERS,
+            "strategies": STRATEGIES}
 
 
 def add_parser(sub) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from spikesculpt.cli import compare, evaluate, export, listing, show_data, train
+from spikesculpt.cli import compare, evaluate, export, listing, lottery, show_data, train
 from spikesculpt.cli.parser import OneLineParser
 from spikesculpt.errors import UserError
 
@@ -17,7 +17,7 @@ def build_parser() -> OneLineParser:
                            description="Efficient spiking neural networks: train, compare, measure.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for module in (train, compare, evaluate, export, listing, show_data):
+    for module in (train, compare, evaluate, export, listing, lottery, show_data):
         module.add_parser(sub)
     return parser
 

@@ -56,16 +56,18 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def add_config_flags(p, method_flag: bool = True) -> None:
-    """The flags that overlay a ``TrainConfig`` (shared by ``train`` and ``compare``)."""
-    for flag, (_, typ, text) in {**TRAIN_FLAGS, **SPARSE_FLAGS, **NEURON_FLAGS}.items():
+def add_config_flags(p, method_flag: bool = True, sparse_flags: bool = True) -> None:
+    """The flags that overlay a ``TrainConfig`` (shared by ``train``, ``compare`` and
+    ``lottery``; the last has no ``--method`` and no sparse-method options)."""
+    flags = {**TRAIN_FLAGS, **(SPARSE_FLAGS if sparse_flags else {}), **NEURON_FLAGS}
+    for flag, (_, typ, text) in flags.items():
         if flag == "--method" and not method_flag:
             continue
         p.add_argument(flag, type=typ, default=None, help=text)
     p.add_argument("--dense-first", action="store_true", default=None,
-                   help="sparse methods: keep the first prunable layer dense")
+                   help="sparse methods, lottery: keep the first prunable layer dense")
     p.add_argument("--dense-last", action="store_true", default=None,
-                   help="sparse methods: keep the last prunable layer (readout) dense")
+                   help="sparse methods, lottery: keep the last prunable layer (readout) dense")
     p.add_argument("--soft-reset", action="store_true", default=None,
                    help="reset by subtracting the threshold instead of to v_reset")
     p.add_argument("--detach-reset", action="store_true", default=None,
@@ -73,6 +75,9 @@ def add_config_flags(p, method_flag: bool = True) -> None:
     p.add_argument("--amp", action="store_true", default=None, help="mixed precision (CUDA)")
     p.add_argument("--download", action="store_true", default=None,
                    help="fetch missing torchvision datasets (mnist, cifar10, ...) into --data-root")
+    p.add_argument("--patch-keep", type=float, default=None, metavar="FRACTION",
+                   help="models with tokens (spikformer): fraction of tokens kept per sample, "
+                        "(0, 1] (patch tickets: the most spikes after the patch embedding)")
     p.add_argument("--model-arg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="extra model argument, value in YAML (e.g. hidden=[128,128]); repeatable")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML config; flags override it")
@@ -100,12 +105,17 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     overlay(config.neuron, {k: v for k, v in neuron.items()
                             if v is not None or (k == "v_reset" and args.soft_reset)},
             "command line")
-    sparse = {key: getattr(args, flag[2:].replace("-", "_"))
+    sparse = {key: getattr(args, flag[2:].replace("-", "_"), None)
               for flag, (key, _, _) in SPARSE_FLAGS.items()}
     sparse["dense_first"], sparse["dense_last"] = args.dense_first, args.dense_last
     overlay(config.sparse, {k: v for k, v in sparse.items() if v is not None}, "command line")
     if args.model_arg:
         config.model_kwargs = {**config.model_kwargs, **dict(args.model_arg)}
+    if getattr(args, "patch_keep", None) is not None:
+        config.model_kwargs = {**config.model_kwargs, "patch_keep": args.patch_keep}
+    from spikesculpt.methods.lottery.patch import check_patch_keep_option
+
+    check_patch_keep_option(config.model, config.model_kwargs)
     return config.validate()
 
 

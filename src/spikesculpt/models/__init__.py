@@ -18,6 +18,7 @@ from spikesculpt.models.utils import (count_parameters, prunable_parameters,  # 
 
 # Register the built-in models (import order = nothing; the registry sorts names).
 from spikesculpt.models import conv, mlp, resnet, vgg  # noqa: F401,E402
+from spikesculpt.models import spikformer  # noqa: F401,E402
 
 __all__ = ["MODELS", "create_model", "register_model", "model_options", "SpikingModel",
            "TimeDistributed", "ConvBNSpike", "LinearSpike", "SeqDropout", "seq_apply",

@@ -27,10 +27,10 @@ class SpikingMLP(SpikingModel):
 
     def __init__(self, in_features: int, hidden: tuple[int, ...], num_classes: int,
                  neuron: NeuronFactory, bias: bool = True, in_channels: Optional[int] = None,
-                 image_size: Optional[tuple] = None):
+                 image_size: Optional[tuple] = None, batch_norm: bool = False):
         super().__init__("mlp", in_channels, image_size, num_classes, in_features=in_features)
         sizes = (in_features, *hidden)
-        self.hidden = nn.Sequential(*[LinearSpike(a, b, neuron, bias=bias)
+        self.hidden = nn.Sequential(*[LinearSpike(a, b, neuron, bias=bias, batch_norm=batch_norm)
                                       for a, b in zip(sizes[:-1], sizes[1:])])
         self.readout = nn.Linear(sizes[-1], num_classes)
         self.init_weights()
@@ -45,13 +45,16 @@ class SpikingMLP(SpikingModel):
 @register_model("mlp")
 def mlp(*, in_channels: int, image_size, num_classes: int, neuron: NeuronFactory,
         hidden: Any = (256, 256), width: float = 1.0, in_features: Optional[int] = None,
-        bias: bool = True) -> SpikingMLP:
+        bias: bool = True, batch_norm: bool = False) -> SpikingMLP:
     """Fully connected SNN: flatten -> (Linear -> LIF) x len(hidden) -> linear readout.
 
     The generic baseline of the SNN pruning literature (e.g. the MLPs of STBP, Wu et al. 2018,
     and of the MNIST experiments of Deep R / Grad R). Image input ``[T, B, C, H, W]`` is flattened
     (``in_features = C*H*W``); flat features ``[T, B, F]`` need ``image_size=None`` and
-    ``in_features=F``. ``hidden`` sizes are multiplied by ``width``.
+    ``in_features=F``. ``hidden`` sizes are multiplied by ``width``. ``batch_norm=True`` puts a
+    BatchNorm1d over the T·B rows between every hidden Linear and its neuron (no Linear bias
+    then), which keeps the neurons' input scale when most weights are pruned (lottery tickets at
+    high sparsity).
     """
     hidden = int_tuple("mlp: hidden", hidden)
     width = positive_float("mlp: width", width)
@@ -68,4 +71,5 @@ def mlp(*, in_channels: int, image_size, num_classes: int, neuron: NeuronFactory
                             f"image_size = {expected}; drop in_features or fix image_size")
         in_features = expected
     return SpikingMLP(in_features, hidden, num_classes, neuron, bias=bool(bias),
-                      in_channels=in_channels, image_size=image_size)
+                      in_channels=in_channels, image_size=image_size,
+                      batch_norm=bool(batch_norm))

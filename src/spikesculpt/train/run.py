@@ -164,6 +164,8 @@ def run_training(config: TrainConfig, out: str | None = None,
     }
     full.update({k: v for k, v in metrics.items() if k not in full})  # method callbacks' keys
     add_to_metrics(full, efficiency_metrics(trainer, splits.test))  # SynOps, energy, footprint
+    if getattr(trainer.model, "tokens_kept", None) is not None:  # patch tickets (spikformer)
+        full["tokens_kept"] = float(trainer.model.tokens_kept)
     save_model(run.model_path, trainer.model, {"config_hash": digest, "model": config.model,
                                                "method": config.method,
                                                "density": stats["density"]})

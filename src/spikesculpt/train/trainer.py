@@ -102,6 +102,10 @@ class Trainer:
         self.last_batch = None
         # train-time augmentation of batch-first samples (``--augment``), None when off
         self.augment = build_augment(config.augment, splits.info)
+        # Batches of the current epoch trained before this run started (a run rewound to an
+        # iteration inside an epoch, e.g. lottery-ticket rewinding to 500it): the next
+        # train_epoch draws them (same order, same encodings) but does not train on them.
+        self.skip_batches = 0
         self.stateful = stateful_modules(self.model)  # e.g. SpikingJelly neurons: reset per batch
         for cb in self.callbacks:
             cb.setup(self)
@@ -132,10 +136,13 @@ class Trainer:
         batches = iterate_batches(self.splits.train, cfg.batch_size, True, order_gen)
         bar = tqdm(batches, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    leave=False, disable=not self.progress or None, dynamic_ncols=True)
-        for x, y in bar:
+        skip, self.skip_batches = self.skip_batches, 0
+        for i, (x, y) in enumerate(bar):
             if self.augment is not None:
                 x = self.augment(x, aug_gen)
             x = self.to_time_major(x, enc_gen)
+            if i < skip:
+                continue
             y = y.to(self.device, non_blocking=True)
             self.last_batch = (x, y)
             with self._autocast():

@@ -1,0 +1,114 @@
+"""``spikesculpt lottery``: find spiking lottery tickets; a folder per level, a summary, a plot.
+
+    spikesculpt lottery --strategy imp --rounds 10 --rate 0.25 --rewind 1ep --controls reinit,random
+    spikesculpt lottery --strategy early-bird --early-time --timesteps 8
+    spikesculpt lottery --strategy score --binary-weights --rounds 3 --rate 0.5
+    spikesculpt lottery --strategy multilevel --model spikformer --patch-keep 0.5
+
+The training of every level takes the ``train`` flags (model, data, epochs, optimizer, T, ...).
+Outputs go to ``--out DIR`` (default ``RUNS_ROOT/lottery-<strategy>-<model>-<dataset>-<hash>``):
+``level_K/`` (mask, model, metrics.json), ``summary.json``, ``accuracy_vs_density.png``.
+An interrupted search continues with the same command plus ``--resume``; the same command with
+``--controls`` adds controls to a finished search without recomputing its levels.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from spikesculpt.cli.train import add_config_flags, config_from_args
+from spikesculpt.config import LotteryConfig, overlay
+
+LOTTERY_FLAGS = {
+    "--strategy": ("strategy", str, "imp | early-bird | score | multilevel (default imp)"),
+    "--rounds": ("rounds", int, "pruning levels after the dense level 0 (default 15)"),
+    "--rate": ("rate", float, "fraction of the remaining weights pruned per round, (0, 1); "
+                              "score/multilevel: level K has density (1-rate)^K (default 0.25)"),
+    "--rewind": ("rewind", str, "rewind point: Nit (iterations) or Nep (epochs), 0it = the "
+                                "initialisation (default 1ep)"),
+    "--prune": ("prune", str, "magnitude ranking: global | layer (default global)"),
+    "--et-lambda": ("et_lambda", float, "early-time: largest normalised KL accepted (0.6)"),
+    "--et-warmup": ("et_warmup", int, "early-time: epochs at full T before T' is chosen (2)"),
+    "--eb-q": ("eb_q", int, "early-bird: masks of the last q epochs compared (5)"),
+    "--eb-tau": ("eb_tau", float, "early-bird: stop below this Hamming distance (0.02)"),
+    "--evaluate": ("evaluate", str, "with --early-time / early-bird: train the ticket of all "
+                                    "levels, or only of level 0 and the last (ends); default all"),
+}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("lottery", help="find spiking lottery tickets (IMP, early-bird, score, "
+                                       "multilevel)", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    for flag, (_, typ, text) in LOTTERY_FLAGS.items():
+        p.add_argument(flag, type=typ, default=None, help=text)
+    p.add_argument("--early-time", action="store_true", default=None,
+                   help="search with fewer time steps T' (Kim et al. 2022); tickets train with T")
+    p.add_argument("--binary-weights", action="store_true", default=None,
+                   help="score/multilevel: binary weights alpha*sign(W) (biprop)")
+    p.add_argument("--controls", default=None, metavar="LIST",
+                   help="comma-separated controls: reinit,random (random re-initialisation, "
+                        "random pruning at the same per-layer densities)")
+    add_config_flags(p, method_flag=False, sparse_flags=False)
+    p.add_argument("--out", metavar="DIR", help="search directory (default: RUNS_ROOT/lottery-...)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted search")
+    p.set_defaults(func=run)
+
+
+def lottery_config_from_args(args: argparse.Namespace) -> LotteryConfig:
+    config = LotteryConfig()
+    values = {key: getattr(args, flag[2:].replace("-", "_"))
+              for flag, (key, _, _) in LOTTERY_FLAGS.items()}
+    values = {k: v for k, v in values.items() if v is not None}
+    for key in ("early_time", "binary_weights", "dense_first", "dense_last"):
+        if getattr(args, key, None):
+            values[key] = True
+    if args.controls is not None:
+        values["controls"] = [c.strip() for c in args.controls.split(",") if c.strip()]
+    overlay(config, values, "command line")
+    return config.validate()
+
+
+def _pct(value) -> str:
+    return "      -" if value is None else f"{100 * value:6.2f}%"
+
+
+def run(args: argparse.Namespace) -> int:
+    from spikesculpt.methods.lottery import run_lottery
+
+    lottery = lottery_config_from_args(args)
+    train = config_from_args(args)
+    result = run_lottery(train, lottery, out=args.out, runs_root=args.runs_root,
+                         resume=args.resume, progress=not args.no_progress)
+    s = result.summary
+    if result.status == "already-finished":
+        print(f"already finished: results in {result.path} (nothing to do)")
+    controls = s.get("controls", {})
+    by_level = {kind: {r["level"]: r for r in rows} for kind, rows in controls.items()}
+    print(f"\n{s['strategy']} tickets: {s['model']} on {s['dataset']}, {s['epochs']} epochs, "
+          f"T={s['timesteps']}, seed {s['seed']} (test accuracy of the best-validation model)")
+    head = f"{'level':>5} {'density':>8} {'sparsity':>8} {'test acc':>9} {'val acc':>8} " \
+           f"{'search s':>8}"
+    for kind in by_level:
+        head += f" {kind:>9}"
+    print(head)
+    for row in s["levels"]:
+        line = (f"{row['level']:>5} {row['density']:8.4f} {row['sparsity']:8.4f} "
+                f"{_pct(row['test_accuracy']):>9} {_pct(row['val_accuracy']):>8} ")
+        line += f"{row['search_seconds']:8.1f}" if row.get("search_seconds") is not None \
+            else f"{'-':>8}"
+        for kind, rows in by_level.items():
+            found = rows.get(row["level"])
+            line += f" {_pct(found['test_accuracy'] if found else None):>9}"
+        print(line)
+    empty = [(row["level"], row["empty_layers"]) for row in s["levels"]
+             if row.get("empty_layers")]
+    if empty:
+        level, names = empty[0]
+        print(f"warning: from level {level} on, {', '.join(names)} has no connection left (layer "
+              f"collapse of global magnitude pruning); try --prune layer or --dense-first/last")
+    if s.get("early_time"):
+        print(f"early-time: searched with T'={s['early_time']['timesteps']} "
+              f"(normalised KL {s['early_time']['normalised_kl']})")
+    print(f"search time {s['search_seconds']:.1f} s | {result.path}")
+    return 0
