@@ -81,6 +81,35 @@ class SparseConfig:
 
 
 @dataclass
+class GeneticConfig:
+    """Options of the ``genetic`` method (gene-encoded layers; see docs/genetic.md).
+
+    ``genome`` is an evolved initial wiring rule (the ``best.genome`` mapping that
+    ``spikesculpt evolve`` writes; ``--genome FILE`` reads it); None = the random initial rule.
+    It is stored in the config itself, so the run directory's hash names the rule it started from.
+    """
+
+    gene_dim: int = 16                   # g: length of every gene vector; O is g x g
+    keep_first: bool = False             # leave the first connection layer plain
+    keep_last: bool = False              # leave the last connection layer (readout) plain
+    init_std: float = 0.02               # std of the initial encodings and O (random rule)
+    genome: Optional[dict] = None        # evolved initial wiring rule (see spikesculpt evolve)
+
+    def validate(self) -> "GeneticConfig":
+        if isinstance(self.gene_dim, bool) or not isinstance(self.gene_dim, int) \
+                or self.gene_dim <= 0:
+            raise UserError(f"gene dimension must be a positive integer, got {self.gene_dim!r}; "
+                            f"pass e.g. --gene-dim 16")
+        if isinstance(self.init_std, bool) or not self.init_std > 0:
+            raise UserError(f"genetic init_std must be > 0, got {self.init_std!r}; pass e.g. "
+                            f"--gene-init-std 0.02")
+        if self.genome is not None and not isinstance(self.genome, dict):
+            raise UserError("genetic genome must be a mapping (the 'genome' written by "
+                            "'spikesculpt evolve'); pass it with --genome FILE.json")
+        return self
+
+
+@dataclass
 class TrainConfig:
     """Everything that defines one training run."""
 
@@ -102,6 +131,7 @@ class TrainConfig:
     seed: int = 0
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     sparse: SparseConfig = field(default_factory=SparseConfig)
+    genetic: GeneticConfig = field(default_factory=GeneticConfig)
     # Bookkeeping: not part of the hash.
     device: str = "auto"         # auto | cpu | cuda | cuda:N
     amp: bool = False            # mixed precision on CUDA
@@ -110,7 +140,7 @@ class TrainConfig:
     NOT_HASHED = ("device", "amp", "data_root")
     # Option sections and the methods that read them: a section is hashed only for those
     # methods, so e.g. --density does not rename a dense run.
-    SECTION_METHODS = {"sparse": ("static", "set", "rigl", "esl")}
+    SECTION_METHODS = {"sparse": ("static", "set", "rigl", "esl"), "genetic": ("genetic",)}
 
     def validate(self) -> "TrainConfig":
         for name in ("epochs", "timesteps", "batch_size"):
@@ -131,6 +161,7 @@ class TrainConfig:
                 raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: "
                                 f"{', '.join(allowed)}")
         self.sparse.validate()
+        self.genetic.validate()
         if not self.neuron.tau > 0:
             raise UserError(f"neuron tau must be > 0, got {self.neuron.tau!r}; pass e.g. --tau 2.0")
         return self
