@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from spikesculpt.cli import evaluate, listing, train
+from spikesculpt.cli import evaluate, evolve, listing, train
 from spikesculpt.cli.parser import OneLineParser
 from spikesculpt.errors import UserError
 
@@ -17,12 +17,19 @@ def build_parser() -> OneLineParser:
                            description="Efficient spiking neural networks: train, compare, measure.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for module in (train, evaluate, listing):
+    for module in (train, evolve, evaluate, listing):
         module.add_parser(sub)
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"spikesculpt: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.showwarning = _one_line_warning  # warnings of a CLI run: one line each, no source
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

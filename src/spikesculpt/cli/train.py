@@ -138,5 +138,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{config.model} on {config.dataset} ({config.method}): "
           f"test accuracy {100 * m['test_accuracy']:.2f}% | "
           f"val {100 * m['val_accuracy']:.2f}% | firing rate {m['firing_rate']:.3f} | "
-          f"density {m['density']:.3f} | {m['train_seconds']:.1f} s | {result.run_dir.path}")
+          f"density {m['density']:.3f} | "
+          + (f"compression {100 * m['compression']:.1f}% | " if "compression" in m else "")
+          + f"{m['train_seconds']:.1f} s | {result.run_dir.path}")
     return 0

@@ -1,0 +1,78 @@
+"""CMA-ES over initial wiring rules (one objective: the fitness), with pycma.
+
+Hansen's CMA-ES (``cma`` on PyPI, numpy only) drives the search; we only translate between its
+vectors and :class:`Genome` s. The search starts at the random initial rule (O = 0 as the mean,
+so the first generation samples O ~ N(0, (σ0·s)²) — the random rule's distribution —, encodings
+N(0, s²), s = ``init_std``) with per-coordinate scales (``CMA_stds``): ``s`` for the entries of O
+and the encoding means, 0.5 for the log standard deviations; ``sigma0`` multiplies them all.
+pycma minimises, so it is told ``−fitness``.
+
+Seeding: pycma draws from numpy's global generator, seeded by its ``seed`` option (which must be
+non-zero). The generator's state is kept with the search and restored before every ``ask``, so
+nothing else in the process (or an interruption and ``--resume``) changes the samples.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from spikesculpt.errors import UserError
+from spikesculpt.methods.genetic.genome import Genome
+
+LOG_STD_SCALE = 0.5
+
+
+def import_cma():
+    try:
+        import cma
+    except ImportError:
+        raise UserError("spikesculpt evolve needs pycma; install it with "
+                        "pip install 'spikesculpt[evolution]' (or pip install cma)") from None
+    return cma
+
+
+class CMASearch:
+    """``ask() -> [Genome]``, ``tell([fitness])`` (higher is better); picklable."""
+
+    kind = "cma-es"
+
+    def __init__(self, gene_dim: int, names: list[str], init_std: float, population: int,
+                 sigma0: float = 1.0, seed: int = 0):
+        cma = import_cma()
+        self.gene_dim, self.names = int(gene_dim), list(names)
+        x0 = Genome.random_rule(gene_dim, names, init_std).to_vector()
+        stds = np.concatenate([np.full(gene_dim * gene_dim, init_std),
+                               np.tile([init_std, LOG_STD_SCALE, init_std, LOG_STD_SCALE],
+                                       len(names))])
+        saved = np.random.get_state()
+        self.es = cma.CMAEvolutionStrategy(x0, sigma0, {
+            "popsize": int(population), "seed": int(seed) % (2 ** 31 - 2) + 1,
+            "CMA_stds": stds, "verbose": -9, "tolfun": 0, "tolx": 0, "tolstagnation": 10 ** 9,
+            "tolflatfitness": 10 ** 9, "maxiter": 10 ** 9})
+        self.rng_state = np.random.get_state()
+        np.random.set_state(saved)
+        self._asked = None
+
+    def ask(self) -> list[Genome]:
+        saved = np.random.get_state()
+        np.random.set_state(self.rng_state)
+        try:
+            self._asked = self.es.ask()
+        finally:
+            self.rng_state = np.random.get_state()
+            np.random.set_state(saved)
+        return [Genome.from_vector(x, self.gene_dim, self.names) for x in self._asked]
+
+    def tell(self, fitness: list[float]) -> None:
+        saved = np.random.get_state()
+        np.random.set_state(self.rng_state)
+        try:
+            self.es.tell(self._asked, [-float(f) for f in fitness])
+        finally:
+            self.rng_state = np.random.get_state()
+            np.random.set_state(saved)
+        self._asked = None
+
+    def info(self) -> dict:
+        return {"algorithm": "CMA-ES (pycma)", "sigma": float(self.es.sigma),
+                "dimension": int(self.es.N)}
