@@ -255,3 +255,26 @@ def test_genome_vector_round_trip_and_application():
     assert float(w.square().mean()) == pytest.approx(2 / 64, rel=1e-4)
     with pytest.raises(UserError, match="another network"):
         apply_genome(model, Genome.random_rule(4, names))
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_factorised_training_path_equals_the_generated_weight(kind):
+    inter = GeneInteraction(3, gen(0))
+    if kind == "linear":
+        layer = GeneLinear(64, 48, inter, generator=gen(1))
+        x = torch.randn(4, 16, 64, generator=gen(2))        # 64 rows: factorised is cheaper
+        ref_fn = lambda w: F.linear(x, w, layer.bias)       # noqa: E731
+    else:
+        layer = GeneConv2d(8, 16, 3, inter, padding=1, generator=gen(1))
+        x = torch.randn(4, 8, 10, 10, generator=gen(2))
+        ref_fn = lambda w: F.conv2d(x, w, layer.bias, 1, 1)  # noqa: E731
+    params = [layer.x_in, layer.x_out, inter.weight]
+    out = layer(x)                                          # autograd on: through the factors
+    grads = torch.autograd.grad(out.square().sum(), params)
+    ref = ref_fn(layer.generate_weight())
+    ref_grads = torch.autograd.grad(ref.square().sum(), params)
+    assert torch.allclose(out, ref, atol=1e-5)
+    for a, b in zip(grads, ref_grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        assert torch.allclose(layer(x), ref, atol=1e-5)   # inference: the cached W

@@ -7,9 +7,11 @@ N(0, s²), s = ``init_std``) with per-coordinate scales (``CMA_stds``): ``s`` fo
 and the encoding means, 0.5 for the log standard deviations; ``sigma0`` multiplies them all.
 pycma minimises, so it is told ``−fitness``.
 
-Seeding: pycma draws from numpy's global generator, seeded by its ``seed`` option (which must be
-non-zero). The generator's state is kept with the search and restored before every ``ask``, so
-nothing else in the process (or an interruption and ``--resume``) changes the samples.
+Seeding: pycma draws its samples with the function in its ``randn`` option (by default numpy's
+global ``np.random.randn``, seeded by its ``seed`` option). We hand it the ``randn`` of a private
+``np.random.RandomState`` seeded from the run seed instead: nothing else in the process changes
+the samples, and pickling the search (after every generation, for ``--resume``) saves the
+generator's state with it.
 """
 
 from __future__ import annotations
@@ -44,33 +46,19 @@ class CMASearch:
         stds = np.concatenate([np.full(gene_dim * gene_dim, init_std),
                                np.tile([init_std, LOG_STD_SCALE, init_std, LOG_STD_SCALE],
                                        len(names))])
-        saved = np.random.get_state()
+        self.rng = np.random.RandomState(int(seed) % (2 ** 32))
         self.es = cma.CMAEvolutionStrategy(x0, sigma0, {
-            "popsize": int(population), "seed": int(seed) % (2 ** 31 - 2) + 1,
+            "popsize": int(population), "randn": self.rng.randn, "seed": float("nan"),
             "CMA_stds": stds, "verbose": -9, "tolfun": 0, "tolx": 0, "tolstagnation": 10 ** 9,
             "tolflatfitness": 10 ** 9, "maxiter": 10 ** 9})
-        self.rng_state = np.random.get_state()
-        np.random.set_state(saved)
         self._asked = None
 
     def ask(self) -> list[Genome]:
-        saved = np.random.get_state()
-        np.random.set_state(self.rng_state)
-        try:
-            self._asked = self.es.ask()
-        finally:
-            self.rng_state = np.random.get_state()
-            np.random.set_state(saved)
+        self._asked = self.es.ask()
         return [Genome.from_vector(x, self.gene_dim, self.names) for x in self._asked]
 
     def tell(self, fitness: list[float]) -> None:
-        saved = np.random.get_state()
-        np.random.set_state(self.rng_state)
-        try:
-            self.es.tell(self._asked, [-float(f) for f in fitness])
-        finally:
-            self.rng_state = np.random.get_state()
-            np.random.set_state(saved)
+        self.es.tell(self._asked, [-float(f) for f in fitness])
         self._asked = None
 
     def info(self) -> dict:
