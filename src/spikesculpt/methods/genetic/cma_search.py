@@ -3,8 +3,11 @@
 Hansen's CMA-ES (``cma`` on PyPI, numpy only) drives the search; we only translate between its
 vectors and :class:`Genome` s. The search starts at the random initial rule (O = 0 as the mean,
 so the first generation samples O ~ N(0, (σ0·s)²) — the random rule's distribution —, encodings
-N(0, s²), s = ``init_std``) with per-coordinate scales (``CMA_stds``): ``s`` for the entries of O
-and the encoding means, 0.5 for the log standard deviations; ``sigma0`` multiplies them all.
+N(0, s²), s = ``init_std``) with per-coordinate scales (``CMA_stds``): ``s`` for the entries of O,
+0.5 for the log standard deviations and ``0.1·s`` for the encoding means — a mean μ shared by all
+entries of X_in and X_out adds a constant block μ_in·μ_out·(Σ O)·11ᵀ to W (every weight of the
+layer shifted alike), which at μ ~ s is as large as the random part and silences or saturates
+the layer; ``sigma0`` multiplies them all.
 pycma minimises, so it is told ``−fitness``.
 
 Seeding: pycma draws its samples with the function in its ``randn`` option (by default numpy's
@@ -21,7 +24,8 @@ import numpy as np
 from spikesculpt.errors import UserError
 from spikesculpt.methods.genetic.genome import Genome
 
-LOG_STD_SCALE = 0.5
+LOG_STD_SCALE = 0.5   # CMA scale of the log standard deviations
+MEAN_SCALE = 0.1      # CMA scale of the encoding means, in units of init_std (see below)
 
 
 def import_cma():
@@ -44,8 +48,8 @@ class CMASearch:
         self.gene_dim, self.names = int(gene_dim), list(names)
         x0 = Genome.random_rule(gene_dim, names, init_std).to_vector()
         stds = np.concatenate([np.full(gene_dim * gene_dim, init_std),
-                               np.tile([init_std, LOG_STD_SCALE, init_std, LOG_STD_SCALE],
-                                       len(names))])
+                               np.tile([MEAN_SCALE * init_std, LOG_STD_SCALE,
+                                        MEAN_SCALE * init_std, LOG_STD_SCALE], len(names))])
         self.rng = np.random.RandomState(int(seed) % (2 ** 32))
         self.es = cma.CMAEvolutionStrategy(x0, sigma0, {
             "popsize": int(population), "randn": self.rng.randn, "seed": float("nan"),
