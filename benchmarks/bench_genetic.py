@@ -30,7 +30,6 @@ the best-validation epoch):
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import datetime as _dt
 import json
@@ -51,7 +50,7 @@ from torch import nn
 
 from spikesculpt.config import EvolutionConfig, TrainConfig
 from spikesculpt.data import load_dataset
-from spikesculpt.methods.genetic import GeneDimWarning, parameter_report
+from spikesculpt.methods.genetic import GeneDimWarning
 from spikesculpt.methods.genetic.evolution import run_evolution
 from spikesculpt.methods.genetic.genome import Genome
 from spikesculpt.methods.genetic.layers import INIT_STD

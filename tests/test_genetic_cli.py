@@ -14,7 +14,7 @@ from spikesculpt.config import TrainConfig, config_hash
 from spikesculpt.methods import create_method
 from spikesculpt.methods.genetic import gene_layers
 from spikesculpt.models import create_model
-from spikesculpt.train.run import evaluate_run, run_training
+from spikesculpt.train.run import evaluate_run
 
 SMALL = ["--epochs", "1", "--timesteps", "2", "--batch-size", "128",
          "--model-arg", "hidden=[24]", "--no-progress"]
@@ -123,3 +123,9 @@ def test_cli_process_exit_status_and_one_line_warning(tmp_path):
     assert proc.returncode == 0
     warn = [line for line in proc.stderr.splitlines() if "saves nothing" in line]
     assert len(warn) == 1 and warn[0].startswith("spikesculpt: warning: gene dimension 40")
+    # the package (and the evolve command's module) imports without the evolution extras
+    code = ("import sys; sys.modules['cma'] = None; sys.modules['pymoo'] = None; "
+            "import spikesculpt.cli.main, spikesculpt.methods.genetic.evolution; print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

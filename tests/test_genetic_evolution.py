@@ -56,7 +56,8 @@ def test_temporal_difference_properties():
 def test_regulariser_schedule_and_fitness():
     assert regulariser_weight(0.1, 0, 4) == pytest.approx(0.1)
     assert regulariser_weight(0.1, 2, 4) == pytest.approx(0.05)
-    assert regulariser_weight(0.1, 3, 4) == pytest.approx(0.1 * 0.5 * (1 + math.cos(0.75 * math.pi)))
+    expect = 0.1 * 0.5 * (1 + math.cos(0.75 * math.pi))
+    assert regulariser_weight(0.1, 3, 4) == pytest.approx(expect)
     assert all(regulariser_weight(1, t, 6) > regulariser_weight(1, t + 1, 6) for t in range(5))
     assert fitness(0.5, 0.8, 0.2, 0.1, 0.05) == pytest.approx(0.5 + 0.08 + 0.01)
 
@@ -279,3 +280,13 @@ def test_bad_evolution_options(field, value, word):
     setattr(evo, field, value)
     with pytest.raises(UserError, match=word):
         copy.deepcopy(evo).validate()
+
+
+@pytest.mark.parametrize("module, objectives", [("cma", ["accuracy"]),
+                                                ("pymoo", ["accuracy", "params"])])
+def test_missing_extra_says_how_to_install(tmp_path, monkeypatch, module, objectives, digits):
+    monkeypatch.setitem(__import__("sys").modules, module, None)   # import fails
+    scorer = PopulationScorer(tiny_config(), eval_epochs=1, splits=digits)
+    with pytest.raises(UserError, match=r"pip install 'spikesculpt\[evolution\]'"):
+        run_evolution(tiny_config(), tiny_evo(objectives=objectives), out=str(tmp_path / "e"),
+                      progress=False, scorer=scorer)

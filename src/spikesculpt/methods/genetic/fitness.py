@@ -61,7 +61,7 @@ def encoding_summary(encodings: dict) -> dict:
 
 
 def temporal_difference(candidate: dict, elite) -> float:
-    """Mean normalised W1 distance between two :func:`encoding_summary` s (0 if ``elite`` is None)."""
+    """Mean normalised W1 distance of two :func:`encoding_summary` s (0 if ``elite`` is None)."""
     if elite is None:
         return 0.0
     terms = []

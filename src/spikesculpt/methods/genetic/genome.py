@@ -37,7 +37,7 @@ LOG_STD_RANGE = (-4.0, 4.0)  # clamp on log std when decoding a vector (std in [
 @dataclass
 class Genome:
     interaction: np.ndarray                     # [g, g] float64
-    layers: list[dict] = field(default_factory=list)   # [{"name", in_mean, in_std, out_mean, out_std}]
+    layers: list[dict] = field(default_factory=list)  # [{name, in/out_mean, in/out_std}]
 
     @property
     def gene_dim(self) -> int:

@@ -4,10 +4,10 @@ The connection weight of an encoded layer is not a parameter. It is generated, i
 pass, from a *gene encoding* of every pre- and postsynaptic unit and one gene-interaction matrix
 shared by every encoded layer of the network:
 
-    W_l = α_l · X_out,l · O · X_in,lᵀ                          (Barabási et al. 2023, GEM; Pan et al. 2024)
+    W_l = α_l · X_out,l · O · X_in,lᵀ        (GEM, Barabási et al. 2023; Pan et al. 2024)
 
-    X_in,l  [N_in, g]    one gene vector per presynaptic unit  (Linear: input feature;
-                          Conv2d: one per (input channel, kernel position), row c·k_h·k_w + i·k_w + j)
+    X_in,l  [N_in, g]    one gene vector per presynaptic unit (Linear: input feature; Conv2d:
+                         one per (input channel c, kernel position i, j), row c·k_h·k_w + i·k_w + j)
     X_out,l [N_out, g]   one gene vector per postsynaptic unit (output feature / output channel)
     O       [g, g]       gene interaction, ONE ``nn.Parameter`` for the whole network
     α_l     scalar       fixed (a buffer, never trained)
@@ -137,7 +137,8 @@ class _GeneEncoded(nn.Module):
     # ------------------------------------------------------------------ initialisation
     @torch.no_grad()
     def reset_encodings(self, in_mean: float = 0.0, in_std: float = INIT_STD,
-                        out_mean: float = 0.0, out_std: float = INIT_STD, generator: Optional[torch.Generator] = None) -> None:
+                        out_mean: float = 0.0, out_std: float = INIT_STD,
+                        generator: Optional[torch.Generator] = None) -> None:
         """Draw ``X_in ~ N(in_mean, in_std²)``, ``X_out ~ N(out_mean, out_std²)`` and reset α.
 
         These four numbers are the per-layer statistics an evolved genome sets

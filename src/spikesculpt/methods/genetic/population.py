@@ -288,7 +288,7 @@ class PopulationScorer:
     # ------------------------------------------------------------------ synaptic operations
     @torch.no_grad()
     def _synops(self, model: nn.Module, params: dict, buffers: dict) -> float:
-        """Effective synaptic operations per validation sample (ACs + MACs), see ``count_synops``."""
+        """Effective synaptic operations per validation sample (ACs + MACs), see SynOpsCounter."""
         model.eval()
         gen = _generator(self.config.seed, 0, 7) if self.device.type == "cpu" else None
         counter = SynOpsCounter(model)

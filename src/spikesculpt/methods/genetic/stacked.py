@@ -280,7 +280,7 @@ class StackedPopulation(nn.Module):
 
 
 def try_stack(models: list[nn.Module]) -> Optional[StackedPopulation]:
-    """A :class:`StackedPopulation` of ``models``, or None when the architecture is not stackable."""
+    """A :class:`StackedPopulation` of ``models``, or None if the architecture is not stackable."""
     try:
         return StackedPopulation(models)
     except NotStackable:
