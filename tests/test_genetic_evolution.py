@@ -202,28 +202,27 @@ def _csv(path):
         yield from csv.DictReader(fh)
 
 
-def test_interrupted_evolution_resumes_to_the_same_result(tmp_path, monkeypatch):
-    full = run_evolution(tiny_config(), tiny_evo(generations=3), out=str(tmp_path / "full"),
-                         progress=False)
+def test_interrupted_evolution_resumes_to_the_same_result(tmp_path, monkeypatch, digits):
+    scorer = PopulationScorer(tiny_config(), eval_epochs=1, splits=digits)
+    kw = dict(progress=False, scorer=scorer)
+    full = run_evolution(tiny_config(), tiny_evo(), out=str(tmp_path / "full"), **kw)
     original = Evolution.step
 
     def interrupted(self, scorer):
-        if self.generation == 2:
+        if self.generation == 1:
             raise KeyboardInterrupt
         return original(self, scorer)
 
     monkeypatch.setattr(Evolution, "step", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_evolution(tiny_config(), tiny_evo(generations=3), out=str(tmp_path / "cut"),
-                      progress=False)
+        run_evolution(tiny_config(), tiny_evo(), out=str(tmp_path / "cut"), **kw)
     cut = tmp_path / "cut"
-    assert (cut / "evolution_state.pkl").is_file()
-    assert len(json.loads((cut / "evolution.json").read_text())["generations"]) == 2
+    assert (cut / "evolution_state.pkl").is_file() and not (cut / "final").exists()
+    assert len(json.loads((cut / "evolution.json").read_text())["generations"]) == 1
     monkeypatch.setattr(Evolution, "step", original)
     with pytest.raises(UserError, match="--resume"):
-        run_evolution(tiny_config(), tiny_evo(generations=3), out=str(cut), progress=False)
-    resumed = run_evolution(tiny_config(), tiny_evo(generations=3), out=str(cut), resume=True,
-                            progress=False)
+        run_evolution(tiny_config(), tiny_evo(), out=str(cut), **kw)
+    resumed = run_evolution(tiny_config(), tiny_evo(), out=str(cut), resume=True, **kw)
     assert resumed.status == "resumed"
     a, b = full.summary, resumed.summary
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa
