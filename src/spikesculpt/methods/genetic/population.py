@@ -41,8 +41,7 @@ from torch.func import functional_call, vmap
 from spikesculpt.config import TrainConfig, from_dict
 from spikesculpt.encoding import encode
 from spikesculpt.errors import UserError
-from spikesculpt.methods.genetic.convert import GeneDimWarning, connection_layers, \
-    parameter_report
+from spikesculpt.methods.genetic.convert import GeneDimWarning, parameter_report
 from spikesculpt.methods.genetic.fitness import encoding_summary, spatial_entropy
 from spikesculpt.methods.genetic.genome import Genome
 from spikesculpt.methods.genetic.layers import gene_layers
@@ -366,8 +365,3 @@ def _worker_init(config: dict, eval_epochs: int, synops: bool, threads: int) -> 
 def _worker_score(genome: dict) -> dict:
     assert _WORKER is not None
     return _WORKER.score_one(Genome.from_dict(genome))
-
-
-def plain_connection_count(model: nn.Module) -> int:
-    """Number of conv / linear layers (plain) — used in messages."""
-    return len(connection_layers(model))

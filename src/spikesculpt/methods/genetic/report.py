@@ -55,7 +55,7 @@ def plot_evolution(rows: list[dict], path: Path, title: str = "") -> None:
 
 
 def plot_pareto(candidates: list[dict], front: list[dict], path: Path) -> None:
-    """Validation accuracy against parameters for every candidate; the final front highlighted
+    """Validation accuracy against parameters for every candidate; the non-dominated ones highlighted
     (colour: synaptic operations per sample where measured)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -65,7 +65,7 @@ def plot_pareto(candidates: list[dict], front: list[dict], path: Path) -> None:
     kw = {"c": synops, "cmap": "viridis"} if all(v is not None for v in synops) else \
         {"color": "tab:red"}
     sc = ax.scatter([f["params_total"] for f in front], [f["accuracy"] for f in front], s=36,
-                    edgecolor="k", label="Pareto front (last generation)", **kw)
+                    edgecolor="k", label="Pareto front (over all candidates)", **kw)
     if "c" in kw:
         fig.colorbar(sc, ax=ax, label="SynOps per sample")
     ax.set_xlabel("parameters (encoded network)")
