@@ -55,8 +55,8 @@ def plot_evolution(rows: list[dict], path: Path, title: str = "") -> None:
 
 
 def plot_pareto(candidates: list[dict], front: list[dict], path: Path) -> None:
-    """Validation accuracy against parameters for every candidate; the non-dominated ones highlighted
-    (colour: synaptic operations per sample where measured)."""
+    """Validation accuracy against parameters for every candidate; the non-dominated ones
+    highlighted (colour: synaptic operations per sample where measured)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter([c["params_total"] for c in candidates], [c["accuracy"] for c in candidates],
