@@ -81,6 +81,35 @@ class SparseConfig:
 
 
 @dataclass
+class GeneticConfig:
+    """Options of the ``genetic`` method (gene-encoded layers; see docs/genetic.md).
+
+    ``genome`` is an evolved initial wiring rule (the ``best.genome`` mapping that
+    ``spikesculpt evolve`` writes; ``--genome FILE`` reads it); None = the random initial rule.
+    It is stored in the config itself, so the run directory's hash names the rule it started from.
+    """
+
+    gene_dim: int = 16                   # g: length of every gene vector; O is g x g
+    keep_first: bool = False             # leave the first connection layer plain
+    keep_last: bool = False              # leave the last connection layer (readout) plain
+    init_std: float = 0.02               # std of the initial encodings and O (random rule)
+    genome: Optional[dict] = None        # evolved initial wiring rule (see spikesculpt evolve)
+
+    def validate(self) -> "GeneticConfig":
+        if isinstance(self.gene_dim, bool) or not isinstance(self.gene_dim, int) \
+                or self.gene_dim <= 0:
+            raise UserError(f"gene dimension must be a positive integer, got {self.gene_dim!r}; "
+                            f"pass e.g. --gene-dim 16")
+        if isinstance(self.init_std, bool) or not self.init_std > 0:
+            raise UserError(f"genetic init_std must be > 0, got {self.init_std!r}; pass e.g. "
+                            f"--gene-init-std 0.02")
+        if self.genome is not None and not isinstance(self.genome, dict):
+            raise UserError("genetic genome must be a mapping (the 'genome' written by "
+                            "'spikesculpt evolve'); pass it with --genome FILE.json")
+        return self
+
+
+@dataclass
 class TrainConfig:
     """Everything that defines one training run."""
 
@@ -103,6 +132,7 @@ class TrainConfig:
     seed: int = 0
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     sparse: SparseConfig = field(default_factory=SparseConfig)
+    genetic: GeneticConfig = field(default_factory=GeneticConfig)
     # Bookkeeping: not part of the hash.
     device: str = "auto"         # auto | cpu | cuda | cuda:N
     amp: bool = False            # mixed precision on CUDA
@@ -112,7 +142,7 @@ class TrainConfig:
     NOT_HASHED = ("device", "amp", "data_root", "download")
     # Option sections and the methods that read them: a section is hashed only for those
     # methods, so e.g. --density does not rename a dense run.
-    SECTION_METHODS = {"sparse": ("static", "set", "rigl", "esl")}
+    SECTION_METHODS = {"sparse": ("static", "set", "rigl", "esl"), "genetic": ("genetic",)}
     # Hashed only when set away from their default, so that adding them did not rename the run
     # directories of existing configs.
     HASHED_IF_SET = {"augment": "none"}
@@ -136,6 +166,7 @@ class TrainConfig:
                 raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: "
                                 f"{', '.join(allowed)}")
         self.sparse.validate()
+        self.genetic.validate()
         from spikesculpt.data.augment import parse_augment  # UserError for unknown ops
         parse_augment(self.augment)
         if not self.neuron.tau > 0:
@@ -156,6 +187,61 @@ class TrainConfig:
             if d.get(name) == default:
                 d.pop(name, None)
         return d
+
+
+@dataclass
+class EvolutionConfig:
+    """Options of ``spikesculpt evolve`` (evolution of the initial wiring rule; docs/genetic.md).
+
+    The network, data and training options (including the short training's optimizer, lr and
+    batch size, and the final training's ``epochs``) come from the ``TrainConfig`` beside it.
+    """
+
+    population: int = 8            # candidates per generation (>= 2)
+    generations: int = 5           # generations (> 0)
+    eval_epochs: int = 1           # epochs of the short training that scores a candidate
+    sigma0: float = 1.0            # CMA-ES initial step size, in units of each gene's scale
+    lambda_spatial: float = 0.05   # λ_s(0): weight of the spatial entropy of O
+    lambda_temporal: float = 0.05  # λ_d(0): weight of the temporal difference of the encodings
+    spatial: bool = True           # use the spatial-entropy regulariser
+    temporal: bool = True          # use the temporal-difference regulariser
+    objectives: list = field(default_factory=lambda: ["accuracy"])  # accuracy[,params][,synops]
+    min_gene_dim: int = 2          # several objectives: gene dimensions searched in [min, gene_dim]
+    batched: str = "auto"          # population evaluation: auto | stack | vmap | off
+    workers: int = 1               # processes for one-at-a-time evaluation (batched off / fallback)
+
+    OBJECTIVES = ("accuracy", "params", "synops")
+    NOT_HASHED = ("batched", "workers")   # how candidates are evaluated, not what
+
+    def validate(self) -> "EvolutionConfig":
+        for name, low, flag in (("population", 2, "--population 8"),
+                                ("generations", 1, "--generations 5"),
+                                ("eval_epochs", 1, "--eval-epochs 1"),
+                                ("workers", 1, "--workers 2"), ("min_gene_dim", 1, "")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise UserError(f"{name.replace('_', ' ')} must be an integer >= {low}, got "
+                                f"{value!r}" + (f"; pass e.g. {flag}" if flag else ""))
+        if not self.sigma0 > 0:
+            raise UserError(f"sigma0 must be > 0, got {self.sigma0!r}; pass e.g. --sigma0 1.0")
+        for name in ("lambda_spatial", "lambda_temporal"):
+            if not getattr(self, name) >= 0:
+                raise UserError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        objectives = list(self.objectives) if isinstance(self.objectives, (list, tuple)) \
+            else [self.objectives]
+        for o in objectives:
+            if o not in self.OBJECTIVES:
+                raise UserError(f"unknown objective {o!r}; choose from: "
+                                f"{', '.join(self.OBJECTIVES)} (e.g. --objectives "
+                                f"accuracy,params,synops)")
+        if "accuracy" not in objectives or len(set(objectives)) != len(objectives):
+            raise UserError(f"objectives must include accuracy once, got {objectives}; e.g. "
+                            f"--objectives accuracy,params")
+        self.objectives = objectives
+        if self.batched not in ("auto", "stack", "vmap", "off"):
+            raise UserError(f"unknown batched mode {self.batched!r}; choose one of: auto, stack, "
+                            f"vmap, off")
+        return self
 
 
 def config_hash(config: TrainConfig) -> str:

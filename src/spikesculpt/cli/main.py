@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import sys
 
-from spikesculpt.cli import compare, evaluate, export, listing, lottery, show_data, train
+from spikesculpt.cli import (compare, evaluate, evolve, export, listing, lottery,
+                             show_data, train)
 from spikesculpt.cli.parser import OneLineParser
 from spikesculpt.errors import UserError
 
@@ -17,12 +18,19 @@ def build_parser() -> OneLineParser:
                            description="Efficient spiking neural networks: train, compare, measure.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for module in (train, compare, evaluate, export, listing, lottery, show_data):
+    for module in (train, compare, evolve, evaluate, export, listing, lottery, show_data):
         module.add_parser(sub)
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"spikesculpt: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.showwarning = _one_line_warning  # warnings of a CLI run: one line each, no source
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -12,7 +12,7 @@ from spikesculpt.runs import DEFAULT_RUNS_ROOT
 TRAIN_FLAGS = {
     "--dataset": ("dataset", str, "digits, npz:PATH, ... (spikesculpt list)"),
     "--model": ("model", str, "mlp, conv, vggsnn, ... (spikesculpt list)"),
-    "--method": ("method", str, "dense | static | set | rigl | esl (spikesculpt list methods)"),
+    "--method": ("method", str, "dense | static | set | rigl | esl | genetic (spikesculpt list methods)"),
     "--epochs": ("epochs", positive_int, "training epochs"),
     "--timesteps": ("timesteps", positive_int, "simulation time steps T"),
     "--batch-size": ("batch_size", positive_int, "batch size"),
@@ -37,6 +37,10 @@ SPARSE_FLAGS = {
     "--update-every": ("update_every", positive_int, "optimizer steps between mask updates"),
     "--drop-fraction": ("drop_fraction", float, "fraction rewired at the first update, [0, 1)"),
     "--update-until": ("update_until", float, "mask updates stop at this fraction of training"),
+}
+GENETIC_FLAGS = {
+    "--gene-dim": ("gene_dim", int, "genetic: gene dimension g (O is g x g), > 0"),
+    "--gene-init-std": ("init_std", float, "genetic: std of the initial genes and O (0.02)"),
 }
 NEURON_FLAGS = {
     "--neuron": ("name", str, "lif | if | plif"),
@@ -64,6 +68,7 @@ def add_config_flags(p, method_flag: bool = True, sparse_flags: bool = True) -> 
         if flag == "--method" and not method_flag:
             continue
         p.add_argument(flag, type=typ, default=None, help=text)
+    add_genetic_arguments(p)
     p.add_argument("--dense-first", action="store_true", default=None,
                    help="sparse methods, lottery: keep the first prunable layer dense")
     p.add_argument("--dense-last", action="store_true", default=None,
@@ -109,6 +114,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
               for flag, (key, _, _) in SPARSE_FLAGS.items()}
     sparse["dense_first"], sparse["dense_last"] = args.dense_first, args.dense_last
     overlay(config.sparse, {k: v for k, v in sparse.items() if v is not None}, "command line")
+    overlay(config.genetic, genetic_overrides(args), "command line")
     if args.model_arg:
         config.model_kwargs = {**config.model_kwargs, **dict(args.model_arg)}
     if getattr(args, "patch_keep", None) is not None:
@@ -117,6 +123,30 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
     check_patch_keep_option(config.model, config.model_kwargs)
     return config.validate()
+
+
+def add_genetic_arguments(p) -> None:
+    for flag, (_, typ, text) in GENETIC_FLAGS.items():
+        p.add_argument(flag, type=typ, default=None, help=text)
+    p.add_argument("--keep-first", action="store_true", default=None,
+                   help="genetic: leave the first connection layer plain (not encoded)")
+    p.add_argument("--keep-last", action="store_true", default=None,
+                   help="genetic: leave the last connection layer (readout) plain")
+    p.add_argument("--genome", metavar="FILE.json", default=None,
+                   help="genetic: start from an evolved initial wiring rule (evolution.json "
+                        "of 'spikesculpt evolve', or a genome JSON)")
+
+
+def genetic_overrides(args: argparse.Namespace) -> dict:
+    """The genetic section's values given on the command line (None = not given)."""
+    values = {key: getattr(args, flag[2:].replace("-", "_"))
+              for flag, (key, _, _) in GENETIC_FLAGS.items()}
+    values["keep_first"], values["keep_last"] = args.keep_first, args.keep_last
+    if args.genome:
+        from spikesculpt.methods.genetic.genome import read_genome_file
+
+        values["genome"] = read_genome_file(args.genome)
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -131,5 +161,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{config.model} on {config.dataset} ({config.method}): "
           f"test accuracy {100 * m['test_accuracy']:.2f}% | "
           f"val {100 * m['val_accuracy']:.2f}% | firing rate {m['firing_rate']:.3f} | "
-          f"density {m['density']:.3f} | {m['train_seconds']:.1f} s | {result.run_dir.path}")
+          f"density {m['density']:.3f} | "
+          + (f"compression {100 * m['compression']:.1f}% | " if "compression" in m else "")
+          + f"{m['train_seconds']:.1f} s | {result.run_dir.path}")
     return 0

@@ -8,7 +8,7 @@
     for x, y in loader: ...; loss.backward(); optimizer.step()   # rewiring happens in the hooks
 
 Registered: ``dense``; the sparse methods ``static``, ``set``, ``rigl``, ``esl``
-(``methods/dynamic/``). The training loop builds them with ``build_method(config)``.
+(``methods/dynamic/``); ``genetic`` (gene-encoded layers, ``methods/genetic/``). The training loop builds them with ``build_method(config)``.
 """
 
 from spikesculpt.methods.base import Method  # noqa: F401
@@ -16,6 +16,7 @@ from spikesculpt.methods.registry import METHODS, register_method  # noqa: F401
 
 from spikesculpt.methods import dense  # noqa: F401,E402
 from spikesculpt.methods.dynamic import SparseMethod  # noqa: F401,E402
+from spikesculpt.methods import genetic  # noqa: F401,E402
 
 
 def build_method(config) -> Method:

@@ -5,6 +5,13 @@
 - ``density`` = nonzero prunable weights / prunable weights (the fraction of connections kept;
   sparsity = 1 - density).
 - ``layers``: ``[{"name", "shape", "density"}]`` where name is the weight's state-dict key.
+
+Gene-encoded models (``methods/genetic``): an encoded layer (``GeneLinear``/``GeneConv2d``) has no
+weight *parameter* — its weight is generated from gene parameters — so it is not prunable and
+not listed; ``params_total`` counts its genes (and the shared interaction once),
+``params_prunable``/``density`` cover the layers left plain (0 / 1.0 when all are encoded). The
+generated connections are all present (dense). The genetic method adds ``params_plain`` and
+``compression`` to metrics.json (``parameter_report``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,343 @@
+"""Genetic encoding benchmarks: compression vs accuracy, evolution vs none, batched evaluation.
+
+Three parts (``--part``), all on ``digits`` (sklearn 8x8 digits) with the MLP 64-256-256-10,
+T = 4, Adam lr 1e-3, batch 64, cosine schedule, the model picked on validation (test accuracy of
+the best-validation epoch):
+
+``compression``  for gene dimensions G: test accuracy and parameter count of
+    - ``dense``: the plain MLP (30 epochs);
+    - ``genetic``: gene-encoded, random initial rule (no evolution), 30 epochs;
+    - ``evolved``: gene-encoded, initial rule evolved (CMA-ES, population 8, 5 generations,
+      1-epoch short training) then 30 epochs;
+    - ``lowrank``: every layer a plain low-rank product W = α·U Vᵀ (U [N_out, r], V [N_in, r],
+      no shared matrix; same α rule and initial scale as the genes) with r chosen so that the
+      parameter count matches the genetic one as closely as possible; 30 epochs.
+    over ``--seeds`` seeds.
+``evolution``  at G = ``--evo-gene-dim``, equal total training compute (candidate epochs +
+    final epochs): evolution with both regularisers, without the spatial one, without the
+    temporal one, without both; random search (one generation of P·G candidates, the same number
+    of short trainings); the random rule trained for 30 epochs and for the whole budget
+    (30 + P·G epochs, cosine over all of them).
+``speed``  scoring one generation (1-epoch short training + validation) of P candidates:
+    one at a time (``off``) vs the stacked population (``stack``) vs ``torch.func.vmap``,
+    interleaved rounds in rotating order; reported: median seconds and the median per-round
+    ratio (one-at-a-time time / batched time).
+
+    python benchmarks/bench_genetic.py --part all          # writes benchmarks/results/
+    python benchmarks/bench_genetic.py --quick             # smoke test, writes nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikesculpt.config import EvolutionConfig, TrainConfig
+from spikesculpt.data import load_dataset
+from spikesculpt.methods.genetic import GeneDimWarning
+from spikesculpt.methods.genetic.evolution import run_evolution
+from spikesculpt.methods.genetic.genome import Genome
+from spikesculpt.methods.genetic.layers import INIT_STD
+from spikesculpt.methods.genetic.population import PopulationScorer
+from spikesculpt.models.utils import count_parameters
+from spikesculpt.train.run import build, build_model
+from spikesculpt.train.trainer import Trainer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+# ------------------------------------------------------------------------------ machine
+def machine_info(threads: int) -> dict:
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = {}
+    for mod in ("numpy", "cma", "pymoo"):
+        try:
+            from importlib.metadata import version
+
+            versions[mod] = version(mod)
+        except Exception:
+            versions[mod] = None
+    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": threads,
+            "torch": torch.__version__, "python": platform.python_version(),
+            "platform": platform.platform(),
+            "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "packages": versions}
+
+
+def write_results(part: str, machine: dict, rows: list[dict], extra: dict) -> Path:
+    slug = re.sub(r"[^a-z0-9]+", "-", machine["cpu"].lower()).strip("-")[:40]
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = RESULTS / f"genetic_{part}_{slug}_{machine['torch_threads']}t_{stamp}"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    base.with_suffix(".json").write_text(json.dumps({"machine": machine, **extra, "rows": rows},
+                                                    indent=1) + "\n")
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols and not isinstance(r[k], (dict, list))]
+    with open(base.with_suffix(".csv"), "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    return base.with_suffix(".json")
+
+
+# ------------------------------------------------------------------------------ configs
+def base_config(seed: int, epochs: int, method: str = "dense", gene_dim: int = 16) -> TrainConfig:
+    cfg = TrainConfig(dataset="digits", model="mlp", method=method, epochs=epochs, timesteps=4,
+                      seed=seed, device="cpu")
+    cfg.genetic.gene_dim = gene_dim
+    return cfg
+
+
+def fit(cfg: TrainConfig, splits, model=None) -> dict:
+    """Train ``cfg`` (or ``model`` with cfg's loop); test accuracy of the best-val epoch."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GeneDimWarning)
+        if model is None:
+            cfg.validate()
+            _, model, callbacks = build(cfg)
+        else:
+            callbacks = []
+    trainer = Trainer(model, splits, cfg, callbacks, progress=False)
+    m = trainer.fit()
+    return {"test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
+            "params": count_parameters(model), "train_seconds": m["train_seconds"],
+            "firing_rate": m["firing_rate"]}
+
+
+# ------------------------------------------------------------------------------ low rank
+class LowRankLinear(nn.Module):
+    """W = α·U Vᵀ (U [N_out, r], V [N_in, r]), α fixed so E[W²] = 2/N_in (as GeneLinear)."""
+
+    def __init__(self, layer: nn.Linear, rank: int, generator: torch.Generator):
+        super().__init__()
+        n_out, n_in = layer.weight.shape
+        self.u = nn.Parameter(torch.randn(n_out, rank, generator=generator) * INIT_STD)
+        self.v = nn.Parameter(torch.randn(n_in, rank, generator=generator) * INIT_STD)
+        self.bias = None if layer.bias is None else nn.Parameter(layer.bias.detach().clone())
+        with torch.no_grad():
+            rms = float((self.u @ self.v.t()).square().mean().sqrt())
+        self.register_buffer("alpha", torch.tensor(math.sqrt(2.0 / n_in) / rms))
+
+    def forward(self, x):
+        return F.linear(x @ self.v, self.alpha * self.u, self.bias)   # x V (α U)ᵀ
+
+
+def lowrank_model(cfg: TrainConfig, info, target_params: int) -> tuple[nn.Module, int]:
+    model = build_model(cfg, info)
+    linears = [(n, m) for n, m in model.named_modules() if type(m) is nn.Linear]
+    dims = sum(m.in_features + m.out_features for _, m in linears)
+    other = count_parameters(model) - sum(m.weight.numel() for _, m in linears)
+    rank = max(1, round((target_params - other) / dims))
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 4_409)
+    for name, m in linears:
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent) if parent else model, child,
+                LowRankLinear(m, rank, gen))
+    return model, rank
+
+
+# ------------------------------------------------------------------------------ parts
+def part_compression(args, splits_by_seed) -> list[dict]:
+    rows = []
+    for seed in range(args.seeds):
+        splits = splits_by_seed(seed)
+        r = fit(base_config(seed, args.epochs), splits)
+        rows.append({"variant": "dense", "gene_dim": None, "seed": seed, **r})
+        print(f"seed {seed} dense: {100 * r['test_accuracy']:.2f}% ({r['params']} params)",
+              flush=True)
+        for g in args.gene_dims:
+            cfg = base_config(seed, args.epochs, "genetic", g)
+            r = fit(cfg, splits)
+            rows.append({"variant": "genetic", "gene_dim": g, "seed": seed, **r})
+            target = r["params"]
+            model, rank = lowrank_model(base_config(seed, args.epochs), splits.info, target)
+            rl = fit(base_config(seed, args.epochs), splits, model)
+            rows.append({"variant": "lowrank", "gene_dim": g, "rank": rank, "seed": seed, **rl})
+            with tempfile.TemporaryDirectory() as tmp:
+                evo = EvolutionConfig(population=args.population, generations=args.generations,
+                                      eval_epochs=1)
+                res = run_evolution(cfg, evo, out=tmp, progress=False)
+                fin = res.summary["final"]
+                rows.append({"variant": "evolved", "gene_dim": g, "seed": seed,
+                             "test_accuracy": fin["test_accuracy"],
+                             "val_accuracy": fin["val_accuracy"], "params": fin["params_total"],
+                             "train_seconds": fin["train_seconds"],
+                             "firing_rate": fin["firing_rate"]})
+            print(f"seed {seed} g={g}: genetic {100 * r['test_accuracy']:.2f}% | lowrank r={rank} "
+                  f"{100 * rl['test_accuracy']:.2f}% ({rl['params']}) | evolved "
+                  f"{100 * fin['test_accuracy']:.2f}% | {r['params']} params", flush=True)
+    return rows
+
+
+def part_evolution(args, splits_by_seed) -> list[dict]:
+    g, P, G = args.evo_gene_dim, args.population, args.generations
+    budget = P * G                       # candidate epochs (1-epoch short trainings)
+    rows = []
+    variants = [("evolved", dict()), ("no-spatial", dict(spatial=False)),
+                ("no-temporal", dict(temporal=False)),
+                ("no-regularisers", dict(spatial=False, temporal=False)),
+                ("random-search", dict(population=P * G, generations=1))]
+    for seed in range(args.seeds):
+        splits = splits_by_seed(seed)
+        cfg = base_config(seed, args.epochs, "genetic", g)
+        for name, opts in variants:
+            evo = EvolutionConfig(population=P, generations=G, eval_epochs=1)
+            for k, v in opts.items():
+                setattr(evo, k, v)
+            start = time.perf_counter()
+            with tempfile.TemporaryDirectory() as tmp:
+                res = run_evolution(cfg, evo, out=tmp, progress=False)
+            s = res.summary
+            rows.append({"variant": name, "gene_dim": g, "seed": seed,
+                         "test_accuracy": s["final"]["test_accuracy"],
+                         "val_accuracy": s["final"]["val_accuracy"],
+                         "best_short_val_accuracy": s["best"]["accuracy"],
+                         "candidate_epochs": s["compute"]["candidate_epochs"],
+                         "final_epochs": s["compute"]["final_epochs"],
+                         "total_epochs": s["compute"]["candidate_epochs"] + args.epochs,
+                         "seconds": time.perf_counter() - start})
+            print(f"seed {seed} {name}: {100 * rows[-1]['test_accuracy']:.2f}% "
+                  f"({rows[-1]['total_epochs']} epochs)", flush=True)
+        for name, epochs in (("random-rule", args.epochs),
+                             ("random-rule-equal-compute", args.epochs + budget)):
+            r = fit(base_config(seed, epochs, "genetic", g), splits)
+            rows.append({"variant": name, "gene_dim": g, "seed": seed,
+                         "test_accuracy": r["test_accuracy"], "val_accuracy": r["val_accuracy"],
+                         "candidate_epochs": 0, "final_epochs": epochs, "total_epochs": epochs,
+                         "seconds": r["train_seconds"]})
+            print(f"seed {seed} {name}: {100 * r['test_accuracy']:.2f}% ({epochs} epochs)",
+                  flush=True)
+    return rows
+
+
+def part_speed(args, splits_by_seed) -> tuple[list[dict], dict]:
+    splits = splits_by_seed(0)
+    rows = []
+    check = {}
+    for P in args.speed_populations:
+        cfg = base_config(0, 1, "genetic", args.speed_gene_dim)
+        scorer = PopulationScorer(cfg, eval_epochs=1, splits=splits)
+        names = scorer.layer_names(args.speed_gene_dim)
+        genomes = [Genome.random_rule(args.speed_gene_dim, names, generator=torch.Generator()
+                                      .manual_seed(i)) for i in range(P)]
+        modes = {"off": lambda: [scorer.score_one(g) for g in genomes],
+                 "stack": lambda: scorer.score_batched(genomes, "stack"),
+                 "vmap": lambda: scorer.score_batched(genomes, "vmap")}
+        for fn in modes.values():          # warm-up (native kernel, allocator)
+            fn() if P <= 4 else None
+        times = {m: [] for m in modes}
+        results = {}
+        order = list(modes)
+        for rnd in range(args.repeats):
+            for m in order[rnd % len(order):] + order[:rnd % len(order)]:
+                start = time.perf_counter()
+                results[m] = modes[m]()
+                times[m].append(time.perf_counter() - start)
+        same = [a["accuracy"] for a in results["off"]] == [a["accuracy"] for a in results["stack"]]
+        check[f"P{P}_stack_same_accuracies"] = same
+        check[f"P{P}_vmap_same_accuracies"] = \
+            [a["accuracy"] for a in results["off"]] == [a["accuracy"] for a in results["vmap"]]
+        for m in modes:
+            ratios = [o / t for o, t in zip(times["off"], times[m])]
+            rows.append({"population": P, "mode": m, "median_seconds": statistics.median(times[m]),
+                         "min_seconds": min(times[m]),
+                         "speedup_vs_off": statistics.median(ratios),
+                         "seconds_per_candidate": statistics.median(times[m]) / P})
+            print(f"P={P} {m}: {rows[-1]['median_seconds']:.2f} s, "
+                  f"x{rows[-1]['speedup_vs_off']:.2f} vs one at a time", flush=True)
+    return rows, check
+
+
+def summarise(rows: list[dict], keys=("variant", "gene_dim")) -> list[dict]:
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+    out = []
+    for key, rs in groups.items():
+        accs = [r["test_accuracy"] for r in rs]
+        out.append({**dict(zip(keys, key)), "n": len(rs),
+                    "test_accuracy_mean": statistics.mean(accs),
+                    "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                    **({"params": rs[0]["params"]} if "params" in rs[0] else {}),
+                    **({"total_epochs": rs[0]["total_epochs"]} if "total_epochs" in rs[0]
+                       else {})})
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--part", choices=("compression", "evolution", "speed", "all"), default="all")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--gene-dims", type=int, nargs="+", default=[4, 8, 16, 32])
+    p.add_argument("--population", type=int, default=8)
+    p.add_argument("--generations", type=int, default=5)
+    p.add_argument("--evo-gene-dim", type=int, default=8)
+    p.add_argument("--speed-populations", type=int, nargs="+", default=[4, 16])
+    p.add_argument("--speed-gene-dim", type=int, default=16)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="tiny settings, nothing written")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seeds, args.epochs, args.gene_dims = 1, 2, [4]
+        args.population, args.generations, args.speed_populations, args.repeats = 2, 1, [2], 1
+    torch.set_num_threads(args.threads)
+    machine = machine_info(args.threads)
+    cache = {}
+
+    def splits_by_seed(seed):
+        if seed not in cache:
+            cache[seed] = load_dataset("digits", seed=seed, val_fraction=0.1, timesteps=4)
+        return cache[seed]
+
+    parts = ["compression", "evolution", "speed"] if args.part == "all" else [args.part]
+    settings = {k: v for k, v in vars(args).items() if k not in ("part",)}
+    for part in parts:
+        print(f"== {part}", flush=True)
+        start = time.perf_counter()
+        if part == "compression":
+            rows = part_compression(args, splits_by_seed)
+            extra = {"summary": summarise(rows)}
+        elif part == "evolution":
+            rows = part_evolution(args, splits_by_seed)
+            extra = {"summary": summarise(rows)}
+        else:
+            rows, check = part_speed(args, splits_by_seed)
+            extra = {"check": check}
+        extra["settings"] = settings
+        extra["wall_seconds"] = time.perf_counter() - start
+        for s in extra.get("summary", []):
+            print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()})
+        if not args.quick:
+            print("wrote", write_results(part, machine, rows, extra))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
