@@ -207,24 +207,29 @@ def part_patch(args, work: Path) -> dict:
             rows.append({"seed": seed, "patch_keep": keep, "tokens_kept": m["tokens_kept"],
                          "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
                          "train_seconds": m["train_seconds"],
+                         "synops_effective": (m["synops"]["effective_acs"]
+                                              + m["synops"]["effective_macs"]),
+                         "synops_dense": m["synops"]["dense"],
                          "block_spikes_per_sample": spikes_after_embedding(out, cfg)})
             print(f"  seed {seed} keep {keep:<5} tokens {rows[-1]['tokens_kept']:.3f} test "
                   f"{100 * m['test_accuracy']:.2f}% train {m['train_seconds']:.1f} s", flush=True)
     print(f"\npatch tickets, spikformer {args.patch_model_arg} on {args.dataset}, "
           f"{args.patch_epochs} epochs, T={args.timesteps}; mean±std over seeds {args.seeds}")
     print(f"{'keep':>6} {'tokens':>7} {'test acc':>12} {'block spikes/sample':>20} "
-          f"{'train s':>8}")
+          f"{'eff. SynOps/sample':>19} {'train s':>8}")
     table = []
     for keep in args.keeps:
         rs = [r for r in rows if r["patch_keep"] == keep]
         spikes = statistics.mean(r["block_spikes_per_sample"] for r in rs)
         secs = statistics.mean(r["train_seconds"] for r in rs)
+        synops = statistics.mean(r["synops_effective"] for r in rs)
         table.append({"patch_keep": keep, "tokens_kept": rs[0]["tokens_kept"],
+                      "synops_effective": synops,
                       "test_mean": mean_std([r["test_accuracy"] for r in rs])[0],
                       "test_std": mean_std([r["test_accuracy"] for r in rs])[1],
                       "block_spikes_per_sample": spikes, "train_seconds": secs})
         print(f"{keep:>6} {rs[0]['tokens_kept']:7.3f} {fmt([r['test_accuracy'] for r in rs]):>12}"
-              f" {spikes:20.1f} {secs:8.1f}")
+              f" {spikes:20.1f} {synops:19,.0f} {secs:8.1f}")
     return {"runs": rows, "table": table}
 
 
