@@ -278,3 +278,32 @@ def test_factorised_training_path_equals_the_generated_weight(kind):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
     with torch.no_grad():
         assert torch.allclose(layer(x), ref, atol=1e-5)   # inference: the cached W
+
+
+def test_gene_encoded_layers_count_synops_like_the_plain_layers():
+    """SynOps of a gene-encoded network equal those of the plain network with the generated
+    weights copied in (gene layers are connection layers for the efficiency metrics)."""
+    from spikesculpt.metrics.synops import SynOpsCounter
+    from spikesculpt.methods.genetic.convert import genetic_encode
+    from spikesculpt.models import create_model as _create
+
+    torch.manual_seed(0)
+    plain = _create("conv", in_channels=1, image_size=8, num_classes=10, channels=[4, 8])
+    encoded = genetic_encode(copy.deepcopy(plain), 4, generator=torch.Generator().manual_seed(0),
+                             warn=False)
+    with torch.no_grad():
+        for name, module in encoded.named_modules():
+            if getattr(module, "connection_kind", None):
+                dict(plain.named_modules())[name].weight.copy_(module.weight)
+    x = torch.rand(3, 5, 1, 8, 8)
+    counts = []
+    for model in (plain, encoded):
+        model.eval()
+        with SynOpsCounter(model) as counter, torch.no_grad():
+            model(x)
+            counter.add_samples(5)
+        counts.append(counter.per_sample())
+    assert counts[1]["dense"] > 0
+    assert counts[0]["dense"] == counts[1]["dense"]
+    assert counts[0]["effective_acs"] + counts[0]["effective_macs"] == \
+        counts[1]["effective_acs"] + counts[1]["effective_macs"]

@@ -51,10 +51,18 @@ def connection_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """
     seen, found = set(), []
     for name, module in model.named_modules():
-        if isinstance(module, PRUNABLE_TYPES) and id(module) not in seen:
+        if is_connection_layer(module) and id(module) not in seen:
             seen.add(id(module))
             found.append((f"{name}.weight" if name else "weight", module))
     return found
+
+
+def is_connection_layer(module: nn.Module) -> bool:
+    """Conv / linear layers, and layers that *generate* such a weight and say so with
+    ``connection_kind = "linear" | "conv"`` (gene-encoded layers: ``GeneLinear`` /
+    ``GeneConv2d``, whose ``weight`` is generated; counted like the plain layer they replace)."""
+    return isinstance(module, PRUNABLE_TYPES) or \
+        getattr(module, "connection_kind", None) in ("linear", "conv")
 
 
 def is_spike_tensor(x: torch.Tensor) -> bool:
@@ -113,7 +121,7 @@ def conv_ops(x: torch.Tensor, conv: nn.modules.conv._ConvNd) -> tuple[int, int]:
 
 def layer_ops(module: nn.Module, x: torch.Tensor) -> tuple[int, int]:
     """(effective, dense) synaptic operations of one call of a connection layer on input ``x``."""
-    if isinstance(module, nn.Linear):
+    if isinstance(module, nn.Linear) or getattr(module, "connection_kind", None) == "linear":
         return linear_ops(x, module.weight)
     return conv_ops(x, module)
 

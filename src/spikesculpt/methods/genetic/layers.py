@@ -222,6 +222,8 @@ class GeneLinear(_GeneEncoded):
         generator: seeds the encodings (and O when the layer owns it).
     """
 
+    connection_kind = "linear"  # counted by metrics.synops like the nn.Linear it replaces
+
     def __init__(self, in_features: int, out_features: int,
                  interaction: Optional[GeneInteraction] = None, *, gene_dim: Optional[int] = None,
                  bias: bool = True, generator: Optional[torch.Generator] = None,
@@ -259,6 +261,10 @@ class GeneConv2d(_GeneEncoded):
     ``c·k_h·k_w + i·k_w + j``; X_out [C_out, g] one row per output channel. Same arguments as
     ``nn.Conv2d`` (no ``groups``) plus ``interaction`` / ``gene_dim`` / ``generator``.
     """
+
+    connection_kind = "conv"  # counted by metrics.synops like the nn.Conv2d it replaces
+    groups = 1
+    padding_mode = "zeros"
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size,
                  interaction: Optional[GeneInteraction] = None, *, stride=1, padding=0,
