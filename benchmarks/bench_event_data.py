@@ -37,17 +37,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from machine import cpu_name  # benchmarks/machine.py
+
 
 def machine_info(threads: int) -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": threads,
             "torch": torch.__version__, "numpy": np.__version__,
             "python": platform.python_version(), "platform": platform.platform(),

@@ -45,6 +45,8 @@ import warnings
 from pathlib import Path
 
 import torch
+
+from machine import cpu_name  # benchmarks/machine.py
 import torch.nn.functional as F
 from torch import nn
 
@@ -64,15 +66,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 # ------------------------------------------------------------------------------ machine
 def machine_info(threads: int) -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_name()
     versions = {}
     for mod in ("numpy", "cma", "pymoo"):
         try:

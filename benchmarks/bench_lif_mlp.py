@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from machine import cpu_name  # benchmarks/machine.py
 from torch import nn
 
 IN, HIDDEN, OUT = 784, 512, 10
@@ -134,15 +136,7 @@ def build_impls():
 
 
 def machine_info(threads: int) -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_name()
     versions = {}
     for mod in ("spikingjelly", "snntorch", "numpy"):
         try:

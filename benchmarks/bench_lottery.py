@@ -30,7 +30,6 @@ import csv
 import datetime as _dt
 import json
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -39,24 +38,15 @@ from pathlib import Path
 
 import torch
 
+from machine import cpu_name, slug  # benchmarks/machine.py
+
 from spikesculpt.config import LotteryConfig, TrainConfig
 from spikesculpt.methods.lottery import run_lottery
 from spikesculpt.train.run import run_training
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
 
 
 def mean_std(values) -> tuple[float, float]:

@@ -41,6 +41,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from machine import cpu_name  # benchmarks/machine.py
 import torch.nn.functional as F
 
 from spikesculpt.export import SparseLinear, _kernel, to_sparse_inference
@@ -50,15 +52,7 @@ SHAPES = ((784, 512, 512), (1024, 1024, 512), (4096, 4096, 256))  # (in, out, ro
 
 
 def machine_info(threads: int) -> dict:
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": threads,
             "torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform(), "sparse_kernel": _kernel.status(),

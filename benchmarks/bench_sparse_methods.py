@@ -28,7 +28,6 @@ import argparse
 import datetime as _dt
 import json
 import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from machine import cpu_name, slug  # benchmarks/machine.py
 
 from spikesculpt.config import TrainConfig
 from spikesculpt.train.run import run_training
@@ -51,19 +52,8 @@ VARIANTS = {  # label -> (method, sparse options)
 }
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40]
 
 
 def base_config(args, seed: int) -> TrainConfig:

@@ -4,9 +4,7 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -14,7 +12,6 @@ from safetensors.torch import load_file
 from spikesculpt.cli.main import main
 from spikesculpt.config import TrainConfig, config_hash
 from spikesculpt.errors import UserError
-from spikesculpt.train import run as run_module
 from spikesculpt.train.run import evaluate_run, run_training
 from spikesculpt.train.trainer import Trainer
 

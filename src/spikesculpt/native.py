@@ -7,8 +7,9 @@ time: the source is compiled once per machine with ``$CC`` (else ``cc``/``gcc``/
 source, flags, compiler version and CPU (the builds use ``-march=native``). Builds are staged and
 renamed atomically, so concurrent first uses are harmless. Flag sets are tried from the most to
 the least demanding (``-march=native -fopenmp``, then without OpenMP / native tuning), so a
-compiler without OpenMP still gives a single-threaded kernel. Any failure raises; the callers
-catch it, warn once and fall back to their PyTorch path.
+compiler without OpenMP still gives a single-threaded kernel. ``load`` wraps build, self-test
+and status for the kernel modules: any failure gives one warning and ``None``, and the caller
+falls back to its PyTorch path.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Optional, Sequence
+import warnings
+from typing import Callable, Optional, Sequence
 
 BASE_FLAGS = ("-O2", "-ftree-vectorize", "-fvect-cost-model=dynamic", "-fno-trapping-math",
               "-shared", "-fPIC", "-std=c99")
@@ -121,3 +123,28 @@ def build(name: str, source: str, extra_flags: Sequence[str] = ()) -> ctypes.CDL
 def disabled_by_env() -> bool:
     """``SPIKESCULPT_NATIVE=0`` (or false/no/off) switches every native kernel off."""
     return os.environ.get("SPIKESCULPT_NATIVE", "1").strip().lower() in ("0", "false", "no", "off")
+
+
+def load(what: str, make: Callable[[], ctypes.CDLL], check: Callable[[ctypes.CDLL], None],
+         omp_threads: Callable[[ctypes.CDLL], int], fallback: str
+         ) -> tuple[Optional[ctypes.CDLL], str]:
+    """``(library, status)`` of a native kernel: ``make()`` builds and loads it, ``check(lib)``
+    declares its functions and self-tests it (raising if its results differ from PyTorch's),
+    ``omp_threads(lib)`` reports its OpenMP threads. On any failure: ``(None, "unavailable
+    (...)")`` and one ``RuntimeWarning`` naming the ``fallback``; ``SPIKESCULPT_NATIVE=0`` or a
+    non-POSIX system give ``None`` without a warning."""
+    if disabled_by_env():
+        return None, "disabled (SPIKESCULPT_NATIVE=0)"
+    if os.name != "posix":
+        return None, "unavailable (not a POSIX system)"
+    try:
+        lib = make()
+        check(lib)
+        n = omp_threads(lib)
+        return lib, f"loaded ({'OpenMP, ' + str(n) + ' threads' if n else 'single-threaded'})"
+    except Exception as e:  # anything: the caller falls back to PyTorch
+        state = f"unavailable ({type(e).__name__}: {e})"
+        warnings.warn(f"spikesculpt: native {what} kernel {state}; using {fallback} (same "
+                      "results, slower). Set SPIKESCULPT_NATIVE=0 to silence.", RuntimeWarning,
+                      stacklevel=4)
+        return None, state

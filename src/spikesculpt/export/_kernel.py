@@ -33,9 +33,7 @@ issued, and ``SparseLinear`` uses PyTorch's CSR matmul instead: the same results
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
-import warnings
 from typing import Optional
 
 import torch
@@ -254,34 +252,25 @@ def _self_test() -> None:
                                    f"torch.nn.functional.linear")
 
 
+def _check(lib: ctypes.CDLL) -> None:
+    global _lib
+    _declare(lib)
+    _lib = lib  # the self-test calls the kernels through this module, which read _lib
+    with torch.no_grad():
+        _self_test()
+
+
 def library() -> Optional[ctypes.CDLL]:
     """The loaded kernel library (built on first call), or None if unavailable."""
     global _lib, _state
-    if _lib is not None or _state.startswith(("disabled", "unavailable")):
-        return _lib
-    with _lock:
-        if _lib is not None or _state.startswith(("disabled", "unavailable")):
-            return _lib
-        if native.disabled_by_env():
-            _state = "disabled (SPIKESCULPT_NATIVE=0)"
-            return None
-        if os.name != "posix":
-            _state = "unavailable (not a POSIX system)"
-            return None
-        try:
-            lib = native.build("sparse_linear", _SRC, extra_flags=["-ffp-contract=fast"])
-            _declare(lib)
-            _lib = lib
-            with torch.no_grad():
-                _self_test()
-            threads = lib.sl_omp_threads()
-            _state = (f"loaded ({'OpenMP, ' + str(threads) + ' threads' if threads else 'single-threaded'})")
-        except Exception as e:  # anything: fall back to PyTorch's CSR matmul
-            _lib = None
-            _state = f"unavailable ({type(e).__name__}: {e})"
-            warnings.warn(f"spikesculpt: native sparse-inference kernel {_state}; using "
-                          "PyTorch's CSR matmul (same results, slower). Set SPIKESCULPT_NATIVE=0 "
-                          "to silence.", RuntimeWarning, stacklevel=3)
+    if _lib is None and _state == "not tried":
+        with _lock:
+            if _lib is None and _state == "not tried":
+                _lib, _state = native.load(
+                    "sparse-inference",
+                    lambda: native.build("sparse_linear", _SRC,
+                                         extra_flags=["-ffp-contract=fast"]),
+                    _check, lambda lib: lib.sl_omp_threads(), "PyTorch's CSR matmul")
     return _lib
 
 

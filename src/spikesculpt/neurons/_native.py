@@ -36,9 +36,7 @@ modes such as fake tensors or FLOP counters) uses the PyTorch path.
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
-import warnings
 from typing import Optional
 
 import torch
@@ -277,34 +275,23 @@ def _self_test() -> None:
                                    f"({dtype}, decay={r}, v_reset={v_reset})")
 
 
+def _check(lib: ctypes.CDLL) -> None:
+    global _lib
+    _declare(lib)
+    _lib = lib  # the self-test runs the kernel through forward(), which reads _lib
+    with torch.no_grad():
+        _self_test()
+
+
 def library() -> Optional[ctypes.CDLL]:
     """The loaded kernel library, building it on first call; None if unavailable."""
     global _lib, _state
-    if _lib is not None or _state.startswith(("disabled", "unavailable")):
-        return _lib
-    with _lock:
-        if _lib is not None or _state.startswith(("disabled", "unavailable")):
-            return _lib
-        if native.disabled_by_env():
-            _state = "disabled (SPIKESCULPT_NATIVE=0)"
-            return None
-        if os.name != "posix":
-            _state = "unavailable (not a POSIX system)"
-            return None
-        try:
-            lib = _build()
-            _declare(lib)
-            _lib = lib
-            with torch.no_grad():
-                _self_test()
-            threads = lib.neuron_omp_threads()
-            _state = f"loaded ({'OpenMP, ' + str(threads) + ' threads' if threads else 'single-threaded'})"
-        except Exception as e:  # anything: fall back to the PyTorch path
-            _lib = None
-            _state = f"unavailable ({type(e).__name__}: {e})"
-            warnings.warn(f"spikesculpt: native neuron kernel {_state}; using the PyTorch path "
-                          "(same results, slower). Set SPIKESCULPT_NATIVE=0 to silence.",
-                          RuntimeWarning, stacklevel=3)
+    if _lib is None and _state == "not tried":
+        with _lock:
+            if _lib is None and _state == "not tried":
+                _lib, _state = native.load("neuron", _build, _check,
+                                           lambda lib: lib.neuron_omp_threads(),
+                                           "the PyTorch path")
     return _lib
 
 
