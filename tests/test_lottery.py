@@ -24,14 +24,7 @@ from spikesculpt.train.callbacks import Callback
 from spikesculpt.train.trainer import Trainer
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one thread avoids the cost of synchronising two (on a busy 2-core
-    machine two threads were up to 8x slower than one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def conv_model(seed=0):

@@ -10,14 +10,7 @@ from spikesculpt.models import count_parameters, create_model, prunable_paramete
 from spikesculpt.models.spikformer import kept_tokens, select_tokens
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These models are tiny: one thread avoids the cost of synchronising two (on a busy 2-core
-    machine two threads were up to 8x slower than one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_former(keep=1.0, dim=16, **kw):
