@@ -1,6 +1,7 @@
 import pytest
 
-from spikesculpt.config import TrainConfig, config_hash, from_dict, overlay
+from spikesculpt.config import TrainConfig, from_dict, overlay
+from spikesculpt.runs import config_hash
 from spikesculpt.errors import UserError
 
 
@@ -37,3 +38,54 @@ def test_validate_rejects(field, value):
     setattr(cfg, field, value)
     with pytest.raises(UserError):
         cfg.validate()
+
+
+# Hashes pinned from the code that named existing run directories: a change here renames every
+# run directory (re-running a finished config would retrain), so it must be deliberate.
+PINNED = [
+    ({}, "18b2dbb49e"),
+    ({"augment": "standard", "seed": 3}, "4c840ca9bf"),
+    ({"method": "static", "model": "conv", "dataset": "digits-dvs",
+      "sparse": {"init": "er", "density": 0.1, "drop_fraction": 0.0, "update_until": 1.0}},
+     "641f834e9f"),
+    ({"method": "esl", "sparse": {"density": 0.5, "init": "er", "grow": "gradient",
+                                  "update_every": 25, "drop_fraction": 0.3,
+                                  "update_until": 0.75}}, "ba5b2b4fd3"),
+    ({"method": "genetic"}, "d1c8cb2352"),
+]
+
+
+@pytest.mark.parametrize("values, expected", PINNED)
+def test_pinned_run_hashes(values, expected):
+    assert config_hash(from_dict(values)) == expected
+
+
+def test_pinned_lottery_and_evolution_hashes():
+    from spikesculpt.config import EvolutionConfig, LotteryConfig
+    from spikesculpt.methods.genetic.evolution import evolution_hash
+    from spikesculpt.methods.lottery.search import lottery_hash
+
+    assert lottery_hash(TrainConfig(), LotteryConfig()) == "1a546f2fc2"
+    assert evolution_hash(TrainConfig(method="genetic"), EvolutionConfig()) == "94d50188fc"
+
+
+def test_hash_of_a_newly_registered_method_includes_its_own_options():
+    """A sparse method registered by a user (not listed anywhere in config.py) must get a
+    different run directory at another density (issue 11, item 3)."""
+    from spikesculpt.methods import METHODS, register_method
+    from spikesculpt.methods.dynamic import SparseMethod
+
+    name = "test-new-sparse"
+    if name not in METHODS:
+        @register_method(name)
+        class NewSparse(SparseMethod):
+            pass
+    a = from_dict({"method": name, "sparse": {"density": 0.1}})
+    b = from_dict({"method": name, "sparse": {"density": 0.5}})
+    assert config_hash(a) != config_hash(b)
+    # ... while the options of a section the method does not read stay out of its hash
+    c = from_dict({"method": name, "sparse": {"density": 0.1}, "genetic": {"gene_dim": 4}})
+    assert config_hash(a) == config_hash(c)
+    dense_a = from_dict({"sparse": {"density": 0.1}})
+    dense_b = from_dict({"sparse": {"density": 0.5}})
+    assert config_hash(dense_a) == config_hash(dense_b)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from spikesculpt.cli.main import main
-from spikesculpt.config import TrainConfig, config_hash
+from spikesculpt.config import TrainConfig
+from spikesculpt.runs import config_hash
 from spikesculpt.data import load_dataset
 from spikesculpt.data.augment import BatchAugment, build_augment, parse_augment
 from spikesculpt.data.base import DatasetInfo

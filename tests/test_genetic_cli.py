@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from spikesculpt.cli.main import main
-from spikesculpt.config import TrainConfig, config_hash
+from spikesculpt.config import TrainConfig
+from spikesculpt.runs import config_hash
 from spikesculpt.methods import create_method
 from spikesculpt.methods.genetic import gene_layers
 from spikesculpt.models import create_model

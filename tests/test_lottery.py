@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from spikesculpt.config import LotteryConfig, TrainConfig, lottery_hash
+from spikesculpt.config import LotteryConfig, TrainConfig
+from spikesculpt.methods.lottery.search import lottery_hash
 from spikesculpt.data.base import DataSplits, DatasetInfo
 from spikesculpt.errors import UserError
 from spikesculpt.methods.lottery.early_bird import EarlyBirdDetector, mask_distance

@@ -221,7 +221,7 @@ def test_esl_resume_gives_the_uninterrupted_masks_and_weights(tmp_path, monkeypa
 
 
 def test_dense_run_hash_ignores_sparse_options():
-    from spikesculpt.config import config_hash
+    from spikesculpt.runs import config_hash
 
     a, b = TrainConfig(), TrainConfig()
     b.sparse.density = 0.5

@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file
 
 from spikesculpt.cli.main import main
-from spikesculpt.config import TrainConfig, config_hash
+from spikesculpt.config import TrainConfig
+from spikesculpt.runs import config_hash
 from spikesculpt.errors import UserError
 from spikesculpt.train.run import evaluate_run, run_training
 from spikesculpt.train.trainer import Trainer

@@ -131,8 +131,11 @@ class TrainConfig:
     val_fraction: float = 0.1
     seed: int = 0
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
-    sparse: SparseConfig = field(default_factory=SparseConfig)
-    genetic: GeneticConfig = field(default_factory=GeneticConfig)
+    # Method option sections: a method names the one it reads (``Method.config_section``); only
+    # that section is part of the run's hash, so e.g. --density does not rename a dense run.
+    sparse: SparseConfig = field(default_factory=SparseConfig, metadata={"method_options": True})
+    genetic: GeneticConfig = field(default_factory=GeneticConfig,
+                                   metadata={"method_options": True})
     # Bookkeeping: not part of the hash.
     device: str = "auto"         # auto | cpu | cuda | cuda:N
     amp: bool = False            # mixed precision on CUDA
@@ -140,9 +143,6 @@ class TrainConfig:
     download: bool = False       # let torchvision datasets fetch missing files into data_root
 
     NOT_HASHED = ("device", "amp", "data_root", "download")
-    # Option sections and the methods that read them: a section is hashed only for those
-    # methods, so e.g. --density does not rename a dense run.
-    SECTION_METHODS = {"sparse": ("static", "set", "rigl", "esl"), "genetic": ("genetic",)}
     # Hashed only when set away from their default, so that adding them did not rename the run
     # directories of existing configs.
     HASHED_IF_SET = {"augment": "none"}
@@ -176,12 +176,25 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def hashed_dict(self) -> dict:
+    @classmethod
+    def option_sections(cls) -> tuple[str, ...]:
+        """The fields that hold a method's options (``sparse``, ``genetic``)."""
+        return tuple(f.name for f in fields(cls) if f.metadata.get("method_options"))
+
+    def hashed_dict(self, method_section: Optional[str]) -> dict:
+        """The fields that can change the result: all but the bookkeeping ones, and of the
+        method option sections only ``method_section`` (the one the method declares it reads,
+        ``Method.config_section``; None for a method without options)."""
+        sections = self.option_sections()
+        if method_section is not None and method_section not in sections:
+            raise ValueError(f"method {self.method!r} declares config section "
+                             f"{method_section!r}, which TrainConfig does not have "
+                             f"(sections: {', '.join(sections)})")
         d = self.to_dict()
         for name in self.NOT_HASHED:
             d.pop(name, None)
-        for section, methods in self.SECTION_METHODS.items():
-            if self.method not in methods:
+        for section in sections:
+            if section != method_section:
                 d.pop(section, None)
         for name, default in self.HASHED_IF_SET.items():
             if d.get(name) == default:
@@ -244,9 +257,9 @@ class EvolutionConfig:
         return self
 
 
-def config_hash(config: TrainConfig) -> str:
-    """First 10 hex digits of the SHA-256 of the canonical JSON of the hashed fields."""
-    text = json.dumps(config.hashed_dict(), sort_keys=True, separators=(",", ":"))
+def digest(values: dict) -> str:
+    """First 10 hex digits of the SHA-256 of the canonical JSON of ``values`` (names runs)."""
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
@@ -370,10 +383,3 @@ class LotteryConfig:
         for name in self.NOT_HASHED:
             d.pop(name, None)
         return d
-
-
-def lottery_hash(train: TrainConfig, lottery: LotteryConfig) -> str:
-    """First 10 hex digits of the SHA-256 of both configs' hashed fields (names a search)."""
-    text = json.dumps({"train": train.hashed_dict(), "lottery": lottery.hashed_dict()},
-                      sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:10]

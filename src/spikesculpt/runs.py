@@ -22,8 +22,9 @@ from pathlib import Path
 
 import yaml
 
-from spikesculpt.config import TrainConfig, config_hash
+from spikesculpt.config import TrainConfig, digest
 from spikesculpt.errors import UserError
+from spikesculpt.methods.registry import METHODS
 
 DEFAULT_RUNS_ROOT = "runs"
 
@@ -67,6 +68,18 @@ class RunDir:
         if not self.config_path.is_file():
             return None
         return load_config_file(self.config_path)[1]
+
+
+def hashed_train_config(config: TrainConfig) -> dict:
+    """What names a training run: ``config.hashed_dict`` with the option section that the
+    method itself declares (``Method.config_section``), so a newly registered method's options
+    are hashed without being listed anywhere else."""
+    return config.hashed_dict(getattr(METHODS.get(config.method), "config_section", None))
+
+
+def config_hash(config: TrainConfig) -> str:
+    """The hash naming ``config``'s run directory (see :func:`hashed_train_config`)."""
+    return digest(hashed_train_config(config))
 
 
 def default_run_name(config: TrainConfig) -> str:

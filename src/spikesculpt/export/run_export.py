@@ -24,7 +24,7 @@ FORMATS = {"safetensors": "export.safetensors", "nir": "model.nir"}
 def export_run(run_dir: str | Path, fmt: str, out: Optional[str | Path] = None,
                force: bool = False) -> dict:
     """Export the run; returns ``{"path", "format", "density", "mask_density"}``."""
-    from spikesculpt.config import config_hash
+    from spikesculpt.runs import config_hash
     from spikesculpt.sparse import Mask
     from spikesculpt.train.run import build, load_model_weights, load_run_config
 

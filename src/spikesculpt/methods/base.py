@@ -28,6 +28,9 @@ from spikesculpt.train.callbacks import Callback
 
 class Method(Callback):
     name = "method"
+    # The TrainConfig section holding this method's options ("sparse", "genetic"; None: none).
+    # It is what the run hash includes besides the common fields (runs.hashed_train_config).
+    config_section: Optional[str] = None
 
     @classmethod
     def resolve_config(cls, config) -> None:

@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 import spikesculpt
-from spikesculpt.config import TrainConfig, config_hash, from_dict
+from spikesculpt.config import TrainConfig, from_dict
 from spikesculpt.data import load_dataset
 from spikesculpt.errors import UserError
 from spikesculpt.io import atomic_write, write_csv, write_json, write_yaml
@@ -24,7 +24,8 @@ from spikesculpt.methods import build_method, resolve_config
 from spikesculpt.metrics.efficiency import add_to_metrics
 from spikesculpt.metrics.model_stats import model_stats
 from spikesculpt.models import create_model
-from spikesculpt.runs import DEFAULT_RUNS_ROOT, RunDir, load_config_file, resolve_run_dir
+from spikesculpt.runs import (DEFAULT_RUNS_ROOT, RunDir, config_hash, load_config_file,
+                              resolve_run_dir)
 from spikesculpt.train.efficiency import efficiency_metrics
 from spikesculpt.train.plots import plot_history
 from spikesculpt.train.trainer import Trainer

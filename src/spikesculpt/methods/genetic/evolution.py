@@ -33,7 +33,6 @@ uninterrupted one; the final training resumes like any run. A finished evolution
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import pickle
 import time
@@ -43,9 +42,10 @@ from typing import Optional
 
 import numpy as np
 
-from spikesculpt.config import EvolutionConfig, TrainConfig
+from spikesculpt.config import EvolutionConfig, TrainConfig, digest
 from spikesculpt.errors import UserError
 from spikesculpt.io import atomic_write, write_csv, write_json, write_yaml
+from spikesculpt.runs import hashed_train_config
 from spikesculpt.methods.genetic.fitness import (fitness, regulariser_weight,
                                                  temporal_difference)
 from spikesculpt.methods.genetic.genome import Genome
@@ -62,10 +62,9 @@ class EvolutionResult:
 
 
 def evolution_hash(train: TrainConfig, evo: EvolutionConfig) -> str:
+    """The hash naming an evolution: the training config's and the search's hashed fields."""
     evo_d = {k: v for k, v in asdict(evo).items() if k not in EvolutionConfig.NOT_HASHED}
-    text = json.dumps({"train": train.hashed_dict(), "evolution": evo_d}, sort_keys=True,
-                      separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:10]
+    return digest({"train": hashed_train_config(train), "evolution": evo_d})
 
 
 def _prepare(train: TrainConfig, evo: EvolutionConfig) -> tuple[TrainConfig, EvolutionConfig]:

@@ -39,7 +39,7 @@ from typing import Optional
 import torch
 
 import spikesculpt
-from spikesculpt.config import LotteryConfig, TrainConfig, lottery_hash
+from spikesculpt.config import LotteryConfig, TrainConfig, digest
 from spikesculpt.data import load_dataset
 from spikesculpt.errors import UserError
 from spikesculpt.io import atomic_write, write_csv, write_json, write_yaml
@@ -49,11 +49,17 @@ from spikesculpt.methods.lottery.pruning import (full_mask, layer_density, model
 from spikesculpt.methods.lottery.registry import STRATEGIES
 from spikesculpt.methods.lottery.snapshot import Snapshot, rewind_step
 from spikesculpt.methods.lottery.ticket import StopPhase, TicketCallback
+from spikesculpt.runs import hashed_train_config
 from spikesculpt.sparse import Mask
 from spikesculpt.train.trainer import Trainer
 
 LEVEL_KEYS = ("level", "density", "sparsity", "test_accuracy", "val_accuracy", "test_loss",
               "best_epoch", "firing_rate", "train_seconds", "timesteps", "tokens_kept")
+
+
+def lottery_hash(train: TrainConfig, lottery: LotteryConfig) -> str:
+    """The hash naming a search: both configs' hashed fields."""
+    return digest({"train": hashed_train_config(train), "lottery": lottery.hashed_dict()})
 
 
 @dataclass
