@@ -24,13 +24,11 @@ from spikesculpt.methods import build_method, resolve_config
 from spikesculpt.metrics.efficiency import add_to_metrics
 from spikesculpt.metrics.model_stats import model_stats
 from spikesculpt.models import create_model
-from spikesculpt.runs import (DEFAULT_RUNS_ROOT, RunDir, config_hash, load_config_file,
-                              resolve_run_dir)
+from spikesculpt.runs import (DEFAULT_RUNS_ROOT, LOCK_NAME, RunDir, RunLock, check_run_dir_kind,
+                              config_hash, load_config_file, resolve_run_dir)
 from spikesculpt.train.efficiency import efficiency_metrics
 from spikesculpt.train.plots import plot_history
 from spikesculpt.train.trainer import Trainer
-
-OUTPUT_NAMES = ("config.yaml", "metrics.json", "history.csv", "model.safetensors", "checkpoint.pt")
 
 
 @dataclass
@@ -66,16 +64,11 @@ def build(config: TrainConfig):
 
 def _check_run_dir(run: RunDir, digest: str, resume: bool) -> str:
     """Decide what to do with an existing run directory: 'fresh', 'resume' or 'finished'."""
+    check_run_dir_kind(run.path, run.config_path.name)
     if not run.path.exists():
         return "fresh"
-    if not run.path.is_dir():
-        raise UserError(f"{run.path} exists and is not a directory; choose another --out")
     stored = run.stored_hash()
     if stored is None:
-        clash = [n for n in OUTPUT_NAMES if (run.path / n).exists()]
-        if clash:
-            raise UserError(f"{run.path} holds {clash[0]} but no run config; "
-                            f"choose another --out")
         return "fresh"
     if stored != digest:
         raise UserError(f"{run.path} holds a run of another config (hash {stored}, this one "
@@ -88,6 +81,23 @@ def _check_run_dir(run: RunDir, digest: str, resume: bool) -> str:
                             f"to continue it, or --out DIR to start elsewhere")
         return "resume"
     return "fresh"
+
+
+def _finished_metrics(run: RunDir, digest: str) -> dict:
+    """The metrics of a finished run, checked to belong to this config."""
+    try:
+        metrics = json.loads(run.metrics_path.read_text(encoding="utf-8"))
+        if not isinstance(metrics, dict):
+            raise ValueError("not a mapping")
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{run.metrics_path} is corrupt ({type(exc).__name__}); remove it and "
+                        f"run the same command with --resume to measure the run again, or "
+                        f"choose another --out") from None
+    if metrics.get("config_hash", digest) != digest:
+        raise UserError(f"{run.metrics_path} belongs to another config (hash "
+                        f"{metrics.get('config_hash')}, this one {digest}); the folder holds "
+                        f"mixed runs: choose another --out")
+    return metrics
 
 
 def _save_checkpoint(run: RunDir, trainer: Trainer) -> None:
@@ -133,14 +143,39 @@ def run_training(config: TrainConfig, out: str | None = None,
     resolve_config(config)
     digest = config_hash(config)
     run = resolve_run_dir(config, out, runs_root)
-    action = _check_run_dir(run, digest, resume)
-    if action == "finished":
-        metrics = json.loads(run.metrics_path.read_text())
-        return RunResult(run, metrics, "already-finished")
+    if _check_run_dir(run, digest, resume) == "finished":
+        return RunResult(run, _finished_metrics(run, digest), "already-finished")
+    created = not run.path.exists()
+    with RunLock(run.path):
+        action = _check_run_dir(run, digest, resume)  # again: another process may have written
+        if action == "finished":
+            return RunResult(run, _finished_metrics(run, digest), "already-finished")
+        try:
+            return _train_in(run, config, digest, action, progress)
+        except BaseException:
+            if action == "fresh" and not run.has_checkpoint():
+                _remove_unfinished_start(run, created)  # no orphan config.yaml (nothing to resume)
+            raise
 
+
+def _remove_unfinished_start(run: RunDir, created: bool) -> None:
+    """Undo a fresh run that stopped before its first checkpoint: its config.yaml and history
+    (and the folder itself if this run created it) — nothing there could be resumed."""
+    for path in (run.config_path, run.history_path):
+        path.unlink(missing_ok=True)
+    if created:
+        (run.path / LOCK_NAME).unlink(missing_ok=True)
+        try:
+            run.path.rmdir()
+        except OSError:
+            pass
+
+
+def _train_in(run: RunDir, config: TrainConfig, digest: str, action: str,
+              progress: bool) -> RunResult:
+    """Train ``config`` in the locked directory ``run`` (``action``: 'fresh' or 'resume')."""
     splits, model, callbacks = build(config)
     trainer = Trainer(model, splits, config, callbacks, progress=progress)
-    run.path.mkdir(parents=True, exist_ok=True)
     if action == "resume":
         _load_checkpoint(run, trainer)
     else:

@@ -45,7 +45,7 @@ import numpy as np
 from spikesculpt.config import EvolutionConfig, TrainConfig, digest
 from spikesculpt.errors import UserError
 from spikesculpt.io import atomic_write, write_csv, write_json, write_yaml
-from spikesculpt.runs import hashed_train_config
+from spikesculpt.runs import RunLock, check_run_dir_kind, dataset_slug, hashed_train_config
 from spikesculpt.methods.genetic.fitness import (fitness, regulariser_weight,
                                                  temporal_difference)
 from spikesculpt.methods.genetic.genome import Genome
@@ -105,14 +105,9 @@ class Evolution:
 
     # ------------------------------------------------------------------ directory
     def _check_dir(self, resume: bool) -> str:
+        check_run_dir_kind(self.path, CONFIG)
         cfg = self.path / CONFIG
-        if self.path.exists() and not self.path.is_dir():
-            raise UserError(f"{self.path} exists and is not a directory; choose another --out")
         if not cfg.is_file():
-            if self.path.is_dir() and any((self.path / n).exists()
-                                          for n in (SUMMARY, STATE, FINAL)):
-                raise UserError(f"{self.path} holds evolution outputs but no {CONFIG}; "
-                                f"choose another --out")
             return "fresh"
         import yaml
 
@@ -258,11 +253,17 @@ class Evolution:
 
     # ------------------------------------------------------------------ the whole run
     def run(self, resume: bool = False, scorer=None) -> EvolutionResult:
-        action = self._check_dir(resume)
-        if action == "finished":
+        if self._check_dir(resume) == "finished":
             return EvolutionResult(self.path, json.loads((self.path / SUMMARY).read_text()),
                                    "already-finished")
-        self.path.mkdir(parents=True, exist_ok=True)
+        with RunLock(self.path):  # one writer at a time; checked again under the lock
+            action = self._check_dir(resume)
+            if action == "finished":
+                return EvolutionResult(self.path, json.loads((self.path / SUMMARY).read_text()),
+                                       "already-finished")
+            return self._run_locked(action, scorer)
+
+    def _run_locked(self, action: str, scorer) -> EvolutionResult:
         if action == "resume":
             self._load_state()
         else:
@@ -325,10 +326,7 @@ def run_evolution(train: TrainConfig, evo: EvolutionConfig, out: Optional[str] =
     if out:
         path = Path(out)
     else:
-        import re
-
-        dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(prepared.dataset).name)
-        path = Path(runs_root) / f"evolve-{prepared.model}-{dataset}-" \
+        path = Path(runs_root) / f"evolve-{prepared.model}-{dataset_slug(prepared.dataset)}-" \
                                  f"{evolution_hash(prepared, evo_p)}"
     return Evolution(train, evo, path, progress=progress).run(resume=resume, scorer=scorer)
 

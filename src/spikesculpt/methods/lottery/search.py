@@ -31,7 +31,6 @@ from __future__ import annotations
 import copy
 import json
 import platform
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -49,7 +48,7 @@ from spikesculpt.methods.lottery.pruning import (full_mask, layer_density, model
 from spikesculpt.methods.lottery.registry import STRATEGIES
 from spikesculpt.methods.lottery.snapshot import Snapshot, rewind_step
 from spikesculpt.methods.lottery.ticket import StopPhase, TicketCallback
-from spikesculpt.runs import hashed_train_config
+from spikesculpt.runs import RunLock, check_run_dir_kind, dataset_slug, hashed_train_config
 from spikesculpt.sparse import Mask
 from spikesculpt.train.trainer import Trainer
 
@@ -94,10 +93,8 @@ class LotterySearch:
         if out:
             self.path = Path(out)
         else:
-            dataset = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(self.train.dataset).name
-                             if ":" in self.train.dataset else self.train.dataset)
             self.path = Path(runs_root) / (f"lottery-{self.lottery.strategy}-{self.train.model}-"
-                                           f"{dataset}-{self.digest}")
+                                           f"{dataset_slug(self.train.dataset)}-{self.digest}")
         self.resume = resume
         self.progress = progress
         self._snapshot: Optional[Snapshot] = None
@@ -129,15 +126,9 @@ class LotterySearch:
         return action
 
     def _check_dir(self) -> str:
-        if not self.path.exists():
-            return "fresh"
-        if not self.path.is_dir():
-            raise UserError(f"{self.path} exists and is not a directory; choose another --out")
+        check_run_dir_kind(self.path, "lottery.yaml")
         conf = self.path / "lottery.yaml"
         if not conf.is_file():
-            if any(self.path.iterdir()):
-                raise UserError(f"{self.path} is not empty and holds no lottery search; choose "
-                                f"another --out")
             return "fresh"
         import yaml
 
@@ -314,11 +305,17 @@ class LotterySearch:
     # ------------------------------------------------------------------ the search
     def run(self) -> LotteryResult:
         action = self._prepare()
-        done_before = self._finished()
-        if done_before:
+        if self._finished():
             return LotteryResult(self.path, self.read_json(self.path / "summary.json"),
                                  "already-finished")
-        self.path.mkdir(parents=True, exist_ok=True)
+        with RunLock(self.path):  # one writer at a time; checked again under the lock
+            action = self._check_dir()
+            if self._finished():
+                return LotteryResult(self.path, self.read_json(self.path / "summary.json"),
+                                     "already-finished")
+            return self._run_locked(action)
+
+    def _run_locked(self, action: str) -> LotteryResult:
         if action == "fresh":
             write_yaml(self.path / "lottery.yaml",
                        {"config_hash": self.digest, "spikesculpt": spikesculpt.__version__,
