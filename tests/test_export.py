@@ -120,6 +120,10 @@ def test_nir_round_trip_gives_the_same_weights_and_outputs(runs, tmp_path):
                    if type(node).__name__ in ("LIF", "IF")]
         assert neurons and all(isinstance(node.tau, np.ndarray) and node.tau.ndim >= 1
                                for node in neurons)
+        for node in neurons:  # seconds at dt = 1e-4: tau = τ_steps·dt, r = 1 (module docstring)
+            source = model.get_submodule(node.metadata["source"])
+            np.testing.assert_allclose(node.tau, source.tau * 1e-4, rtol=1e-6)
+            assert np.all(node.r == 1.0) and np.all(node.v_leak == source.v_reset)
         x = _sample(splits, config, 128)
         with torch.no_grad():
             ref, got = model(x), from_nir(out)(x)
@@ -128,7 +132,20 @@ def test_nir_round_trip_gives_the_same_weights_and_outputs(runs, tmp_path):
             assert torch.equal(ref, got)  # same operations in the same order
         else:  # BatchNorm folded into the conv: float rounding differs
             torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
-        assert graph.metadata["method"] == config.method and graph.metadata["dt"] == 1.0
+        assert graph.metadata["method"] == config.method and graph.metadata["dt"] == 1e-4
+    # --dt: time constants in seconds at that dt, recorded in the metadata and read back
+    out = tmp_path / "dt.nir"
+    assert main(["export", str(runs["mlp"]), "--format", "nir", "--out", str(out),
+                 "--dt", "1e-3"]) == 0
+    splits, config, model = _model(runs["mlp"])
+    graph = read_nir(out)
+    assert graph.metadata["dt"] == 1e-3
+    lif = next(node for node in graph.nodes.values() if type(node).__name__ == "LIF")
+    np.testing.assert_allclose(lif.tau, model.get_submodule(lif.metadata["source"]).tau * 1e-3,
+                               rtol=1e-6)
+    x = _sample(splits, config, 128)
+    with torch.no_grad():
+        assert torch.equal(from_nir(out)(x), model(x))
 
 
 def test_nir_refuses_what_it_cannot_represent_and_names_the_module():
@@ -197,6 +214,13 @@ def test_export_bad_input_one_line_exit_2_nothing_overwritten(runs, tmp_path, ca
         fails(["export", str(soft), "--format", "nir", "--out", str(target)],
               "hidden.0.spike", "soft reset")
         assert not target.exists()
+        for bad in ("0", "-1e-4", "nan", "inf"):
+            fails(["export", str(run), "--format", "nir", "--out", str(target), f"--dt={bad}"],
+                  "dt must be a positive number")
+        assert not target.exists()
+    fails(["export", str(run), "--format", "safetensors", "--out", str(tmp_path / "x.st"),
+           "--dt", "1e-4"], "--dt applies to --format nir only")
+    assert not (tmp_path / "x.st").exists()
     assert not list(tmp_path.glob(".*.tmp"))
 
 

@@ -6,6 +6,27 @@ nirtorch 2.6).
 (through ``nirtorch.nir_to_torch`` with spikesculpt's node map, so the graph is executed the way
 other NIR tools execute it); ``write_nir`` / ``read_nir`` use ``nir.write`` / ``nir.read``.
 
+Time convention. NIR neurons are continuous-time ODEs; a consumer discretises them with its
+own time step ``dt`` in seconds. SpikingJelly 2.0 (``import_from_nir(graph, dt=1e-4)``) and
+snnTorch 1.0 (``import_from_nir``, ``dt = 1e-4`` fixed) both read ``dt = 1e-4``, so ``to_nir``
+writes time in seconds at ``dt = DEFAULT_DT = 1e-4`` (``--dt`` in the CLI) and records ``dt`` in
+the graph's metadata. ``from_nir`` reads that ``dt`` back (graphs written before, in time steps,
+carry ``dt = 1``; a graph without it, e.g. SpikingJelly's, is read at ``1e-4``).
+
+Derivation. NIR's LIF is ``τ dv/dt = (v_leak − v) + R·I``; one forward-Euler step of length
+``dt`` is ``v ← v + (dt/τ)·((v_leak − v) + R·I)``. Our LIF (SpikingJelly's, ``decay_input``) is
+``H = V + (X − (V − V_reset))/τ_steps``. They are the same step when ``τ = τ_steps·dt``,
+``R = 1``, ``v_leak = V_reset`` and ``I = X`` (the weights unchanged). NIR's IF is
+``dv/dt = R·I``: ``v ← v + dt·R·I`` equals our ``H = V + X`` when ``R = 1/dt``. Threshold and
+hard reset are copied (``v_threshold``, ``v_reset``). How the consumers read this back:
+
+- SpikingJelly: ``LIFNode(tau=τ/dt, decay_input=(r == 1), v_reset, v_threshold)`` (needs
+  ``v_leak = v_reset`` and ``τ/dt > 1``) and ``IFNode`` (needs ``r = 1/dt``): our neurons.
+- snnTorch: ``Leaky(beta = 1 − dt/τ, threshold = v_threshold·τ/(r·dt), reset to zero)`` with the
+  same (unscaled) input: its membrane is ``τ_steps`` times ours, so it fires on the same steps;
+  it needs ``v_leak = 0`` (so ``v_reset = 0``). Its IF import and batched Flatten are broken;
+  see docs/export.md for the workarounds.
+
 Mapping (NIR shapes exclude the batch and time axes):
 
 ========================================  ====================================================
@@ -17,22 +38,20 @@ spikesculpt                               NIR node
 even sizes), ``AdaptiveAvgPool2d``
 (sizes divisible)
 the models' flatten                       ``Flatten`` (``start_dim=0``)
-``LIF`` / ``ParametricLIF`` (hard reset)  ``LIF``: ``tau`` in time steps (dt = 1), ``r = 1``,
+``LIF`` / ``ParametricLIF`` (hard reset)  ``LIF``: ``tau = τ_steps·dt`` seconds, ``r = 1``,
                                           ``v_leak = v_reset``, ``v_threshold``, ``v_reset``
-``IF`` (hard reset)                       ``IF``: ``r = 1``, ``v_threshold``, ``v_reset``
+``IF`` (hard reset)                       ``IF``: ``r = 1/dt``, ``v_threshold``, ``v_reset``
 ``SeqDropout``, ``nn.Dropout``            nothing (identity at inference)
 ========================================  ====================================================
 
 Every neuron parameter is an array of the layer's shape (NIR requires arrays; snnTorch's
-exporter breaks on scalars). Our LIF is SpikingJelly's discrete LIF with ``decay_input``:
-``H = V + (X − (V − V_reset))/τ``, i.e. the forward-Euler step (dt = 1 time step) of NIR's
-``τ dv/dt = (v_leak − v) + R·I`` with ``v_leak = V_reset`` and ``R = 1``. We fire on
-``H ≥ V_th`` (NIR writes ``v > v_thr``; they differ only at exact equality). BatchNorm is
-folded into the preceding conv / linear (eval statistics), which keeps the zeros of pruned
-weights. Node metadata: ``source`` (our module name), ``density`` (nonzero weights / weights)
-and ``mask_density`` (from the run's mask when given) on connection nodes; ``neuron``
-(``lif``/``plif``/``if``), ``threshold_rule`` (``">="``) on neurons; the graph's metadata holds
-``dt = 1``, ``time_major``, ``spikesculpt``, ``model`` and ``method``.
+exporter breaks on scalars). We fire on ``H ≥ V_th`` (NIR writes ``v > v_thr``; they differ
+only at exact equality). BatchNorm is folded into the preceding conv / linear (eval statistics),
+which keeps the zeros of pruned weights. Node metadata: ``source`` (our module name),
+``density`` (nonzero weights / weights) and ``mask_density`` (from the run's mask when given)
+on connection nodes; ``neuron`` (``lif``/``plif``/``if``), ``threshold_rule`` (``">="``) and
+(LIF) ``tau_steps`` (τ in time steps, exact) on neurons; the graph's metadata holds ``dt``
+(seconds per time step), ``time_major``, ``spikesculpt``, ``model`` and ``method``.
 
 Not representable (exporting raises ``UserError`` naming the module): soft reset (NIR neurons
 reset to ``v_reset``), max pooling, residual blocks (``SpikingBasicBlock``), models that are not
@@ -55,6 +74,10 @@ from spikesculpt.io import atomic_write
 from spikesculpt.models.layers import ConvBNSpike, LinearSpike, SeqDropout, TimeDistributed
 from spikesculpt.neurons import IF, LIF, ParametricLIF, SpikingNeuron
 
+DEFAULT_DT = 1e-4
+"""Seconds per time step written into exported graphs: the ``dt`` SpikingJelly's and snnTorch's
+NIR importers discretise with."""
+
 
 def _nir():
     try:
@@ -63,6 +86,18 @@ def _nir():
         raise UserError("NIR export needs the optional packages nir and nirtorch; install them "
                         "with: pip install 'spikesculpt[nir]'") from None
     return nir
+
+
+def check_dt(dt) -> float:
+    """``dt`` (seconds per time step) as a positive finite float, else ``UserError``."""
+    try:
+        value = float(dt)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise UserError(f"dt must be a positive number of seconds per time step (e.g. "
+                        f"{DEFAULT_DT:g}, what SpikingJelly and snnTorch read), got {dt!r}")
+    return value
 
 
 def _unsupported(name: str, module: nn.Module, why: str = "") -> UserError:
@@ -116,8 +151,9 @@ def _arr(t) -> np.ndarray:
 
 
 class _Builder:
-    def __init__(self, nir, shape, masks):
+    def __init__(self, nir, shape, masks, dt: float):
         self.nir, self.shape, self.masks = nir, tuple(int(s) for s in shape), masks or {}
+        self.dt = dt
         self.nodes, self.order = {}, []
 
     def add(self, name, node):
@@ -172,6 +208,8 @@ class _Builder:
                       (wd + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1)
 
     def neuron(self, name, module: SpikingNeuron):
+        """LIF: ``tau = τ_steps·dt`` s, ``r = 1``, ``v_leak = v_reset``; IF: ``r = 1/dt``
+        (forward Euler at ``dt`` reproduces our discrete step; module docstring)."""
         if module.v_reset is None:
             raise _unsupported(name, module, "soft reset (subtract the threshold) has no NIR "
                                              "equivalent; train with a hard reset (--v-reset 0)")
@@ -180,7 +218,7 @@ class _Builder:
         meta = {"source": name, "threshold_rule": ">="}
         if isinstance(module, IF):
             meta["neuron"] = "if"
-            node = self.nir.IF(r=full(1.0), v_threshold=full(module.v_threshold),
+            node = self.nir.IF(r=full(1.0 / self.dt), v_threshold=full(module.v_threshold),
                                v_reset=full(module.v_reset), metadata=meta)
         elif isinstance(module, (LIF, ParametricLIF)):
             if isinstance(module, ParametricLIF):
@@ -189,7 +227,9 @@ class _Builder:
             else:
                 tau = module.tau
                 meta["neuron"] = "lif"
-            node = self.nir.LIF(tau=full(tau), r=full(1.0), v_leak=full(module.v_reset),
+            meta["tau_steps"] = float(tau)
+            node = self.nir.LIF(tau=full(tau * self.dt), r=full(1.0),
+                                v_leak=full(module.v_reset),
                                 v_threshold=full(module.v_threshold),
                                 v_reset=full(module.v_reset), metadata=meta)
         else:
@@ -233,10 +273,12 @@ class _Builder:
 
 
 def to_nir(model: nn.Module, input_shape=None, masks: Optional[dict] = None,
-           metadata: Optional[dict] = None):
+           metadata: Optional[dict] = None, dt: float = DEFAULT_DT):
     """``nir.NIRGraph`` of ``model`` (a chain). ``input_shape`` per sample, without batch and
     time (default from the model: ``(C, H, W)`` or ``(F,)``); ``masks`` ``{weight name: bool
-    tensor}`` for ``mask_density``; ``metadata`` adds to the graph's metadata."""
+    tensor}`` for ``mask_density``; ``metadata`` adds to the graph's metadata; ``dt`` seconds
+    per time step (time constants are written in seconds: ``tau = τ_steps·dt``)."""
+    dt = check_dt(dt)
     nir = _nir()
     if input_shape is None:
         image = getattr(model, "image_size", None)
@@ -247,7 +289,7 @@ def to_nir(model: nn.Module, input_shape=None, masks: Optional[dict] = None,
         else:
             raise UserError("to_nir needs input_shape (per sample, e.g. (2, 32, 32)) for this "
                             "model")
-    b = _Builder(nir, input_shape, masks)
+    b = _Builder(nir, input_shape, masks, dt)
     b.add("input", nir.Input(input_type={"input": np.array(b.shape)}))
     chain = _chain(model)
     i = 0
@@ -284,7 +326,7 @@ def to_nir(model: nn.Module, input_shape=None, masks: Optional[dict] = None,
         i += 1
     b.add("output", nir.Output(output_type={"output": np.array(b.shape)}))
     edges = list(zip(b.order[:-1], b.order[1:]))
-    meta = {"dt": 1.0, "time_major": "inputs are [T, B, ...]; one NIR step = one time step",
+    meta = {"dt": dt, "time_major": f"inputs are [T, B, ...]; one time step = dt = {dt:g} s",
             "spikesculpt": spikesculpt.__version__,
             "model": getattr(model, "model_name", type(model).__name__)}
     meta.update(metadata or {})
@@ -315,6 +357,27 @@ class _SeqFlatten(nn.Module):
         return x.flatten(2)
 
 
+def _graph_dt(graph, dt) -> float:
+    """The ``dt`` to read ``graph`` with: ``dt`` if given, else the graph's metadata ``dt``
+    (ours: 1e-4 s, or 1 for graphs written in time steps), else ``DEFAULT_DT``."""
+    if dt is None:
+        dt = (getattr(graph, "metadata", None) or {}).get("dt", DEFAULT_DT)
+    return check_dt(np.asarray(dt).reshape(-1)[0] if np.ndim(dt) else dt)
+
+
+def _lif_tau_steps(node, name: str, dt: float) -> float:
+    """τ in time steps: ``tau / dt``, or our exact ``tau_steps`` when the metadata agrees."""
+    tau = _uniform(node, "tau", name) / dt
+    if not (math.isfinite(tau) and tau >= 1.0):
+        raise UserError(f"NIR node {name}: tau / dt = {tau:g} time steps at dt = {dt:g} s; "
+                        f"spikesculpt's LIF needs >= 1; read the graph at the dt it was "
+                        f"written with (from_nir(graph, dt=...))")
+    exact = node.metadata.get("tau_steps")
+    if exact is not None and math.isclose(float(exact), tau, rel_tol=1e-5):
+        return float(exact)
+    return tau
+
+
 def _uniform(node, field: str, name: str) -> float:
     v = np.asarray(getattr(node, field))
     if v.size and not np.all(v == v.flat[0]):
@@ -323,9 +386,11 @@ def _uniform(node, field: str, name: str) -> float:
     return float(v.flat[0])
 
 
-def node_map() -> dict:
-    """spikesculpt's NIR node -> time-major module map (for ``nirtorch.nir_to_torch``)."""
+def node_map(dt: float = DEFAULT_DT) -> dict:
+    """spikesculpt's NIR node -> time-major module map (for ``nirtorch.nir_to_torch``), reading
+    time constants in seconds at ``dt`` seconds per time step."""
     nir = _nir()
+    dt = check_dt(dt)
 
     def affine(node):
         w = torch.from_numpy(np.asarray(node.weight, dtype=np.float32))
@@ -354,7 +419,8 @@ def node_map() -> dict:
     def lif(node):
         name = node.metadata.get("source", "LIF")
         thr, vr = _uniform(node, "v_threshold", name), _uniform(node, "v_reset", name)
-        if _uniform(node, "r", name) != 1.0 or _uniform(node, "v_leak", name) != vr:
+        if not math.isclose(_uniform(node, "r", name), 1.0, rel_tol=1e-6) \
+                or _uniform(node, "v_leak", name) != vr:
             raise UserError(f"NIR node {name}: only r = 1 and v_leak = v_reset map onto "
                             f"spikesculpt's LIF")
         if node.metadata.get("neuron") == "plif":
@@ -362,12 +428,13 @@ def node_map() -> dict:
             with torch.no_grad():
                 plif.w.fill_(float(node.metadata["w"]))
             return plif
-        return LIF(tau=_uniform(node, "tau", name), v_threshold=thr, v_reset=vr)
+        return LIF(tau=_lif_tau_steps(node, name, dt), v_threshold=thr, v_reset=vr)
 
     def if_(node):
         name = node.metadata.get("source", "IF")
-        if _uniform(node, "r", name) != 1.0:
-            raise UserError(f"NIR node {name}: only r = 1 maps onto spikesculpt's IF")
+        if not math.isclose(_uniform(node, "r", name) * dt, 1.0, rel_tol=1e-6):
+            raise UserError(f"NIR node {name}: only r = 1/dt (= {1 / dt:g}) maps onto "
+                            f"spikesculpt's IF at dt = {dt:g} s; pass the graph's dt")
         return IF(v_threshold=_uniform(node, "v_threshold", name),
                   v_reset=_uniform(node, "v_reset", name))
 
@@ -394,11 +461,13 @@ class NIRModel(nn.Module):
         return out[0] if isinstance(out, tuple) else out
 
 
-def from_nir(graph) -> NIRModel:
-    """A PyTorch module running ``graph`` (a ``nir.NIRGraph`` or a path) on ``[T, B, ...]``."""
+def from_nir(graph, dt: Optional[float] = None) -> NIRModel:
+    """A PyTorch module running ``graph`` (a ``nir.NIRGraph`` or a path) on ``[T, B, ...]``,
+    one time step = ``dt`` seconds (default: the graph's metadata ``dt``, else 1e-4)."""
     if isinstance(graph, (str, Path)):
         graph = read_nir(graph)
     _nir()
     import nirtorch
 
-    return NIRModel(nirtorch.nir_to_torch(graph, node_map(), default_map={}))
+    return NIRModel(nirtorch.nir_to_torch(graph, node_map(_graph_dt(graph, dt)),
+                                          default_map={}))

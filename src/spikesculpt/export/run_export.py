@@ -4,11 +4,14 @@
 (``model.safetensors``) and, for sparse methods, its mask (``masks.safetensors``), and writes
 
 - ``safetensors``: ``export/safetensors_export.py`` (default ``RUN_DIR/export.safetensors``);
-- ``nir``: ``export/nir_export.py`` (default ``RUN_DIR/model.nir``; optional extra ``nir``).
+- ``nir``: ``export/nir_export.py`` (default ``RUN_DIR/model.nir``; optional extra ``nir``),
+  time constants in seconds at ``dt`` seconds per time step (default 1e-4, what SpikingJelly's
+  and snnTorch's NIR importers read).
 
 Bad input raises ``UserError`` (one line, exit 2 in the CLI) and writes nothing: a missing run
 directory or checkpoint, an unknown format, an existing output file without ``force``, a model
-the format cannot represent (the message names the module). Writes are atomic.
+the format cannot represent (the message names the module), a ``dt`` that is not a positive
+number or is given with a format other than ``nir``. Writes are atomic.
 """
 
 from __future__ import annotations
@@ -22,14 +25,18 @@ FORMATS = {"safetensors": "export.safetensors", "nir": "model.nir"}
 
 
 def export_run(run_dir: str | Path, fmt: str, out: Optional[str | Path] = None,
-               force: bool = False) -> dict:
-    """Export the run; returns ``{"path", "format", "density", "mask_density"}``."""
+               force: bool = False, dt: Optional[float] = None) -> dict:
+    """Export the run; returns ``{"path", "format", "density", "mask_density"}`` (and ``dt``
+    for NIR). ``dt``: seconds per time step of a NIR export (default ``DEFAULT_DT`` = 1e-4)."""
     from spikesculpt.runs import config_hash
     from spikesculpt.sparse import Mask
     from spikesculpt.train.run import build, load_model_weights, load_run_config
 
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if dt is not None and fmt != "nir":
+        raise UserError(f"--dt applies to --format nir only (time constants in seconds), not "
+                        f"to {fmt}; drop --dt")
     run, config = load_run_config(run_dir)
     if not run.model_path.is_file():
         raise UserError(f"{run.path} has no model.safetensors (the run did not finish); resume "
@@ -41,8 +48,9 @@ def export_run(run_dir: str | Path, fmt: str, out: Optional[str | Path] = None,
     if path.exists() and path.is_dir():
         raise UserError(f"{path} is a directory; pass --out FILE")
     if fmt == "nir":
-        from spikesculpt.export.nir_export import _nir
+        from spikesculpt.export.nir_export import DEFAULT_DT, _nir, check_dt
 
+        dt = check_dt(DEFAULT_DT if dt is None else dt)
         _nir()  # fail early, before building anything, if the extra is missing
     config.device = "cpu"
     _, model, _ = build(config)
@@ -65,9 +73,12 @@ def export_run(run_dir: str | Path, fmt: str, out: Optional[str | Path] = None,
         graph_meta = {k: meta[k] for k in ("model", "method", "dataset", "timesteps",
                                            "encoding", "config_hash")}
         graph = to_nir(model, masks=dict(mask.items()) if mask is not None else None,
-                       metadata=graph_meta)
+                       metadata=graph_meta, dt=dt)
         write_nir(graph, path)
     from spikesculpt.metrics.model_stats import model_stats
 
-    return {"path": str(path), "format": fmt, "density": model_stats(model)["density"],
-            "mask_density": mask.density() if mask is not None else None}
+    result = {"path": str(path), "format": fmt, "density": model_stats(model)["density"],
+              "mask_density": mask.density() if mask is not None else None}
+    if fmt == "nir":
+        result["dt"] = dt
+    return result
