@@ -51,11 +51,37 @@ AEDAT2_HEADER = (b"#!AER-DAT2.0\r\n# This is a raw AE data file - do not edit\r\
                  b"# Data format is int32 address, int32 timestamp (8 bytes total)\r\n")
 
 
-def aedat2_bytes(events) -> bytes:
+def aedat2_bytes(events, chip: str = None) -> bytes:
     """``events``: (x_raw, y_raw, p_raw, t_us) as the DVS128 writes them (before the
     CIFAR10-DVS reorientation)."""
-    body = b"".join(struct.pack(">II", (y << 8) | (x << 1) | p, t) for x, y, p, t in events)
-    return AEDAT2_HEADER + body
+    return aedat2_words_bytes([((y << 8) | (x << 1) | p, t) for x, y, p, t in events], chip)
+
+
+def aedat2_words_bytes(words, chip: str = None) -> bytes:
+    """``words``: raw (address, timestamp) pairs, each written as a big-endian 32-bit word
+    (modulo 2^32: a timestamp past 2^32 us is written as jAER's wrapped counter); ``chip``: the
+    jAER class for a ``# AEChip:`` header line, as jAER writes it."""
+    header = AEDAT2_HEADER + (f"# AEChip: {chip}\r\n".encode() if chip else b"")
+    return header + b"".join(struct.pack(">II", a % 2**32, t % 2**32) for a, t in words)
+
+
+DVS128_SYNC = 0x8000            # jAER DVS128: bit 15 = sync / external-input special event
+JAER_SPECIAL = 0x80000000       # jAER BasicEvent.SPECIAL_EVENT_BIT_MASK
+
+
+def davis_dvs_address(x: int, y: int, p: int) -> int:
+    """A DAVIS DVS event (jAER DavisChip): y bits 22..30, x bits 12..21, polarity bit 11."""
+    return (y << 22) | (x << 12) | (p << 11)
+
+
+def davis_aps_address(x: int, y: int, read_cycle: int, adc: int) -> int:
+    """A DAVIS APS ADC sample: bit 31, x and y as DVS, read cycle bits 10..11, ADC bits 0..9."""
+    return 0x80000000 | (y << 22) | (x << 12) | (read_cycle << 10) | adc
+
+
+def davis_imu_addresses(values) -> list:
+    """One DAVIS IMU sample: 7 words 0x80000C00 | sample type << 28 | 16-bit value << 12."""
+    return [0x80000C00 | (code << 28) | ((v & 0xFFFF) << 12) for code, v in enumerate(values)]
 
 
 # --------------------------------------------------------------------------- AEDAT 3.1 (DVS128 Gesture)

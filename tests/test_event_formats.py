@@ -2,6 +2,7 @@
 (``load_dataset`` / ``spikesculpt train --data-root``), and the bad-input contract."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -9,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from event_files import (aedat2_bytes, aedat3_packet, write_gesture, write_nmnist, write_shd,
-                         AEDAT3_HEADER)
+from event_files import (aedat2_bytes, aedat2_words_bytes, aedat3_packet, davis_aps_address,
+                         davis_dvs_address, davis_imu_addresses, write_gesture, write_nmnist,
+                         write_shd, AEDAT3_HEADER, DVS128_SYNC, JAER_SPECIAL)
 from spikesculpt.cli.main import main
 from spikesculpt.data import load_dataset
+from spikesculpt.data.cifar10dvs import read_aedat2_dvs128
 from spikesculpt.errors import UserError
 
 
@@ -160,6 +163,75 @@ def test_corrupt_zip_names_the_archive(tmp_path):
     (base / "dog.zip").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(UserError, match=r"dog\.zip is not a readable zip"):
         load_dataset("cifar10-dvs", seed=0, data_root=str(tmp_path), timesteps=1)
+
+
+# ------------------------------------------------- AEDAT 2.0: the camera, special events, time
+DAVIS240C = "eu.seebetter.ini.chips.davis.DAVIS240C"
+
+
+def davis240c_words():
+    """A DAVIS240C recording in jAER's DAVIS address layout: DVS events over the 240x180 array,
+    two APS (frame) ADC samples and one IMU sample (7 words)."""
+    dvs = [(0, 0, 1), (239, 179, 0), (120, 90, 1), (5, 0, 0)]
+    words = [(davis_dvs_address(x, y, p), 10 * k) for k, (x, y, p) in enumerate(dvs)]
+    words += [(davis_aps_address(x, y, 1, 512), 100) for x, y in ((0, 0), (239, 179))]
+    return words + [(a, 200) for a in davis_imu_addresses([100, -200, 8192, 300, 1, -2, 3])]
+
+
+def test_aedat2_refuses_a_davis_recording():
+    by_header = r"rec\.aedat was recorded by {} \(header line '# AEChip: {}'\)"
+    by_bits = r"rec\.aedat holds addresses a DVS128 never writes .* x 0\.\.239, y 0\.\.179"
+    for chip, message in ((DAVIS240C, by_header.format("DAVIS240C", re.escape(DAVIS240C))),
+                          ("Davis240C", by_header.format("Davis240C", "Davis240C")),
+                          (None, by_bits), ("ch.unizh.ini.jaer.chip.retina.DVS128", by_bits)):
+        data = aedat2_words_bytes(davis240c_words(), chip)
+        with pytest.raises(UserError, match=message) as info:
+            read_aedat2_dvs128(data, "rec.aedat")
+        text = str(info.value)
+        assert "CIFAR10-DVS recordings come from a DVS128 (128x128" in text, text
+        assert "original CIFAR10-DVS file" in text and "\n" not in text, text
+
+
+def test_cli_refuses_a_davis_recording_in_cifar10dvs_one_line_exit_2(tmp_path, capsys,
+                                                                     monkeypatch):
+    base = write_cifar10dvs(tmp_path / "data", zipped=())
+    (base / "cat/cifar10_cat_9.aedat").write_bytes(aedat2_words_bytes(davis240c_words(),
+                                                                      DAVIS240C))
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", "--dataset", "cifar10-dvs", "--data-root", str(tmp_path / "data"),
+                 "--timesteps", "1", "--epochs", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert "cifar10_cat_9.aedat was recorded by DAVIS240C" in lines[0], lines[0]
+    assert "come from a DVS128" in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("chip", ["ch.unizh.ini.jaer.chip.retina.DVS128",
+                                  "ch.unizh.ini.jaer.chip.retina.Tmpdiff128", None])
+def test_aedat2_dvs128_skips_special_events(chip):
+    def event(x, y, p, t):
+        return (y << 8) | (x << 1) | p, t
+    words = [event(3, 4, 0, 10), (DVS128_SYNC, 15), event(127, 0, 1, 20),
+             (JAER_SPECIAL | DVS128_SYNC, 25), (JAER_SPECIAL | event(5, 5, 1, 0)[0], 26),
+             event(0, 127, 1, 30), (DVS128_SYNC | event(9, 9, 1, 0)[0], 35)]
+    ev = read_aedat2_dvs128(aedat2_words_bytes(words, chip), "rec.aedat")
+    # the three DVS events only, turned upright: x = 127 - y_raw, y = 127 - x_raw, p = 1 - p_raw
+    assert ev["t"].tolist() == [10, 20, 30]
+    assert ev["x"].tolist() == [123, 127, 0] and ev["y"].tolist() == [124, 0, 127]
+    assert ev["p"].tolist() == [1, 0, 0]
+
+
+def test_aedat2_timestamps_wrap_and_stay_monotonic():
+    # jAER's int32 us counter, written modulo 2^32: it passes 2^31 (int32 -> negative) and 2^32
+    # (-> 0 again); a recording may also start at a negative int32 time
+    for true in ([2**31 - 1000, 2**31 + 1000, 2**32 - 1000, 2**32 + 2000, 2**32 + 2**31 + 7],
+                 [-1000, 2000, 2**31 + 5]):
+        data = aedat2_bytes([(k, 1, 1, t) for k, t in enumerate(true)])
+        ev = read_aedat2_dvs128(data, "rec.aedat")
+        assert ev["t"].tolist() == true
+        assert (np.diff(ev["t"]) > 0).all() and ev["y"].tolist() == [127 - k for k in
+                                                                     range(len(true))]
 
 
 # --------------------------------------------------------------------------------- DVS128 Gesture

@@ -10,13 +10,16 @@ Split (the dataset ships none): per class, the recordings sorted by their number
 as test instead (the split of TEBN / SpikingJelly's ``CIFAR10DVSTEBNSplit``: 0..99 test);
 validation is a stratified ``val_fraction`` of the training recordings, drawn by the run's seed.
 
-File format: jAER AEDAT 2.0 — ASCII header lines starting with ``#`` (the first is
-``#!AER-DAT2.0``), then big-endian 32-bit pairs ``(address, timestamp in us)``. A DVS128
-address holds polarity in bit 0, x in bits 1..7 and y in bits 8..14; as SpikingJelly and Tonic
-do (to match the reference MATLAB reader), the frame is turned to upright:
-``x = 127 - y_raw``, ``y = 127 - x_raw``, ``p = 1 - p_raw``. A data part that is not a whole
-number of 8-byte events is a truncated file (``UserError`` naming it). The AEDAT 4 re-encoding
-distributed by some mirrors is not read (the error says so): use the original files.
+File format: jAER AEDAT 2.0 (see :mod:`spikesculpt.data.aedat2`) — ASCII header lines starting
+with ``#`` (the first is ``#!AER-DAT2.0``), then big-endian 32-bit pairs ``(address, timestamp in
+us)``. A DVS128 address holds polarity in bit 0, x in bits 1..7 and y in bits 8..14; special
+events (bit 15 or 31) are skipped and timestamps are jAER's wrapping int32, unwrapped. As
+SpikingJelly and Tonic do (to match the reference MATLAB reader), the frame is turned to
+upright: ``x = 127 - y_raw``, ``y = 127 - x_raw``, ``p = 1 - p_raw``. A recording of another
+camera (its ``# AEChip`` header line names one, or its addresses set bits 16..30, as a DAVIS
+camera's do) and a data part that is not a whole number of 8-byte events (a truncated file) are
+``UserError``s naming the file. The AEDAT 4 re-encoding distributed by some mirrors is not read
+(the error says so): use the original files.
 
 Layout under ``--data-root DIR``::
 
@@ -36,6 +39,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from spikesculpt.data.aedat2 import read_dvs128
 from spikesculpt.data.base import DataSplits
 from spikesculpt.data.events import make_events
 from spikesculpt.data.native import (Recording, ZipReader, child, find_dataset_dir, fingerprint,
@@ -50,17 +54,8 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 SENSOR = (128, 128, 2)
 EXPECTED = ("CIFAR10-DVS as downloaded: CIFAR10-DVS/<class>.zip for the 10 classes (airplane "
             "... truck), or the extracted CIFAR10-DVS/<class>/cifar10_<class>_<i>.aedat")
-
-
-def skip_aedat_header(data: bytes) -> int:
-    """Offset of the first byte after the ``#`` header lines."""
-    pos = 0
-    while data.startswith(b"#", pos):
-        end = data.find(b"\n", pos)
-        if end < 0:
-            return len(data)
-        pos = end + 1
-    return pos
+FIX_FOREIGN = ("take it out of the dataset folder, or put back the original CIFAR10-DVS file "
+               "(the class zips from figshare)")
 
 
 def read_aedat2_dvs128(data: bytes, source: str) -> np.ndarray:
@@ -68,16 +63,8 @@ def read_aedat2_dvs128(data: bytes, source: str) -> np.ndarray:
     if data.startswith(b"#!AER-DAT4"):
         raise UserError(f"{source} is AEDAT 4 (a re-encoding of CIFAR10-DVS), which spikesculpt "
                         f"does not read; use the original AEDAT 2.0 files (one zip per class)")
-    body = data[skip_aedat_header(data):]
-    if len(body) % 8:
-        raise UserError(f"{source} is truncated or corrupt: its {len(body)} data bytes are not "
-                        f"a whole number of 8-byte AEDAT 2.0 events; download it again")
-    words = np.frombuffer(body, dtype=">u4").reshape(-1, 2)
-    addr, t = words[:, 0].astype(np.int64), words[:, 1].astype(np.int64)
-    x_raw = (addr >> 1) & 0x7F
-    y_raw = (addr >> 8) & 0x7F
-    p_raw = addr & 1
-    return make_events(t, 127 - y_raw, 127 - x_raw, 1 - p_raw)
+    raw = read_dvs128(data, source, "CIFAR10-DVS", FIX_FOREIGN)
+    return make_events(raw.t, 127 - raw.y, 127 - raw.x, 1 - raw.p)
 
 
 def _index(name: str, source: str) -> int:
