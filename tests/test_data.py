@@ -85,6 +85,7 @@ def test_npz_roundtrip_images_features_and_frames(tmp_path):
      "same shape"),
     (dict(x=np.zeros((8, 3)), y=np.arange(8) % 2, x_test=np.zeros((2, 3))), "x_test' and 'y_test"),
     (dict(x=np.zeros((8, 3)), y=np.zeros(8)), "only one class"),
+    (dict(x=np.zeros((8, 3)), y=np.array([0, 1, 0, 1, 0, 1, 0, 10**9])), "not class indices"),
 ])
 def test_npz_bad_content_is_a_one_line_user_error(tmp_path, arrays, word):
     path = tmp_path / "bad.npz"

@@ -10,10 +10,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
 from spikesculpt.errors import UserError
+
+MAX_SEED = 2**32 - 1  # numpy's and many libraries' limit; torch's generators take it too
+
+
+def require_finite(name: str, value, example: str) -> None:
+    """``UserError`` unless ``value`` is a finite real number (not NaN, not ±inf, not a bool)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UserError(f"{name} must be a finite number, got {value!r}; pass e.g. {example}")
 
 
 @dataclass
@@ -27,6 +36,22 @@ class NeuronConfig:
     detach_reset: bool = False   # cut the gradient through the reset
     surrogate: str = "atan"      # atan | sigmoid | triangle
     alpha: Optional[float] = None  # surrogate width; None = the surrogate's default
+
+    def validate(self) -> "NeuronConfig":
+        require_finite("neuron tau", self.tau, "--tau 2.0")
+        if not self.tau > 0:
+            raise UserError(f"neuron tau must be > 0, got {self.tau!r}; pass e.g. --tau 2.0")
+        require_finite("v_threshold", self.v_threshold, "--v-threshold 1.0")
+        if not self.v_threshold > 0:
+            raise UserError(f"v_threshold must be > 0, got {self.v_threshold!r}; pass e.g. "
+                            f"--v-threshold 1.0")
+        if self.v_reset is not None:
+            require_finite("v_reset", self.v_reset, "--v-reset 0.0")
+        if self.alpha is not None:
+            require_finite("surrogate alpha", self.alpha, "--surrogate-alpha 2.0")
+            if not self.alpha > 0:
+                raise UserError(f"surrogate alpha must be > 0, got {self.alpha!r}")
+        return self
 
     def module_kwargs(self) -> dict:
         """Keyword arguments for ``create_neuron(self.name, **kwargs)``."""
@@ -100,7 +125,8 @@ class GeneticConfig:
                 or self.gene_dim <= 0:
             raise UserError(f"gene dimension must be a positive integer, got {self.gene_dim!r}; "
                             f"pass e.g. --gene-dim 16")
-        if isinstance(self.init_std, bool) or not self.init_std > 0:
+        if isinstance(self.init_std, bool) or not self.init_std > 0 \
+                or not math.isfinite(self.init_std):
             raise UserError(f"genetic init_std must be > 0, got {self.init_std!r}; pass e.g. "
                             f"--gene-init-std 0.02")
         if self.genome is not None and not isinstance(self.genome, dict):
@@ -153,8 +179,19 @@ class TrainConfig:
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise UserError(f"{name} must be a positive integer, got {value!r}; "
                                 f"pass e.g. --{name.replace('_', '-')} 10")
+        for name, example in (("lr", "--lr 1e-3"), ("momentum", "--momentum 0.9"),
+                              ("weight_decay", "--weight-decay 5e-4"),
+                              ("val_fraction", "--val-fraction 0.1")):
+            require_finite(name, getattr(self, name), example)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) \
+                or not 0 <= self.seed <= MAX_SEED:
+            raise UserError(f"seed must be an integer in 0..{MAX_SEED}, got {self.seed!r}; pass "
+                            f"e.g. --seed 0")
         if not self.lr > 0:
             raise UserError(f"lr must be > 0, got {self.lr!r}; pass e.g. --lr 1e-3")
+        if not 0 <= self.momentum < 1:
+            raise UserError(f"momentum must be in [0, 1) (SGD's β), got {self.momentum!r}; pass "
+                            f"e.g. --momentum 0.9")
         if self.weight_decay < 0:
             raise UserError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0 < self.val_fraction < 1:
@@ -169,8 +206,7 @@ class TrainConfig:
         self.genetic.validate()
         from spikesculpt.data.augment import parse_augment  # UserError for unknown ops
         parse_augment(self.augment)
-        if not self.neuron.tau > 0:
-            raise UserError(f"neuron tau must be > 0, got {self.neuron.tau!r}; pass e.g. --tau 2.0")
+        self.neuron.validate()
         return self
 
     def to_dict(self) -> dict:
@@ -235,6 +271,8 @@ class EvolutionConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise UserError(f"{name.replace('_', ' ')} must be an integer >= {low}, got "
                                 f"{value!r}" + (f"; pass e.g. {flag}" if flag else ""))
+        for name in ("sigma0", "lambda_spatial", "lambda_temporal"):
+            require_finite(name, getattr(self, name), f"--{name.replace('_', '-')} 0.1")
         if not self.sigma0 > 0:
             raise UserError(f"sigma0 must be > 0, got {self.sigma0!r}; pass e.g. --sigma0 1.0")
         for name in ("lambda_spatial", "lambda_temporal"):
@@ -357,6 +395,7 @@ class LotteryConfig:
             if getattr(self, name) not in allowed:
                 raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: "
                                 f"{', '.join(allowed)}")
+        require_finite("et_lambda", self.et_lambda, "--et-lambda 0.6")
         if not 0 < self.et_lambda:
             raise UserError(f"et_lambda must be > 0, got {self.et_lambda!r}; pass e.g. "
                             f"--et-lambda 0.6")

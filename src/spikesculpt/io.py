@@ -1,6 +1,8 @@
 """Atomic file writes: a temp file in the same folder, fsync, then ``os.replace``.
 
-A crash or Ctrl-C mid-write leaves the previous file intact, never a half-written one.
+A crash or Ctrl-C mid-write leaves the previous file intact, never a half-written one. The file
+gets the permissions any new file of the process gets (``0o666`` less the umask), not the
+``0o600`` of ``tempfile.mkstemp``.
 """
 
 from __future__ import annotations
@@ -16,6 +18,20 @@ from typing import Callable, Iterable
 import yaml
 
 
+def _new_file_mode() -> int:
+    """``0o666`` less the process umask (read without changing it where /proc tells it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """Call ``write(tmp_path)`` then move the temp file onto ``path`` atomically."""
     path = Path(path)
@@ -26,6 +42,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         write(tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, _new_file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

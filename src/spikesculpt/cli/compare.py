@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import copy
 
-from spikesculpt.cli.train import add_config_flags, config_from_args
+from spikesculpt.cli.train import (add_config_flags, check_method_flags, config_from_args,
+                                   method_flags_given)
+from spikesculpt.errors import UserError
 
 
 def add_parser(sub) -> None:
@@ -28,10 +30,14 @@ def run(args: argparse.Namespace) -> int:
     from spikesculpt.methods import METHODS
     from spikesculpt.train.run import run_training
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = list(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
+    if not methods:
+        raise UserError(f"--methods names no method ({args.methods!r}); pass e.g. "
+                        f"--methods dense,esl (spikesculpt list methods)")
     for m in methods:
         METHODS.get(m)  # unknown names fail before anything trains
     base = config_from_args(args)
+    check_method_flags(methods, method_flags_given(args))
     rows = []
     for m in methods:
         config = copy.deepcopy(base)

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import argparse
 
-from spikesculpt.cli.train import add_config_flags, config_from_args
+from spikesculpt.cli.train import (add_config_flags, check_method_flags, config_from_args,
+                                   method_flags_given)
 from spikesculpt.config import LotteryConfig, overlay
 
 LOTTERY_FLAGS = {
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     lottery = lottery_config_from_args(args)
     train = config_from_args(args)
+    check_method_flags([train.method], method_flags_given(args, dense_flags=False))
     result = run_lottery(train, lottery, out=args.out, runs_root=args.runs_root,
                          resume=args.resume, progress=not args.no_progress)
     s = result.summary

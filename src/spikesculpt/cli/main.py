@@ -5,6 +5,7 @@ Bad input (``UserError``) ends with one line on stderr and exit status 2, no tra
 
 from __future__ import annotations
 
+import errno
 import sys
 
 from spikesculpt.cli import (compare, evaluate, evolve, export, listing, lottery,
@@ -27,6 +28,31 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
     print(f"spikesculpt: warning: {message}", file=file or sys.stderr)
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, torch's OutOfMemoryError, or the allocator's RuntimeError on the CPU."""
+    text = str(exc)
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and ("can't allocate memory" in text
+                                           or "out of memory" in text.lower()))
+
+
+def _system_error_line(exc: OSError) -> str:
+    """One line for a file-system error: which path, what the system said, what to do."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    what = exc.strerror or type(exc).__name__
+    if exc.errno == errno.ENOSPC:
+        fix = "free some space or write elsewhere (--out / --runs-root)"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "choose a writable place (--out / --runs-root) or fix the permissions"
+    elif exc.errno == errno.EISDIR:
+        fix = "pass a file name, not a folder"
+    elif exc.errno == errno.ENOTDIR:
+        fix = "a part of the path is a file, not a folder: choose another path"
+    else:
+        fix = "check the path"
+    return f"{where}{what}; {fix}"
+
+
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
@@ -37,10 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"spikesculpt: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # read-only file system, permissions, a folder where a file goes...
+        print(f"spikesculpt: error: {_system_error_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("spikesculpt: interrupted; the last finished epoch is saved — continue with the "
+        print("spikesculpt: interrupted; every finished epoch is saved — continue with the "
               "same command plus --resume", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as exc:
+        if not _out_of_memory(exc):
+            raise
+        print("spikesculpt: error: out of memory (" + " ".join(str(exc).split())[:120]
+              + "); reduce --batch-size, --timesteps or the model's size", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

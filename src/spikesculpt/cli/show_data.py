@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 
 from spikesculpt.cli.parser import positive_int
+from spikesculpt.errors import UserError
 
 
 def add_parser(sub) -> None:
@@ -22,17 +24,35 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the validation split")
     p.add_argument("--out", metavar="FILE.png", default=None,
                    help="output file (default: <dataset>.png in the current folder)")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite an existing file that show-data did not write")
     p.set_defaults(func=run)
+
+
+def check_out(out: Path, force: bool) -> None:
+    """The picture goes to a ``.png`` file; a folder, or a file show-data did not write (unless
+    ``force``), is refused before anything is computed."""
+    from spikesculpt.data.show import written_by_show_data
+
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; pass a file name such as {out / 'data.png'}")
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out {out}: show-data writes a PNG picture; name the file "
+                        f"{out.with_suffix('.png').name}")
+    if out.exists() and not force and not written_by_show_data(out):
+        raise UserError(f"{out} exists and was not written by show-data; pass --force to "
+                        f"overwrite it, or choose another --out")
 
 
 def run(args: argparse.Namespace) -> int:
     from spikesculpt.data import load_dataset
     from spikesculpt.data.show import pick_samples, plot_samples
 
+    out = Path(args.out or re.sub(r"[^\w.-]+", "_", args.dataset) + ".png")
+    check_out(out, args.force)
     splits = load_dataset(args.dataset, seed=args.seed, data_root=args.data_root,
                           timesteps=args.timesteps, download=args.download)
     samples = pick_samples(getattr(splits, args.split), args.samples)
-    out = args.out or re.sub(r"[^A-Za-z0-9_.-]+", "_", args.dataset) + ".png"
     info = splits.info
     shape = "x".join(str(v) for v in info.input_shape)
     what = (f"T={info.timesteps} frames of {shape}" if info.kind == "frames"

@@ -6,6 +6,7 @@ import argparse
 
 from spikesculpt.cli.parser import key_value, positive_int, read_yaml_config
 from spikesculpt.config import TrainConfig, overlay
+from spikesculpt.errors import UserError
 from spikesculpt.runs import DEFAULT_RUNS_ROOT
 
 # flag -> (config key, type); flags default to None so that only given flags overlay the config.
@@ -149,10 +150,35 @@ def genetic_overrides(args: argparse.Namespace) -> dict:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def method_flags_given(args: argparse.Namespace, dense_flags: bool = True) -> dict:
+    """``{config section: [flags given]}`` for the method-option flags on the command line
+    (``--density``... for ``sparse``, ``--gene-dim``... for ``genetic``)."""
+    def given(flags):
+        return [f for f in flags if getattr(args, f[2:].replace("-", "_"), None) is not None]
+
+    sparse = given(SPARSE_FLAGS) + (given(("--dense-first", "--dense-last")) if dense_flags else [])
+    genetic = given(list(GENETIC_FLAGS) + ["--keep-first", "--keep-last", "--genome"])
+    return {"sparse": sparse, "genetic": genetic}
+
+
+def check_method_flags(methods: list[str], given: dict) -> None:
+    """A method option flag must be read by one of ``methods``: ``--density 0.1`` with the
+    default dense method would train dense and call it finished."""
+    from spikesculpt.methods import METHODS
+
+    for section, flags in given.items():
+        readers = [m for m in METHODS if getattr(METHODS.get(m), "config_section", None) == section]
+        if flags and not any(m in readers for m in methods):
+            raise UserError(f"{flags[0]} is an option of the {', '.join(readers)} method"
+                            f"{'s' if len(readers) > 1 else ''}, and {'/'.join(methods)} does "
+                            f"not read it; add --method {readers[0]} (or drop {flags[0]})")
+
+
 def run(args: argparse.Namespace) -> int:
     from spikesculpt.train.run import run_training
 
     config = config_from_args(args)
+    check_method_flags([config.method], method_flags_given(args))
     result = run_training(config, out=args.out, runs_root=args.runs_root, resume=args.resume,
                           progress=not args.no_progress)
     m = result.metrics

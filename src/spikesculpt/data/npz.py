@@ -102,6 +102,11 @@ def npz(arg: Optional[str], *, seed: int, val_fraction: float, data_root=None,
     num_classes = int(max(y.max(initial=0), y_test.max(initial=0))) + 1
     if num_classes < 2:
         raise UserError(f"{path}: the labels name only one class; a classifier needs two or more")
+    distinct = len(np.union1d(np.unique(y), np.unique(y_test)))
+    if num_classes > 2 * distinct:  # e.g. raw ids: a 1e9-way readout would need a terabyte
+        raise UserError(f"{path}: labels are not class indices 0..K-1 ({distinct} distinct "
+                        f"values, the largest {num_classes - 1}); remap them, e.g. "
+                        f"y = np.unique(y, return_inverse=True)[1]")
     kind, frames_t = "static", None
     if x.ndim == 5:
         kind, frames_t = "frames", int(x.shape[1])

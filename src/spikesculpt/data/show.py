@@ -51,6 +51,9 @@ def event_rgb(frame: np.ndarray, scale: float) -> np.ndarray:
     return np.clip(rgb, 0, 1)
 
 
+SOFTWARE_TAG = "spikesculpt show-data"
+
+
 def plot_samples(samples: list[tuple[np.ndarray, int]], info, path: Path, title: str) -> Path:
     import matplotlib
 
@@ -95,6 +98,17 @@ def plot_samples(samples: list[tuple[np.ndarray, int]], info, path: Path, title:
     fig.suptitle(title + legend, fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110,
+                                               metadata={"Software": SOFTWARE_TAG}))
     plt.close(fig)
     return path
+
+
+def written_by_show_data(path: Path) -> bool:
+    """Whether ``path`` is a PNG that ``plot_samples`` wrote (its ``Software`` text chunk)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return False
+    return head.startswith(b"\x89PNG") and b"Software\x00" + SOFTWARE_TAG.encode() in head
