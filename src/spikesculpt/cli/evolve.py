@@ -10,7 +10,7 @@ import argparse
 
 from spikesculpt.cli.parser import key_value, read_yaml_config
 from spikesculpt.cli.train import (NEURON_FLAGS, TRAIN_FLAGS, add_genetic_arguments,
-                                   genetic_overrides)
+                                   flag_help, genetic_overrides)
 from spikesculpt.config import EvolutionConfig, TrainConfig, overlay
 from spikesculpt.runs import DEFAULT_RUNS_ROOT
 
@@ -32,9 +32,12 @@ SKIP = ("--method",)
 def add_parser(sub) -> None:
     p = sub.add_parser("evolve", help="evolve the initial wiring rule (genetic encoding)",
                        description=__doc__)
-    for flag, (_, typ, text) in {**TRAIN_FLAGS, **NEURON_FLAGS, **EVOLVE_FLAGS}.items():
+    for flag, (key, typ, text) in {**TRAIN_FLAGS, **NEURON_FLAGS}.items():
         if flag not in SKIP:
-            p.add_argument(flag, type=typ, default=None, help=text)
+            p.add_argument(flag, type=typ, default=None, help=flag_help(flag, key, text))
+    for flag, (key, typ, text) in EVOLVE_FLAGS.items():
+        p.add_argument(flag, type=typ, default=None,
+                       help=f"{text} (default: {getattr(EvolutionConfig(), key)})")
     add_genetic_arguments(p)
     p.add_argument("--objectives", default=None, metavar="LIST",
                    help="accuracy (CMA-ES) or e.g. accuracy,params,synops (NSGA-II, needs pymoo)")

@@ -25,9 +25,11 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _first_line(obj) -> str:
+def summary(obj) -> str:
+    """The first paragraph of ``obj``'s docstring on one line: a summary that wraps onto a
+    second docstring line is read whole, not cut mid-quote."""
     doc = (getattr(obj, "__doc__", None) or "").strip()
-    return doc.splitlines()[0] if doc else ""
+    return " ".join(doc.split("\n\n", 1)[0].split())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,5 +39,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"{what}:")
         width = max([12, *(len(name) for name in reg.names())])
         for name in reg.names():
-            print(f"  {name:<{width}} {_first_line(reg.get(name))}")
+            print(f"  {name:<{width}} {summary(reg.get(name))}")
     return 0

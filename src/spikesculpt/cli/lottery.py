@@ -21,19 +21,19 @@ from spikesculpt.cli.train import (add_config_flags, check_method_flags, config_
 from spikesculpt.config import LotteryConfig, overlay
 
 LOTTERY_FLAGS = {
-    "--strategy": ("strategy", str, "imp | early-bird | score | multilevel (default imp)"),
-    "--rounds": ("rounds", int, "pruning levels after the dense level 0 (default 15)"),
+    "--strategy": ("strategy", str, "imp | early-bird | score | multilevel"),
+    "--rounds": ("rounds", int, "pruning levels after the dense level 0"),
     "--rate": ("rate", float, "fraction of the remaining weights pruned per round, (0, 1); "
-                              "score/multilevel: level K has density (1-rate)^K (default 0.25)"),
+                              "score/multilevel: level K has density (1-rate)^K"),
     "--rewind": ("rewind", str, "rewind point: Nit (iterations) or Nep (epochs), 0it = the "
-                                "initialisation (default 1ep)"),
-    "--prune": ("prune", str, "magnitude ranking: global | layer (default global)"),
-    "--et-lambda": ("et_lambda", float, "early-time: largest normalised KL accepted (0.6)"),
-    "--et-warmup": ("et_warmup", int, "early-time: epochs at full T before T' is chosen (2)"),
-    "--eb-q": ("eb_q", int, "early-bird: masks of the last q epochs compared (5)"),
-    "--eb-tau": ("eb_tau", float, "early-bird: stop below this Hamming distance (0.02)"),
+                                "initialisation"),
+    "--prune": ("prune", str, "magnitude ranking: global | layer"),
+    "--et-lambda": ("et_lambda", float, "early-time: largest normalised KL accepted"),
+    "--et-warmup": ("et_warmup", int, "early-time: epochs at full T before T' is chosen"),
+    "--eb-q": ("eb_q", int, "early-bird: masks of the last q epochs compared"),
+    "--eb-tau": ("eb_tau", float, "early-bird: stop below this Hamming distance"),
     "--evaluate": ("evaluate", str, "with --early-time / early-bird: train the ticket of all "
-                                    "levels, or only of level 0 and the last (ends); default all"),
+                                    "levels, or only of level 0 and the last (ends)"),
 }
 
 
@@ -41,8 +41,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("lottery", help="find spiking lottery tickets (IMP, early-bird, score, "
                                        "multilevel)", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    for flag, (_, typ, text) in LOTTERY_FLAGS.items():
-        p.add_argument(flag, type=typ, default=None, help=text)
+    for flag, (key, typ, text) in LOTTERY_FLAGS.items():
+        p.add_argument(flag, type=typ, default=None,
+                       help=f"{text} (default: {getattr(LotteryConfig(), key)})")
     p.add_argument("--early-time", action="store_true", default=None,
                    help="search with fewer time steps T' (Kim et al. 2022); tickets train with T")
     p.add_argument("--binary-weights", action="store_true", default=None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from spikesculpt.cli.parser import key_value, positive_int, read_yaml_config
-from spikesculpt.config import TrainConfig, overlay
+from spikesculpt.config import GeneticConfig, NeuronConfig, SparseConfig, TrainConfig, overlay
 from spikesculpt.errors import UserError
 from spikesculpt.runs import DEFAULT_RUNS_ROOT
 
@@ -13,7 +13,7 @@ from spikesculpt.runs import DEFAULT_RUNS_ROOT
 TRAIN_FLAGS = {
     "--dataset": ("dataset", str, "digits, npz:PATH, ... (spikesculpt list)"),
     "--model": ("model", str, "mlp, conv, vggsnn, ... (spikesculpt list)"),
-    "--method": ("method", str, "dense | static | set | rigl | esl | genetic (spikesculpt list methods)"),
+    "--method": ("method", str, "{methods}"),
     "--epochs": ("epochs", positive_int, "training epochs"),
     "--timesteps": ("timesteps", positive_int, "simulation time steps T"),
     "--batch-size": ("batch_size", positive_int, "batch size"),
@@ -33,22 +33,22 @@ TRAIN_FLAGS = {
 }
 SPARSE_FLAGS = {
     "--density": ("density", float, "sparse methods: fraction of connections kept, in (0, 1]"),
-    "--init": ("init", str, "layer densities: uniform | er | erk (method default)"),
-    "--grow": ("grow", str, "regrowth: random | gradient | hebbian (method default)"),
+    "--init": ("init", str, "layer densities: uniform | er | erk"),
+    "--grow": ("grow", str, "regrowth: random | gradient | hebbian"),
     "--update-every": ("update_every", positive_int, "optimizer steps between mask updates"),
     "--drop-fraction": ("drop_fraction", float, "fraction rewired at the first update, [0, 1)"),
     "--update-until": ("update_until", float, "mask updates stop at this fraction of training"),
 }
 GENETIC_FLAGS = {
     "--gene-dim": ("gene_dim", int, "genetic: gene dimension g (O is g x g), > 0"),
-    "--gene-init-std": ("init_std", float, "genetic: std of the initial genes and O (0.02)"),
+    "--gene-init-std": ("init_std", float, "genetic: std of the initial genes and O"),
 }
 NEURON_FLAGS = {
-    "--neuron": ("name", str, "lif | if | plif"),
+    "--neuron": ("name", str, "{neurons}"),
     "--tau": ("tau", float, "membrane time constant (plif: initial value)"),
     "--v-threshold": ("v_threshold", float, "firing threshold"),
     "--v-reset": ("v_reset", float, "hard-reset potential (see --soft-reset)"),
-    "--surrogate": ("surrogate", str, "atan | sigmoid | triangle"),
+    "--surrogate": ("surrogate", str, "{surrogates}"),
     "--surrogate-alpha": ("alpha", float, "surrogate width parameter"),
 }
 
@@ -61,14 +61,37 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def flag_help(flag: str, key: str, text: str) -> str:
+    """``text`` with the registered names filled in (``{methods}``, ``{neurons}``,
+    ``{surrogates}``) and the default read from the config dataclasses, never copied by hand."""
+    from spikesculpt.methods import METHODS
+    from spikesculpt.neurons import NEURONS, SURROGATES
+
+    text = text.format(methods=" | ".join(METHODS.names()),
+                       neurons=" | ".join(NEURONS.names()),
+                       surrogates=" | ".join(SURROGATES.names()))
+    if flag in NEURON_FLAGS:
+        default = getattr(NeuronConfig(), key)
+    elif flag in SPARSE_FLAGS:
+        default = getattr(SparseConfig(), key)
+    elif flag in GENETIC_FLAGS:
+        default = getattr(GeneticConfig(), key)
+    else:
+        default = getattr(TrainConfig(), key)
+    if default is None:
+        default = {"--surrogate-alpha": "the surrogate's own", "--data-root": "none"}.get(
+            flag, "the method's own")
+    return f"{text} (default: {default})"
+
+
 def add_config_flags(p, method_flag: bool = True, sparse_flags: bool = True) -> None:
     """The flags that overlay a ``TrainConfig`` (shared by ``train``, ``compare`` and
     ``lottery``; the last has no ``--method`` and no sparse-method options)."""
     flags = {**TRAIN_FLAGS, **(SPARSE_FLAGS if sparse_flags else {}), **NEURON_FLAGS}
-    for flag, (_, typ, text) in flags.items():
+    for flag, (key, typ, text) in flags.items():
         if flag == "--method" and not method_flag:
             continue
-        p.add_argument(flag, type=typ, default=None, help=text)
+        p.add_argument(flag, type=typ, default=None, help=flag_help(flag, key, text))
     add_genetic_arguments(p)
     p.add_argument("--dense-first", action="store_true", default=None,
                    help="sparse methods, lottery: keep the first prunable layer dense")
@@ -127,8 +150,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def add_genetic_arguments(p) -> None:
-    for flag, (_, typ, text) in GENETIC_FLAGS.items():
-        p.add_argument(flag, type=typ, default=None, help=text)
+    for flag, (key, typ, text) in GENETIC_FLAGS.items():
+        p.add_argument(flag, type=typ, default=None, help=flag_help(flag, key, text))
     p.add_argument("--keep-first", action="store_true", default=None,
                    help="genetic: leave the first connection layer plain (not encoded)")
     p.add_argument("--keep-last", action="store_true", default=None,

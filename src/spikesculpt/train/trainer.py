@@ -68,6 +68,14 @@ def iterate_batches(dataset, batch_size: int, shuffle: bool,
         yield tuple(t[idx] for t in tensors)
 
 
+def epoch_line(row: dict, epochs: int) -> str:
+    """One history row as the line printed after each epoch (terminals and logs alike)."""
+    return (f"epoch {row['epoch']}/{epochs}: train loss {row['train_loss']:.4f} acc "
+            f"{100 * row['train_accuracy']:.2f}% | val loss {row['val_loss']:.4f} acc "
+            f"{100 * row['val_accuracy']:.2f}% | firing {row['firing_rate']:.3f} | "
+            f"{row['seconds']:.1f} s")
+
+
 class Trainer:
     """Trains ``model`` on ``splits`` (a ``DataSplits``) as ``config`` says.
 
@@ -134,6 +142,7 @@ class Trainer:
             enc_gen = None  # Poisson draws on the device use the global (seeded) CUDA generator
         total_loss = correct = seen = 0
         batches = iterate_batches(self.splits.train, cfg.batch_size, True, order_gen)
+        # a live bar on terminals only; every epoch then leaves one line (see ``fit``)
         bar = tqdm(batches, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    leave=False, disable=not self.progress or None, dynamic_ncols=True)
         skip, self.skip_batches = self.skip_batches, 0
@@ -212,6 +221,8 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_epoch_end(self, epoch, row)
             self.history.append(row)
+            if self.progress:
+                tqdm.write(epoch_line(row, self.config.epochs))
             self.epoch += 1
             if on_epoch_done is not None:
                 on_epoch_done(self)

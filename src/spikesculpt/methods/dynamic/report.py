@@ -5,8 +5,10 @@
 - ``rewiring.csv``: one row per mask update: ``step, alpha, changed, topology_change`` and
   ``changed/<layer>`` (connections regrown = connections dropped, per layer);
 - ``layer_density.png``: density per prunable layer (bars) against the global density;
-- ``turnover.png``: connections changed per update and the cumulative fraction of the initial
-  connections replaced (topology change) over training steps.
+- ``turnover.png``: connections changed per update (bars); the cumulative number of connections
+  regrown as a fraction of the active ones (never falls); and the fraction of the initial
+  connections absent from the mask now (topology change: it falls when dropped initial
+  connections are regrown, so it is *not* a cumulative count).
 """
 
 from __future__ import annotations
@@ -56,6 +58,16 @@ def _plot_layer_density(method, path: Path) -> None:
     plt.close(fig)
 
 
+def cumulative_regrown_fraction(method) -> list[float]:
+    """After each update: connections regrown so far / active connections (non-decreasing)."""
+    active = sum(int(m.sum()) for _, m in method.mask.items()) or 1
+    out, total = [], 0
+    for record in method.updates:
+        total += record["changed"]
+        out.append(total / active)
+    return out
+
+
 def _plot_turnover(method, path: Path) -> None:
     plt = _plt()
     steps = [r["step"] for r in method.updates]
@@ -65,10 +77,13 @@ def _plot_turnover(method, path: Path) -> None:
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("connections regrown")
     ax2 = ax.twinx()
+    regrown = cumulative_regrown_fraction(method)
+    ax2.plot(steps, regrown, color="tab:purple", ls="--",
+             label="connections regrown so far / active connections (cumulative)")
     ax2.plot(steps, [r["topology_change"] for r in method.updates], color="tab:red",
-             label="initial connections replaced (cumulative)")
-    ax2.set_ylabel("topology change", color="tab:red")
-    ax2.set_ylim(0, 1)
+             label="initial connections absent now (net; falls when they regrow)")
+    ax2.set_ylabel("fraction", color="tab:red")
+    ax2.set_ylim(0, max(1.0, 1.05 * max(regrown)))
     ax.set_title(f"{method.name}: rewiring ({method.grow} growth, α0={method.drop_fraction:g})",
                  fontsize=9)
     fig.legend(loc="upper right", fontsize=7)
