@@ -98,13 +98,22 @@ class GeneticMethod(Method):
                 "keep_last": self.keep_last, "init_std": self.init_std,
                 "initial_rule": "evolved genome" if self.genome is not None else "random"}
 
+    REPORT_KEYS = ("params_plain", "compression", "gene_dim", "params_interaction",
+                   "params_encodings", "break_even_gene_dim", "generation_macs",
+                   "encoded_layers")
+
+    def size_report(self) -> dict:
+        """The encoded network's size against the plain architecture (``REPORT_KEYS`` of
+        ``parameter_report``; ``evaluate_run`` adds them to its metrics too)."""
+        if self.model is None:
+            return {}
+        report = parameter_report(self.model)
+        return {key: report[key] for key in self.REPORT_KEYS}
+
     def on_fit_end(self, trainer, metrics: dict) -> None:
         super().on_fit_end(trainer, metrics)
         report = parameter_report(trainer.model)
-        for key in ("params_plain", "compression", "gene_dim", "params_interaction",
-                    "params_encodings", "break_even_gene_dim", "generation_macs",
-                    "encoded_layers"):
-            metrics[key] = report[key]
+        metrics.update({key: report[key] for key in self.REPORT_KEYS})
 
     def save_artifacts(self, folder: Path) -> None:
         if self.model is not None:
