@@ -213,6 +213,19 @@ def test_cache_is_dropped_by_load_state_dict_mode_switch_and_invalidate():
         assert layer.weight is not cached
 
 
+def test_weight_generated_under_autocast_is_not_kept_for_full_precision():
+    # the trainer evaluates under autocast with --amp; the efficiency metrics run after it in
+    # full precision and were handed the half-precision weight kept from that evaluation
+    layer = GeneLinear(6, 5, gene_dim=3, generator=gen(1)).eval()
+    x = torch.randn(4, 6, generator=gen(2))
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert layer(x).dtype == torch.bfloat16
+        y = layer(x)
+    assert y.dtype == torch.float32
+    assert torch.allclose(y, F.linear(x, layer.generate_weight(), layer.bias))
+
+
 def test_deepcopy_keeps_one_shared_interaction():
     model = genetic_encode(create_model("mlp", hidden=(8,)), 3, generator=gen(0))
     x = torch.rand(T, B, 1, 8, 8)

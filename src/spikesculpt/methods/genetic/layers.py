@@ -39,8 +39,8 @@ weight"). The papers publish no code; the rest is ours:
   ordinary SNN whose weights multiply spikes.
 - Caching (our choice): generation costs N_out·g² + N_out·N_in·g multiply-accumulates. In
   evaluation mode with autograd off (``model.eval()`` + ``torch.no_grad()`` /
-  ``inference_mode``: evaluation, deployment) the generated weight is kept and reused; in every
-  other state W is generated on each forward (with autograd on, so that the gradient reaches
+  ``inference_mode``: evaluation, deployment; not under ``torch.func`` transforms or autocast)
+  the generated weight is kept and reused; in every other state W is generated on each forward (with autograd on, so that the gradient reaches
   X_in, X_out and O) and the kept weight is dropped. The kept weight is dropped whenever the
   factors may have changed:
 
@@ -80,6 +80,16 @@ from torch import nn
 INIT_STD = 0.02
 
 
+def _autocast_on(device_type: str) -> bool:
+    """Whether autocast (AMP) is on for ``device_type`` here: a weight generated inside it has
+    the autocast dtype and belongs to that region only."""
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except TypeError:  # pragma: no cover - torch < 2.4 takes no device type
+        return bool(torch.is_autocast_cpu_enabled() if device_type == "cpu"
+                    else torch.is_autocast_enabled())
+
+
 def _functorch_active() -> bool:
     try:
         return bool(torch._C._are_functorch_transforms_active())
@@ -114,6 +124,8 @@ class _GeneEncoded(nn.Module):
 
     fan_in: int
     weight_shape: tuple
+    _cache: Optional[torch.Tensor] = None   # the generated weight kept for evaluation
+    _cache_key: Optional[tuple] = None      # ((tensor, version) of X_in, X_out, O, α) it came from
 
     def _init_genes(self, n_in: int, n_out: int, interaction: Optional[GeneInteraction],
                     gene_dim: Optional[int], generator: Optional[torch.Generator],
@@ -135,8 +147,6 @@ class _GeneEncoded(nn.Module):
         self.x_in = nn.Parameter(torch.empty(n_in, g))    # [N_in, g]
         self.x_out = nn.Parameter(torch.empty(n_out, g))  # [N_out, g]
         self.register_buffer("alpha", torch.ones(()))
-        self._cache: Optional[torch.Tensor] = None
-        self._cache_key = None
         self.reset_encodings(0.0, init_std, 0.0, init_std, generator=generator)
 
     @property
@@ -181,9 +191,11 @@ class _GeneEncoded(nn.Module):
 
     # ------------------------------------------------------------------ generation
     def invalidate_cache(self) -> None:
-        """Drop the kept generated weight (the next evaluation generates it again)."""
-        self._cache = None
-        self._cache_key = None
+        """Drop the kept generated weight (the next evaluation generates it again). Nearly
+        free when nothing is kept (the usual case during training: one attribute read)."""
+        if self._cache is not None:
+            self._cache = None
+            self._cache_key = None
 
     def _sources(self) -> tuple:
         return (self.x_in, self.x_out, self.gene_interaction, self.alpha)
@@ -201,7 +213,9 @@ class _GeneEncoded(nn.Module):
         return w.reshape(self.weight_shape)
 
     def _cacheable(self) -> bool:
-        return not self.training and not torch.is_grad_enabled() and not _functorch_active()
+        """Evaluation: eval mode, autograd off, outside vmap/grad transforms and autocast."""
+        return (not self.training and not torch.is_grad_enabled() and not _functorch_active()
+                and not _autocast_on(self.x_in.device.type))
 
     def _drop_unless_cacheable(self) -> None:
         """Called by every forward: a forward outside evaluation (e.g. a training step on its
