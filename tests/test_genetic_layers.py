@@ -152,7 +152,8 @@ def test_eval_output_follows_a_fused_optimizer_step(kind):
         layer, x = GeneLinear(6, 5, gene_dim=3, bias=False, generator=gen(1)), torch.randn(4, 6)
         plain = lambda w: F.linear(x, w, layer.bias)                          # noqa: E731
     else:
-        layer, x = GeneConv2d(2, 3, 3, gene_dim=3, bias=False, generator=gen(1)), torch.randn(2, 2, 5, 5)
+        layer = GeneConv2d(2, 3, 3, gene_dim=3, bias=False, generator=gen(1))
+        x = torch.randn(2, 2, 5, 5)
         plain = lambda w: F.conv2d(x, w, layer.bias)                          # noqa: E731
     opt = _fused_adam(layer.parameters())
     layer.eval()

@@ -40,13 +40,13 @@ weight"). The papers publish no code; the rest is ours:
 - Caching (our choice): generation costs N_out·g² + N_out·N_in·g multiply-accumulates. In
   evaluation mode with autograd off (``model.eval()`` + ``torch.no_grad()`` /
   ``inference_mode``: evaluation, deployment; not under ``torch.func`` transforms or autocast)
-  the generated weight is kept and reused; in every other state W is generated on each forward (with autograd on, so that the gradient reaches
-  X_in, X_out and O) and the kept weight is dropped. The kept weight is dropped whenever the
-  factors may have changed:
+  the generated weight is kept and reused; in every other state W is generated on each
+  forward (with autograd on, so that the gradient reaches X_in, X_out and O). The kept weight
+  is dropped whenever the factors may have changed:
 
   - after every optimizer step, by the ``genetic`` method's step post-hook (``attach``: inside
     ``spikesculpt train`` / ``fit`` and in your own loop);
-  - by any forward or ``weight`` read with autograd on (a training step is on its way);
+  - by any forward or ``weight`` read outside evaluation (e.g. a training step on its way);
   - by ``model.train()`` / ``model.eval()``, ``load_state_dict``, ``.to()`` / ``.half()`` and
     the like (``_apply``), and :func:`invalidate_generated_weights` (after writing the
     parameters yourself);
