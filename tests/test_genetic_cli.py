@@ -72,6 +72,7 @@ def test_train_genetic_outcome_on_digits(tmp_path, capsys, one_thread):
     assert len(rows) == 6
     assert rows[-1]["val_loss"] < 0.5 * rows[0]["val_loss"]
     assert max(r["val_accuracy"] for r in rows[2:]) > rows[1]["val_accuracy"] + 0.1
+    assert len({r["val_accuracy"] for r in rows[1:]}) >= 3          # not frozen after epoch 1
     m = json.loads((out / "metrics.json").read_text())
     assert m["test_accuracy"] > 0.7 and m["val_accuracy"] > 0.7
     assert "density" not in capsys.readouterr().out
