@@ -11,11 +11,13 @@ from safetensors.torch import load_file
 
 from spikesculpt.cli.main import main
 from spikesculpt.config import TrainConfig
+from spikesculpt.errors import UserError
 from spikesculpt.runs import config_hash
 from spikesculpt.methods import create_method
 from spikesculpt.methods.genetic import gene_layers
 from spikesculpt.models import create_model
-from spikesculpt.train.run import evaluate_run
+from spikesculpt.train.run import evaluate_run, run_training
+from spikesculpt.train.trainer import Trainer
 
 SMALL = ["--epochs", "1", "--timesteps", "2", "--batch-size", "128",
          "--model-arg", "hidden=[24]", "--no-progress"]
@@ -25,8 +27,11 @@ def test_train_genetic_metrics_and_evaluate(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--method", "genetic", "--gene-dim", "4", "--keep-last", *SMALL,
                  "--out", str(out)]) == 0
-    assert "compression" in capsys.readouterr().out
     m = json.loads((out / "metrics.json").read_text())
+    # issue 11 item 10: no "density 1.000 (0/0 prunable weights)" for an encoded network
+    text = capsys.readouterr().out
+    size = f"{m['params_total']:,} parameters, {m['params_plain']:,} with plain weights"
+    assert size in text and "compression" in text and "density" not in text
     g, n_in, h, k = 4, 64, 24, 10
     plain = n_in * h + h + h * k + k
     total = g * (n_in + h) + g * g + h + h * k + k       # readout kept plain
@@ -42,6 +47,70 @@ def test_train_genetic_metrics_and_evaluate(tmp_path, capsys):
     assert "gene_interaction.weight" in state and "hidden.0.fc.alpha" in state
     again = evaluate_run(out)
     assert again["test_accuracy"] == m["test_accuracy"]
+    assert again["compression"] == m["compression"]
+    assert main(["evaluate", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert size in text and "density" not in text
+
+
+def _history(run_dir) -> list[dict]:
+    import csv
+
+    with open(run_dir / "history.csv") as fh:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def test_train_genetic_outcome_on_digits(tmp_path, capsys, one_thread):
+    # issue 11 item 1: with a stale generated weight, validation loss and accuracy froze after
+    # the first epoch (val loss 1.525 -> 1.521 over 6 epochs, test 64%) while training went on.
+    # The fixed code, this seed, one thread: val loss 1.525 -> 0.335, val accuracy 46% -> 85%,
+    # test 85% (seeds 0-4: 66-86%); floors with margin, chance is 10%.
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "digits", "--model", "mlp", "--method", "genetic",
+                 "--gene-dim", "8", "--epochs", "6", "--seed", "0", "--no-progress",
+                 "--out", str(out)]) == 0
+    rows = _history(out)
+    assert len(rows) == 6
+    assert rows[-1]["val_loss"] < 0.5 * rows[0]["val_loss"]
+    assert max(r["val_accuracy"] for r in rows[2:]) > rows[1]["val_accuracy"] + 0.1
+    assert len({r["val_accuracy"] for r in rows[1:]}) >= 3          # not frozen after epoch 1
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["test_accuracy"] > 0.7 and m["val_accuracy"] > 0.7
+    assert "density" not in capsys.readouterr().out
+
+
+def test_train_genetic_resume_equals_the_uninterrupted_run(tmp_path, monkeypatch, one_thread):
+    # issue 11 item 8: an interrupted genetic run resumed from a fresh model (no stale weight)
+    # and ended elsewhere than the uninterrupted one
+    def config():
+        cfg = TrainConfig(method="genetic", epochs=3, timesteps=2, batch_size=128,
+                          model_kwargs={"hidden": [32]})
+        cfg.genetic.gene_dim = 4
+        return cfg
+
+    full = run_training(config(), out=str(tmp_path / "full"), progress=False)
+    original = Trainer.train_epoch
+
+    def interrupted(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config(), out=str(tmp_path / "cut"), progress=False)
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    with pytest.raises(UserError, match="--resume"):
+        run_training(config(), out=str(tmp_path / "cut"), progress=False)
+    resumed = run_training(config(), out=str(tmp_path / "cut"), resume=True, progress=False)
+    assert resumed.status == "resumed"
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa
+    assert strip(_history(tmp_path / "cut")) == strip(_history(tmp_path / "full"))
+    a, b = load_file(str(tmp_path / "full" / "model.safetensors")), \
+        load_file(str(tmp_path / "cut" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for key in ("test_accuracy", "val_accuracy", "best_epoch", "firing_rate"):
+        assert resumed.metrics[key] == full.metrics[key]
 
 
 def test_gene_options_are_hashed_for_genetic_only():

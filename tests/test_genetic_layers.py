@@ -117,8 +117,10 @@ def test_cached_in_inference_and_invalidated_when_parameters_change():
     layer = GeneLinear(5, 4, inter, generator=gen(1))
     opt = torch.optim.SGD(list(layer.parameters()) + list(inter.parameters()), lr=0.1)
     with torch.no_grad():
+        assert layer.weight is not layer.weight         # training mode: never kept
+        layer.eval()
         w1 = layer.weight
-        assert layer.weight is w1                       # cached
+        assert layer.weight is w1                       # eval mode, autograd off: cached
     assert layer.weight is not w1 and layer.weight.requires_grad   # autograd on: regenerated
     layer(torch.randn(2, 5)).sum().backward()
     opt.step()                                           # in-place update of X and O
@@ -133,6 +135,96 @@ def test_cached_in_inference_and_invalidated_when_parameters_change():
     clone = copy.deepcopy(layer)
     assert clone._cache is None
     assert pickle.loads(pickle.dumps(layer))._cache is None
+
+
+def _fused_adam(params):
+    """Adam with the fused kernel (what ``spikesculpt train`` uses): it writes the parameters
+    without bumping their version counters."""
+    return torch.optim.Adam(params, lr=0.01, fused=True)
+
+
+@pytest.mark.parametrize("kind", ["linear", "conv"])
+def test_eval_output_follows_a_fused_optimizer_step(kind):
+    # issue 11 item 1: the cached weight was keyed on the factors' ``_version``; a fused step
+    # changed X and O without a new key, so every later evaluation reused the first weight.
+    torch.manual_seed(0)
+    if kind == "linear":
+        layer, x = GeneLinear(6, 5, gene_dim=3, bias=False, generator=gen(1)), torch.randn(4, 6)
+        plain = lambda w: F.linear(x, w, layer.bias)                          # noqa: E731
+    else:
+        layer = GeneConv2d(2, 3, 3, gene_dim=3, bias=False, generator=gen(1))
+        x = torch.randn(2, 2, 5, 5)
+        plain = lambda w: F.conv2d(x, w, layer.bias)                          # noqa: E731
+    opt = _fused_adam(layer.parameters())
+    layer.eval()
+    with torch.no_grad():
+        before = layer(x)                                     # builds the cache
+    for _ in range(2):
+        layer(x).square().mean().backward()                   # still in eval mode
+        opt.step()
+        opt.zero_grad()
+        with torch.no_grad():
+            after = layer(x)
+            assert not torch.allclose(after, before)
+            assert torch.allclose(after, plain(layer.generate_weight()), atol=1e-6)
+            before = after
+
+
+def test_method_hook_invalidates_when_no_training_forward_follows_the_eval():
+    # gradient computed, then an evaluation (cache built), then the step: only the method's
+    # optimizer post-step hook can tell the cache that the factors moved
+    from spikesculpt.methods import create_method
+
+    method = create_method("genetic", gene_dim=3, seed=0)
+    model = method.prepare_model(create_model("mlp", hidden=(8,)))
+    opt = _fused_adam(model.parameters())
+    method.attach(model, opt, total_steps=1)
+    x = torch.rand(T, B, 1, 8, 8, generator=gen(2))
+    model.eval()
+    model(x).square().mean().backward()
+    with torch.no_grad():
+        stale = model(x)
+    opt.step()
+    fresh = copy.deepcopy(model)                               # no cache in a copy
+    with torch.no_grad():
+        assert not torch.allclose(model(x), stale)
+        assert torch.equal(model(x), fresh(x))
+
+
+def test_cache_is_dropped_by_load_state_dict_mode_switch_and_invalidate():
+    from spikesculpt.methods.genetic.layers import invalidate_generated_weights
+
+    model = genetic_encode(create_model("mlp", hidden=(8,)), 3, generator=gen(0))
+    other = genetic_encode(create_model("mlp", hidden=(8,)), 3, generator=gen(1))
+    x = torch.rand(T, B, 1, 8, 8, generator=gen(2))
+    model.eval()
+    other.eval()
+    with torch.no_grad():
+        model(x)
+        model.load_state_dict(other.state_dict())
+        assert torch.equal(model(x), other(x))
+        layer = gene_layers(model)[0][1]
+        cached = layer.weight
+        assert layer.weight is cached                          # eval + no grad: cached
+        model.train()
+        assert layer.weight is not cached                      # training mode: never cached
+        model.eval()
+        cached = layer.weight
+        invalidate_generated_weights(model)
+        assert layer.weight is not cached
+
+
+def test_weight_generated_under_autocast_is_not_kept_for_full_precision():
+    # the trainer evaluates under autocast with --amp; the efficiency metrics run after it in
+    # full precision and were handed the half-precision weight kept from that evaluation
+    layer = GeneLinear(6, 5, gene_dim=3, generator=gen(1)).eval()
+    x = torch.randn(4, 6, generator=gen(2))
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert layer(x).dtype == torch.bfloat16
+        y = layer(x)
+    assert y.dtype == torch.float32
+    assert torch.allclose(y, F.linear(x, layer.generate_weight(), layer.bias))
 
 
 def test_deepcopy_keeps_one_shared_interaction():

@@ -25,6 +25,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spikesculpt.cli.train import size_text
     from spikesculpt.train.run import evaluate_run
 
     m = evaluate_run(args.run_dir, device=args.device, sparse=args.sparse)
@@ -33,8 +34,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"{m['run_dir']}: test accuracy {100 * m['test_accuracy']:.2f}% | "
               f"val {100 * m['val_accuracy']:.2f}% | firing rate {m['firing_rate']:.3f} | "
-              f"density {m['density']:.3f} ({m['nonzero_prunable']}/{m['params_prunable']} "
-              f"prunable weights)")
+              f"{size_text(m, counts=True)}")
         if "synops" in m:
             ops = m["synops"]
             print(f"per sample: {ops['effective_acs']:,.0f} ACs + {ops['effective_macs']:,.0f} "

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     best, final = s["best"], s["final"]
     print(f"evolved {config.model} on {config.dataset} ({s['search']['algorithm']}, "
           f"{len(s['generations'])} generations x {evo.population}): best rule from generation "
-          f"{best['generation'] + 1}, val accuracy {100 * best['accuracy']:.2f}% after "
+          f"{best['generation']}, val accuracy {100 * best['accuracy']:.2f}% after "
           f"{evo.eval_epochs} epoch(s) | final: test accuracy {100 * final['test_accuracy']:.2f}%"
           f" | gene dim {final['gene_dim']} | compression {100 * final['compression']:.1f}% | "
           f"{result.path}")

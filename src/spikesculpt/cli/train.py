@@ -210,7 +210,18 @@ def run(args: argparse.Namespace) -> int:
     print(f"{config.model} on {config.dataset} ({config.method}): "
           f"test accuracy {100 * m['test_accuracy']:.2f}% | "
           f"val {100 * m['val_accuracy']:.2f}% | firing rate {m['firing_rate']:.3f} | "
-          f"density {m['density']:.3f} | "
-          + (f"compression {100 * m['compression']:.1f}% | " if "compression" in m else "")
-          + f"{m['train_seconds']:.1f} s | {result.run_dir.path}")
+          f"{size_text(m)} | {m['train_seconds']:.1f} s | {result.run_dir.path}")
     return 0
+
+
+def size_text(m: dict, counts: bool = False) -> str:
+    """How big the trained network is: for a gene-encoded one its parameters against the plain
+    architecture (its generated connections are all present, so a density says nothing);
+    otherwise the density of the prunable weights (``counts``: with nonzero / total)."""
+    if "compression" in m:
+        return (f"{m['params_total']:,} parameters, {m['params_plain']:,} with plain weights "
+                f"(compression {100 * m['compression']:.1f}%)")
+    text = f"density {m['density']:.3f}"
+    if counts:
+        text += f" ({m['nonzero_prunable']}/{m['params_prunable']} prunable weights)"
+    return text

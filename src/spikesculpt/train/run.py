@@ -235,7 +235,7 @@ def evaluate_run(run_dir: str | Path, device: str | None = None, sparse: bool = 
     if not run.model_path.is_file():
         raise UserError(f"{run.path} has no model.safetensors (the run did not finish); "
                         f"resume it with 'spikesculpt train --resume --out {run.path}'")
-    splits, model, _ = build(config)
+    splits, model, callbacks = build(config)
     load_model_weights(run.model_path, model)
     trainer = Trainer(model, splits, config, progress=False)
     val = trainer.evaluate(splits.val)
@@ -245,6 +245,8 @@ def evaluate_run(run_dir: str | Path, device: str | None = None, sparse: bool = 
               "val_accuracy": val["accuracy"], "test_loss": test["loss"],
               "firing_rate": test["firing_rate"], "layer_firing_rates": test["layer_firing_rates"],
               **stats, "config_hash": config_hash(config)}
+    for cb in callbacks:  # e.g. the genetic method: parameters against the plain architecture
+        result.update(getattr(cb, "size_report", dict)())
     add_to_metrics(result, efficiency_metrics(trainer, splits.test))  # SynOps, energy, footprint
     if sparse:  # sparse inference model: same test accuracy?, time per batch dense vs sparse
         from spikesculpt.export.sparse_inference import compare_on_split

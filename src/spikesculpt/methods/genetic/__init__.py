@@ -15,9 +15,10 @@ from spikesculpt.methods.genetic.convert import (GeneDimWarning, encodable_layer
                                                  genetic_encode, parameter_report)
 from spikesculpt.methods.genetic.genome import Genome, apply_genome  # noqa: F401
 from spikesculpt.methods.genetic.layers import (GeneConv2d, GeneInteraction,  # noqa: F401
-                                                GeneLinear, gene_layers)
+                                                GeneLinear, gene_layers,
+                                                invalidate_generated_weights)
 from spikesculpt.methods.genetic.method import GeneticMethod  # noqa: F401
 
 __all__ = ["GeneLinear", "GeneConv2d", "GeneInteraction", "gene_layers", "genetic_encode",
            "parameter_report", "encodable_layers", "GeneDimWarning", "Genome", "apply_genome",
-           "GeneticMethod"]
+           "GeneticMethod", "invalidate_generated_weights"]

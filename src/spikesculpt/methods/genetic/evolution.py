@@ -17,9 +17,10 @@ winner (our choice: the λ-weighted bonus differs between generations, so fitnes
 different generations are not comparable).
 
 Outputs in ``DIR``: ``evolve_config.yaml`` (both configs and their hash), ``evolution.json``
-(``generations``: one row per generation — generation, best_fitness, mean_fitness,
-best_accuracy, mean_accuracy, spatial_entropy and temporal_difference of the elite,
-lambda_spatial, lambda_temporal, evaluations, mode, seconds; ``best``: the chosen genome and its
+(``generations``: one row per generation — generation (counted from 1, as on the console and
+in ``evolution.png``), best_fitness, mean_fitness, best_accuracy, mean_accuracy,
+spatial_entropy and temporal_difference of the elite, lambda_spatial, lambda_temporal,
+evaluations, mode, seconds; ``best``: the chosen genome and its
 scores; ``pareto_front`` for several objectives; ``compute``: epochs spent; ``final``: the full
 training's results), ``candidates.csv`` (every candidate), ``evolution.png``, ``pareto.png``
 (several objectives) and ``final/`` (a normal run directory with ``metrics.json``).
@@ -227,7 +228,7 @@ class Evolution:
         elite = results[e]
         self.elite = elite["encodings"]
         for i, (genome, r) in enumerate(zip(genomes, results)):
-            rec = {"generation": t, "candidate": i, "accuracy": r["accuracy"],
+            rec = {"generation": t + 1, "candidate": i, "accuracy": r["accuracy"],
                    "fitness": r["fitness"], "spatial_entropy": r["spatial_entropy"],
                    "temporal_difference": r["temporal_difference"], "gene_dim": r["gene_dim"],
                    "params_total": r["params_total"], "mode": r["mode"]}
@@ -238,7 +239,7 @@ class Evolution:
             if self.best is None or key > (self.best["accuracy"], self.best["fitness"],
                                            -self.best["params_total"]):
                 self.best = {**rec, "genome": genome.to_dict()}
-        row = {"generation": t, "best_fitness": float(fits.max()),
+        row = {"generation": t + 1, "best_fitness": float(fits.max()),
                "mean_fitness": float(fits.mean()),
                "best_accuracy": float(max(r["accuracy"] for r in results)),
                "mean_accuracy": float(np.mean([r["accuracy"] for r in results])),
@@ -285,7 +286,7 @@ class Evolution:
                 self._save_state()
                 self._write_outputs()
                 if self.progress:
-                    print(f"generation {row['generation'] + 1}/{self.evo.generations}: best "
+                    print(f"generation {row['generation']}/{self.evo.generations}: best "
                           f"fitness {row['best_fitness']:.4f} | best val accuracy "
                           f"{100 * row['best_accuracy']:.2f}% | S {row['spatial_entropy']:.3f} "
                           f"| D {row['temporal_difference']:.3f} | {row['mode']} | "

@@ -37,12 +37,26 @@ weight"). The papers publish no code; the rest is ours:
   and applying it — the same function and gradients, e.g. ~8x fewer MACs for a 256 x 256 layer
   with g = 16 and 256 rows. Inference uses the generated (cached) W: the deployed network is an
   ordinary SNN whose weights multiply spikes.
-- Caching (our choice): generation costs N_out·g² + N_out·N_in·g multiply-accumulates. While
-  autograd is off (``torch.no_grad()`` / ``inference_mode``: evaluation, deployment) the
-  generated weight is kept and reused until a parameter changes (an optimizer step, a
-  ``load_state_dict``, ``.to()``: detected through the tensors' identity, storage and in-place
-  version counters). With autograd on, W is regenerated every forward so that the gradient
-  reaches X_in, X_out and O.
+- Caching (our choice): generation costs N_out·g² + N_out·N_in·g multiply-accumulates. In
+  evaluation mode with autograd off (``model.eval()`` + ``torch.no_grad()`` /
+  ``inference_mode``: evaluation, deployment; not under ``torch.func`` transforms or autocast)
+  the generated weight is kept and reused; in every other state W is generated on each
+  forward (with autograd on, so that the gradient reaches X_in, X_out and O). The kept weight
+  is dropped whenever the factors may have changed:
+
+  - after every optimizer step, by the ``genetic`` method's step post-hook (``attach``: inside
+    ``spikesculpt train`` / ``fit`` and in your own loop);
+  - by any forward or ``weight`` read outside evaluation (e.g. a training step on its way);
+  - by ``model.train()`` / ``model.eval()``, ``load_state_dict``, ``.to()`` / ``.half()`` and
+    the like (``_apply``), and :func:`invalidate_generated_weights` (after writing the
+    parameters yourself);
+  - when the tensors are not the ones it was made from (``torch.func.functional_call``, a
+    parameter replaced) or their in-place version counters moved.
+
+  The version counters are only one more signal, never the one relied on: fused and foreach
+  optimizer kernels (``torch.optim.Adam(..., fused=True)``, used by ``spikesculpt train``) write
+  the parameters without bumping them (design notes §6) — a cache keyed on them alone served
+  the first epoch's weight to every later evaluation (issue 11).
 
 ``layer.weight`` returns the generated weight (a plain tensor, shape of the plain layer's weight),
 so code that reads ``module.weight`` (SynOps counters, exporters) sees the connections.
@@ -64,6 +78,16 @@ from torch import nn
 # c gives the same training). Picked on digits (mlp 256-256, g=16, lr 1e-3, 30 epochs, 3 seeds;
 # test accuracy): std 1.0 -> 42% (g=8), 0.1 -> 92.9%, 0.05 -> 94.1%, 0.02 -> 95.5%, 0.01 -> 94.8%.
 INIT_STD = 0.02
+
+
+def _autocast_on(device_type: str) -> bool:
+    """Whether autocast (AMP) is on for ``device_type`` here: a weight generated inside it has
+    the autocast dtype and belongs to that region only."""
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except TypeError:  # pragma: no cover - torch < 2.4 takes no device type
+        return bool(torch.is_autocast_cpu_enabled() if device_type == "cpu"
+                    else torch.is_autocast_enabled())
 
 
 def _functorch_active() -> bool:
@@ -100,6 +124,8 @@ class _GeneEncoded(nn.Module):
 
     fan_in: int
     weight_shape: tuple
+    _cache: Optional[torch.Tensor] = None   # the generated weight kept for evaluation
+    _cache_key: Optional[tuple] = None      # ((tensor, version) of X_in, X_out, O, α) it came from
 
     def _init_genes(self, n_in: int, n_out: int, interaction: Optional[GeneInteraction],
                     gene_dim: Optional[int], generator: Optional[torch.Generator],
@@ -121,8 +147,6 @@ class _GeneEncoded(nn.Module):
         self.x_in = nn.Parameter(torch.empty(n_in, g))    # [N_in, g]
         self.x_out = nn.Parameter(torch.empty(n_out, g))  # [N_out, g]
         self.register_buffer("alpha", torch.ones(()))
-        self._cache: Optional[torch.Tensor] = None
-        self._cache_key = None
         self.reset_encodings(0.0, init_std, 0.0, init_std, generator=generator)
 
     @property
@@ -167,28 +191,61 @@ class _GeneEncoded(nn.Module):
 
     # ------------------------------------------------------------------ generation
     def invalidate_cache(self) -> None:
-        self._cache = None
-        self._cache_key = None
+        """Drop the kept generated weight (the next evaluation generates it again). Nearly
+        free when nothing is kept (the usual case during training: one attribute read)."""
+        if self._cache is not None:
+            self._cache = None
+            self._cache_key = None
 
-    def _key(self):
-        ts = (self.x_in, self.x_out, self.gene_interaction, self.alpha)
-        return tuple((id(t), t.data_ptr(), t._version, t.device, t.dtype) for t in ts)
+    def _sources(self) -> tuple:
+        return (self.x_in, self.x_out, self.gene_interaction, self.alpha)
+
+    def _cache_valid(self, sources: tuple) -> bool:
+        """The kept weight was generated from these very tensors, unchanged since (as far as
+        their version counters tell; the hooks cover the writes the counters miss)."""
+        key = self._cache_key
+        return self._cache is not None and all(
+            t is k and t._version == v for t, (k, v) in zip(sources, key))
 
     def generate_weight(self) -> torch.Tensor:
         """W = α · X_out O X_inᵀ, shaped like the plain layer's weight (differentiable)."""
         w = self.alpha * (self.x_out @ self.gene_interaction @ self.x_in.t())  # [N_out, N_in]
         return w.reshape(self.weight_shape)
 
+    def _cacheable(self) -> bool:
+        """Evaluation: eval mode, autograd off, outside vmap/grad transforms and autocast."""
+        return (not self.training and not torch.is_grad_enabled() and not _functorch_active()
+                and not _autocast_on(self.x_in.device.type))
+
+    def _drop_unless_cacheable(self) -> None:
+        """Called by every forward: a forward outside evaluation (e.g. a training step on its
+        way, in either mode) ends the life of the kept weight."""
+        if self._cache is not None and not self._cacheable():
+            self.invalidate_cache()
+
     @property
     def weight(self) -> torch.Tensor:
-        """The generated connection weight (cached while autograd is off)."""
-        if torch.is_grad_enabled() or _functorch_active():
+        """The generated connection weight (kept while in eval mode with autograd off)."""
+        if not self._cacheable():
+            self._drop_unless_cacheable()
             return self.generate_weight()
-        key = self._key()
-        if self._cache is None or self._cache_key != key:
+        sources = self._sources()
+        if not self._cache_valid(sources):
             self._cache = self.generate_weight()
-            self._cache_key = key
+            self._cache_key = tuple((t, t._version) for t in sources)
         return self._cache
+
+    def train(self, mode: bool = True):
+        self.invalidate_cache()
+        return super().train(mode)
+
+    def _apply(self, *args, **kwargs):
+        self.invalidate_cache()
+        return super()._apply(*args, **kwargs)
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self.invalidate_cache()
+        return super()._load_from_state_dict(*args, **kwargs)
 
     def __getstate__(self):  # no cached tensor in pickles / deep copies
         state = self.__dict__.copy()
@@ -240,6 +297,7 @@ class GeneLinear(_GeneEncoded):
         return rows * (self.in_features * g + g * g + g * self.out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [..., N_in] -> [..., N_out]
+        self._drop_unless_cacheable()
         rows = x.numel() // max(self.in_features, 1)
         if torch.is_grad_enabled() and self.factorized_macs(rows) < \
                 self.generation_macs() + rows * self.plain_weight_parameters():
@@ -294,6 +352,7 @@ class GeneConv2d(_GeneEncoded):
         return pos
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [N, C_in, H, W] -> [N, C_out, H', W']
+        self._drop_unless_cacheable()
         pos = self._out_positions(x) if torch.is_grad_enabled() else None
         g = self.gene_dim
         if pos is not None and pos * (self.fan_in * g + g * self.out_channels) < \
@@ -322,3 +381,13 @@ GENE_LAYERS = (GeneLinear, GeneConv2d)
 def gene_layers(model: nn.Module) -> list[tuple[str, _GeneEncoded]]:
     """``[(module name, layer)]`` of the encoded layers, in registration (= forward) order."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, _GeneEncoded)]
+
+
+def invalidate_generated_weights(model: nn.Module) -> None:
+    """Drop the generated weights every encoded layer of ``model`` keeps for evaluation.
+
+    Call it after changing X_in, X_out or O yourself in a way the layers cannot see (e.g. a
+    fused optimizer step outside the ``genetic`` method's hooks, or writes through ``.data``).
+    """
+    for _, layer in gene_layers(model):
+        layer.invalidate_cache()

@@ -4,7 +4,10 @@
 :class:`GeneConv2d` sharing one gene interaction O (``genetic_encode``), drawn from a seeded
 generator — or from an evolved initial wiring rule (``genome``, written by ``spikesculpt evolve``).
 Training then runs unchanged: the optimizer sees X_in, X_out, O, biases and the rest; the weights
-are generated in every forward pass.
+are generated in every forward pass. ``attach`` (called by the trainer, or by you in your own
+loop) registers an optimizer step post-hook that drops the generated weights the encoded layers
+keep for evaluation: an optimizer step has just changed their factors, and PyTorch's fused /
+foreach kernels do so without a trace the layers could see (``layers.py``, "Caching").
 
 metrics.json gets (besides the usual keys, where ``params_total`` is the encoded network's count):
 ``params_plain`` (same architecture, ordinary weights), ``compression`` (= 1 − params_total /
@@ -32,6 +35,7 @@ from spikesculpt.io import write_json
 from spikesculpt.methods.base import Method
 from spikesculpt.methods.genetic.convert import genetic_encode, parameter_report
 from spikesculpt.methods.genetic.genome import Genome, apply_genome
+from spikesculpt.methods.genetic.layers import gene_layers
 from spikesculpt.methods.registry import register_method
 
 GENE_STREAM = 4_409  # offset of the gene generator's seed from the run seed
@@ -59,6 +63,8 @@ class GeneticMethod(Method):
         self.seed = int(seed)
         self.model: Optional[nn.Module] = None
         self.report: dict = {}
+        self._encoded: list = []          # the encoded layers whose kept weights a step drops
+        self._step_hook = None
 
     @classmethod
     def from_config(cls, config) -> "GeneticMethod":
@@ -74,18 +80,40 @@ class GeneticMethod(Method):
         self.report = parameter_report(model)
         return model
 
+    def attach(self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int,
+               steps_per_epoch: Optional[int] = None) -> "GeneticMethod":
+        """After every ``optimizer.step()``, drop the generated weights kept for evaluation."""
+        if self._step_hook is not None:
+            self._step_hook.remove()
+        self._encoded = [layer for _, layer in gene_layers(model)]
+        self._step_hook = optimizer.register_step_post_hook(self._after_step)
+        return self
+
+    def _after_step(self, optimizer, args, kwargs) -> None:
+        for layer in self._encoded:
+            layer.invalidate_cache()
+
     def params(self) -> dict:
         return {"gene_dim": self.gene_dim, "keep_first": self.keep_first,
                 "keep_last": self.keep_last, "init_std": self.init_std,
                 "initial_rule": "evolved genome" if self.genome is not None else "random"}
 
+    REPORT_KEYS = ("params_plain", "compression", "gene_dim", "params_interaction",
+                   "params_encodings", "break_even_gene_dim", "generation_macs",
+                   "encoded_layers")
+
+    def size_report(self) -> dict:
+        """The encoded network's size against the plain architecture (``REPORT_KEYS`` of
+        ``parameter_report``; ``evaluate_run`` adds them to its metrics too)."""
+        if self.model is None:
+            return {}
+        report = parameter_report(self.model)
+        return {key: report[key] for key in self.REPORT_KEYS}
+
     def on_fit_end(self, trainer, metrics: dict) -> None:
         super().on_fit_end(trainer, metrics)
         report = parameter_report(trainer.model)
-        for key in ("params_plain", "compression", "gene_dim", "params_interaction",
-                    "params_encodings", "break_even_gene_dim", "generation_macs",
-                    "encoded_layers"):
-            metrics[key] = report[key]
+        metrics.update({key: report[key] for key in self.REPORT_KEYS})
 
     def save_artifacts(self, folder: Path) -> None:
         if self.model is not None:

@@ -17,8 +17,9 @@ def _plt():
 
 
 def plot_evolution(rows: list[dict], path: Path, title: str = "") -> None:
-    """Two panels over generations: best / mean fitness and best validation accuracy; spatial
-    entropy and temporal difference of each generation's elite with the regulariser weights."""
+    """Two panels over generations (numbered from 1, as ``rows`` and the console number them):
+    best / mean fitness and best validation accuracy; spatial entropy and temporal difference
+    of each generation's elite with the regulariser weights."""
     plt = _plt()
     gens = [r["generation"] for r in rows]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
