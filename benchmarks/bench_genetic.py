@@ -280,27 +280,30 @@ def part_init_std(args, splits_by_seed) -> tuple[list[dict], dict]:
 def choose_init_std(rows: list[dict]) -> tuple[list[dict], dict]:
     """Best mean validation accuracy over seeds; the test accuracy of that candidate only (the
     others' are dropped from the rows). Current default (GeneticConfig) listed first: kept on a
-    tie."""
+    tie. Each candidate also gets its paired validation difference to the default."""
     default = TrainConfig().genetic.init_std
     stds = sorted({r["init_std"] for r in rows}, key=lambda s: s != default)
+    val = {s: by_seed((r for r in rows if r["init_std"] == s), "val_accuracy") for s in stds}
     candidates = []
     for s in stds:
-        val = mean_std(r["val_accuracy"] for r in rows if r["init_std"] == s)
-        candidates.append({"init_std": s, "n": sum(r["init_std"] == s for r in rows),
-                           "val_mean": val[0], "val_std": val[1]})
+        m, sd = mean_std(val[s].values())
+        candidates.append({"init_std": s, "n": len(val[s]), "val_mean": m, "val_std": sd,
+                           "val_minus_default": paired_difference(val[s], val[default])
+                           if default in val else None})
     best = candidates[choose_on_validation(candidates)]
     test = mean_std(r["test_accuracy"] for r in rows if r["init_std"] == best["init_std"])
     chosen = {**best, "test_mean": test[0], "test_std": test[1],
               "current_default": default, "is_current_default": best["init_std"] == default}
     rows = [r if r["init_std"] == best["init_std"]
             else {k: v for k, v in r.items() if k != "test_accuracy"} for r in rows]
-    print("init_std: VALIDATION accuracy (%) of every candidate, mean ± std over seeds")
+    print("init_std: VALIDATION accuracy (%) of every candidate, mean ± std over seeds; paired "
+          "difference to the current default")
     for c in candidates:
-        print(f"  s={c['init_std']:<8} {pct(c['val_mean'], c['val_std'])}"
-              f"{'  <- chosen' if c is best else ''}")
+        print(f"  s={c['init_std']:<8} {pct(c['val_mean'], c['val_std'])}  "
+              f"{diff_ci(c['val_minus_default'])}{'  <- chosen' if c is best else ''}")
     print(f"chosen on validation: init_std {best['init_std']}; its test accuracy "
           f"{pct(test[0], test[1])}; current default {default}: "
-          f"{'the same' if chosen['is_current_default'] else 'DIFFERENT - update the default'}")
+          f"{'the same' if chosen['is_current_default'] else 'different'}")
     return rows, {"candidates": candidates, "chosen": chosen}
 
 

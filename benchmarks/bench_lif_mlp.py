@@ -15,11 +15,11 @@ neuron differs:
                   reset with functional.reset_net after each step (part of the cost of using it)
     snntorch      snntorch.Leaky(beta=0.5, reset_mechanism='zero', ATan) stepped over T in Python
 
-Peers are optional: a row says 'skipped: not installed' if the package is missing (see benchmarks/README.md
-for how to install them without pulling a CUDA torch). Timing: warm-up steps, then ``--repeats``
-rounds; in each round every implementation runs ``--steps`` training steps, in a rotating order
-(interleaved, so that a noisy shared machine slows all rows alike). Reported: the median and
-minimum over rounds of ms per step, and the ratio to the ReLU network: the median over rounds
+Peers are optional: a row says 'skipped: not installed' if the package is missing (see
+benchmarks/README.md for how to install them without pulling a CUDA torch). Timing: warm-up
+steps, then ``--repeats`` rounds; in each round every implementation runs ``--steps`` training
+steps, in a rotating order (interleaved, so that a noisy shared machine slows all rows alike).
+Reported: the median and minimum over rounds of ms per step, and the ratio to the ReLU network: the median over rounds
 of (this row's time / the ReLU row's time in the same round), which cancels most of the
 machine's drift.
 

@@ -220,30 +220,38 @@ def part_sweep(args, root) -> dict:
 def choose_sweep(rows: list[dict], default: dict) -> dict:
     """Pick the candidate (variant, update_every) with the best mean validation accuracy; keep
     the test accuracy of the chosen candidate only (the other runs' test numbers are dropped
-    from the results, so nothing downstream can choose on them)."""
+    from the results, so nothing downstream can choose on them). Each candidate also gets its
+    paired validation difference to the current default (is a change beyond seed noise?)."""
     table = summarize(rows, ["variant", "update_every"], test=False)
     best = table[choose_on_validation(table)]
+    current = {"grow": default["grow"], "update_every": default["update_every"]}
+    val = {key: by_seed(rs, "val_accuracy")
+           for key, rs in group(rows, ["variant", "update_every"]).items()}
+    base = val.get((f"esl-{current['grow']}", current["update_every"]))
+    for c in table:
+        c["val_minus_default"] = (paired_difference(val[(c["variant"], c["update_every"])], base)
+                                  if base else None)
     is_best = [r["variant"] == best["variant"] and r["update_every"] == best["update_every"]
                for r in rows]
     test = mean_std(r["test_accuracy"] for r, b in zip(rows, is_best) if b)
     chosen = {"variant": best["variant"], "grow": best["variant"][len("esl-"):],
               "update_every": best["update_every"], "n": best["n"], "val_mean": best["val_mean"],
-              "val_std": best["val_std"], "test_mean": test[0], "test_std": test[1]}
-    current = {"grow": default["grow"], "update_every": default["update_every"]}
+              "val_std": best["val_std"], "val_minus_default": best["val_minus_default"],
+              "test_mean": test[0], "test_std": test[1]}
     chosen["is_current_default"] = (chosen["grow"], chosen["update_every"]) == \
         (current["grow"], current["update_every"])
     runs = [r if b else {k: v for k, v in r.items() if k != "test_accuracy"}
             for r, b in zip(rows, is_best)]
     print(f"\nESL sweep at density {rows[0]['density_target']}: VALIDATION accuracy (%) of "
-          f"every candidate, mean ± std over seeds")
-    for s in table:
-        mark = "  <- chosen" if s is best else ""
-        print(f"  {s['variant']:<13} T_iter={s['update_every']:<4} "
-              f"{pct(s['val_mean'], s['val_std'])}{mark}")
+          f"every candidate, mean ± std over seeds; paired difference to the current default")
+    for c in table:
+        mark = "  <- chosen" if c is best else ""
+        print(f"  {c['variant']:<13} T_iter={c['update_every']:<4} "
+              f"{pct(c['val_mean'], c['val_std'])}  {diff_ci(c['val_minus_default'])}{mark}")
     print(f"chosen on validation: grow {chosen['grow']}, T_iter {chosen['update_every']}; its "
           f"test accuracy {pct(test[0], test[1])} (n = {chosen['n']}); current default grow "
           f"{current['grow']}, T_iter {current['update_every']}: "
-          f"{'the same' if chosen['is_current_default'] else 'DIFFERENT - update the default'}")
+          f"{'the same' if chosen['is_current_default'] else 'different'}")
     return {"runs": runs, "candidates": table, "chosen": chosen, "current_default": current}
 
 

@@ -2,13 +2,16 @@
 
     python benchmarks/run_all.py --quick     # every job at tiny sizes: checks all run end to end
     python benchmarks/run_all.py             # the full variant: the numbers the README quotes
+    python benchmarks/run_all.py --reduced   # fewer seeds / cells: fits a 2-core CPU machine
     python benchmarks/run_all.py --list      # jobs, their commands and where they are quoted
     python benchmarks/run_all.py --only lottery-imp,genetic-init-std
     python benchmarks/run_all.py --tables benchmarks/results/run_...   # re-render tables.md
 
 Every job runs its script in a process of its own (``benchmarks/<script> <args> --out-dir
 <run>/<job>``; ``--quick`` appends the script's own ``--quick``: the same configuration at tiny
-sizes), with ``OMP_NUM_THREADS`` = the job's threads and spikesculpt taken from ``src/``. A
+sizes; ``--reduced`` appends the job's reduced settings: ≥ 3 seeds everywhere, the
+digits-dvs conv grid only at density 0.1, fewer timing rounds), with ``OMP_NUM_THREADS`` = the
+job's threads and spikesculpt taken from ``src/``. A
 failing job is recorded and the others still run (exit status 1 at the end). A job that needs
 what this machine lacks (CUDA, an optional peer library) runs anyway and its script writes
 "skipped: ..." rows.
@@ -52,8 +55,9 @@ class Job:
     threads: int
     quoted_in: tuple[str, ...]
     work: bool = False                       # takes --work DIR (resumable lottery searches)
-    workers: bool = False                    # takes --workers N (parallel training runs)
+    workers: bool = False                    # takes --workers N, --device (training runs)
     notes: str = ""
+    reduced: tuple[str, ...] = ()            # appended in the reduced variant (last one wins)
     quick_args: tuple[str, ...] = field(default=("--quick",))
 
 
@@ -62,9 +66,9 @@ def _lottery(name, parts_args, quoted, notes=""):
                notes=notes)
 
 
-def _sparse(name, args, threads, quoted, workers=True):
+def _sparse(name, args, threads, quoted, workers=True, reduced=()):
     return Job(name, "bench_sparse_methods.py", (*args, "--threads", str(threads)), threads,
-               quoted, workers=workers)
+               quoted, workers=workers, reduced=reduced)
 
 
 SEEDS3 = ("--seeds", "0,1,2")
@@ -72,7 +76,8 @@ SEEDS3 = ("--seeds", "0,1,2")
 JOBS: tuple[Job, ...] = (
     Job("lif-mlp", "bench_lif_mlp.py", ("--threads", "2"), 2,
         ("README.md › Benchmarks › LIF training step (table)",
-         "benchmarks/README.md › LIF MLP training step › Results")),
+         "benchmarks/README.md › LIF MLP training step › Results"),
+        reduced=("--repeats", "10")),
     Job("lif-mlp-cuda", "bench_lif_mlp.py",
         ("--device", "cuda", "--batch", "256", "--repeats", "10", "--threads", "2"), 2,
         ("README.md › Benchmarks › the GPU paragraph under the LIF table",),
@@ -80,15 +85,17 @@ JOBS: tuple[Job, ...] = (
     _sparse("sparse-digits-mlp", ("--dataset", "digits", "--model", "mlp", "--epochs", "30",
                                   "--seeds", "5", "--parts", "accuracy,sweep"), 1,
             ("README.md › Sparse training from scratch › digits table",
-             "docs/methods.md › ESL › 'Why gradient and 25' (sweep, chosen on validation)")),
+             "docs/methods.md › ESL › 'Why gradient and 25' (sweep, chosen on validation)"),
+            reduced=("--seeds", "3")),
     _sparse("sparse-digits-dvs-conv", ("--dataset", "digits-dvs", "--model", "conv", "--epochs",
                                        "20", "--seeds", "5", "--parts", "accuracy,sweep"), 1,
             ("README.md › Sparse training from scratch › digits-dvs table",
-             "docs/methods.md › ESL › 'Why gradient and 25' (sweep, chosen on validation)")),
+             "docs/methods.md › ESL › 'Why gradient and 25' (sweep, chosen on validation)"),
+            reduced=("--seeds", "3", "--densities", "0.1", "--parts", "accuracy")),
     _sparse("sparse-overhead", ("--dataset", "digits", "--model", "mlp", "--parts",
                                 "steps,overhead", "--overhead-repeats", "9"), 2,
-            ("README.md › Sparse training from scratch › Training-time overhead of ESL (table)",),
-            workers=False),
+            ("README.md › Sparse training from scratch › Training-time overhead of ESL "
+             "(table)",), workers=False, reduced=("--overhead-repeats", "5")),
     _sparse("sparse-overhead-cuda", ("--device", "cuda", "--dataset", "digits", "--model", "conv",
                                      "--epochs", "10", "--parts", "overhead",
                                      "--overhead-repeats", "6"), 2,
@@ -97,10 +104,12 @@ JOBS: tuple[Job, ...] = (
         ("--threads", "1", "--parts", "linear,activity,conv,model", "--epochs", "15"), 1,
         ("README.md › Efficiency › Linear layers, spiking input (table)",
          "README.md › Efficiency › A trained model (table)",
-         "benchmarks/README.md › Sparse vs dense inference")),
+         "benchmarks/README.md › Sparse vs dense inference"),
+        reduced=("--rounds", "5", "--parts", "linear,activity,model")),
     Job("sparse-inference-2t", "bench_sparse_inference.py",
         ("--threads", "2", "--parts", "linear,model", "--epochs", "15"), 2,
-        ("README.md › Efficiency › the '2 threads' paragraph under the linear table",)),
+        ("README.md › Efficiency › the '2 threads' paragraph under the linear table",),
+        reduced=("--rounds", "5")),
     _lottery("lottery-imp", ("--parts", "imp", *SEEDS3, "--rounds", "11", "--rate", "0.25",
                              "--rewind", "2ep"),
              ("README.md › Spiking lottery tickets › IMP on digits (table)",)),
@@ -128,22 +137,25 @@ JOBS: tuple[Job, ...] = (
     Job("genetic-speed", "bench_genetic.py", ("--part", "speed", "--repeats", "5",
                                               "--threads", "2"), 2,
         ("README.md › Genetic encoding › batched population scoring sentence",
-         "benchmarks/README.md › Genetic encoding › Batched population scoring (table)")),
+         "benchmarks/README.md › Genetic encoding › Batched population scoring (table)"),
+        reduced=("--repeats", "3")),
     Job("event-data", "bench_event_data.py", ("--threads", "2"), 2,
         ("benchmarks/README.md › Event data (table)",)),
 )
 
 
-def job_command(job: Job, out_dir: Path, quick: bool, work_root: Path | None,
-                workers: int) -> list[str]:
-    """The script's command line for this job (absolute paths)."""
+def job_command(job: Job, out_dir: Path, variant: str, work_root: Path | None,
+                workers: int = 1, device: str = "cpu") -> list[str]:
+    """The script's command line for this job (absolute paths); ``variant``: full, reduced
+    or quick."""
     cmd = [sys.executable, str(HERE / job.script), *job.args]
-    if quick:
-        cmd += job.quick_args
+    cmd += {"quick": job.quick_args, "reduced": job.reduced, "full": ()}[variant]
     if job.work and work_root is not None:
         cmd += ["--work", str(work_root / job.name)]
     if job.workers and workers > 1:
         cmd += ["--workers", str(workers)]
+    if job.workers and device != "cpu":
+        cmd += ["--device", device]
     return cmd + ["--out-dir", str(out_dir)]
 
 
@@ -199,7 +211,12 @@ def run_folder(args, git: dict) -> Path:
     commit = git["commit"][:7] + ("-dirty" if git["dirty"] else "")
     root = Path(args.out_root) if args.out_root else (
         REPO / "runs" / "bench-quick" if args.quick else HERE / "results")
-    return root / f"run_{slug(cpu_name())}_{stamp}_{commit}{'_quick' * args.quick}"
+    suffix = "" if variant(args) == "full" else "_" + variant(args)
+    return root / f"run_{slug(cpu_name())}_{stamp}_{commit}{suffix}"
+
+
+def variant(args) -> str:
+    return "quick" if args.quick else "reduced" if args.reduced else "full"
 
 
 def default_work_root(git: dict) -> Path:
@@ -212,14 +229,20 @@ def default_work_root(git: dict) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true",
-                   help="tiny sizes (each script's --quick): checks every job end to end")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true",
+                      help="tiny sizes (each script's --quick): checks every job end to end")
+    size.add_argument("--reduced", action="store_true",
+                      help="fewer seeds and cells (>= 3 seeds): for a 2-core CPU machine")
     p.add_argument("--only", help="comma-separated job names (see --list)")
     p.add_argument("--skip", help="comma-separated job names to leave out")
     p.add_argument("--list", action="store_true", help="print the jobs and exit")
     p.add_argument("--workers", type=int, default=1,
                    help="parallel training processes for the sparse-methods accuracy jobs "
                         "(each with 1 thread; 2 on a quiet 2-core machine)")
+    p.add_argument("--device", default="cpu",
+                   help="device of the sparse-methods accuracy jobs (e.g. cuda: the "
+                        "digits-dvs conv grid takes hours on 2 CPU cores, minutes on a GPU)")
     p.add_argument("--out-root", help="where the run folder goes (default benchmarks/results/, "
                                       "--quick: runs/bench-quick/)")
     p.add_argument("--work-root", help="lottery search folders (default runs/bench-work/<commit>)")
@@ -232,7 +255,9 @@ def list_jobs(jobs: list[Job]) -> None:
     for job in jobs:
         print(f"{job.name}  ({job.threads} thread{'s' * (job.threads > 1)})"
               f"{'  [' + job.notes + ']' if job.notes else ''}")
-        print(f"    python benchmarks/{job.script} {' '.join(job.args)}")
+        print(f"    python benchmarks/{job.script} {shlex.join(job.args)}")
+        if job.reduced:
+            print(f"    --reduced adds: {shlex.join(job.reduced)}")
         for where in job.quoted_in:
             print(f"    -> {where}")
 
@@ -253,7 +278,7 @@ def main(argv=None) -> int:
     run_dir = run_folder(args, git)
     run_dir.mkdir(parents=True)
     work_root = Path(args.work_root) if args.work_root else default_work_root(git)
-    manifest = {"variant": "quick" if args.quick else "full",
+    manifest = {"variant": variant(args),
                 **provenance(threads=0), "cpu_threads_available": os.cpu_count(),
                 "work_root": str(work_root), "jobs": []}
     manifest.pop("torch_threads")  # per job below
@@ -264,7 +289,7 @@ def main(argv=None) -> int:
     for i, job in enumerate(jobs, 1):
         out_dir = run_dir / job.name
         out_dir.mkdir()
-        cmd = job_command(job, out_dir, args.quick, work_root, args.workers)
+        cmd = job_command(job, out_dir, variant(args), work_root, args.workers, args.device)
         print(f"\n[{i}/{len(jobs)}] {job.name}: {display(cmd)}", flush=True)
         t0 = time.perf_counter()
         rc = run_job(cmd, job_env(job), run_dir / f"{job.name}.log", echo=not args.quiet)

@@ -128,11 +128,11 @@ def render_sparse_sweep(sweep: dict) -> str:
             row.append(f"**{text}**" if (g, e) == (ch["variant"], ch["update_every"]) else text)
         rows.append(row)
     verdict = ("the current default" if ch["is_current_default"] else
-               f"NOT the current default (grow {cur['grow']}, T_iter {cur['update_every']}): "
-               f"update the default")
+               f"not the current default (grow {cur['grow']}, T_iter {cur['update_every']}); "
+               f"validation − default: {diff_ci(ch.get('val_minus_default'))} points")
     density = sweep["runs"][0]["density_target"] if sweep.get("runs") else "?"
     return (f"ESL sweep at density {density}: **validation** accuracy (%), mean ± std over "
-            f"{ch['n']} seeds, growth rule × T_iter:\n\n"
+            f"{ch['n']} seeds, growth rule × T_iter (bold: chosen):\n\n"
             + table(["growth"] + [f"T_iter {e}" for e in everys], rows)
             + f"\n\nChosen on validation: grow **{ch['grow']}**, T_iter **{ch['update_every']}** "
               f"({verdict}); its test accuracy: {pct(ch['test_mean'], ch['test_std'])}.")
@@ -339,13 +339,15 @@ def render_genetic_speed(data: dict) -> str:
 def render_genetic_init_std(data: dict) -> str:
     ch = data["chosen"]
     body = [[c["init_std"], pct(c["val_mean"], c["val_std"])
-             + ("  ← chosen" if c["init_std"] == ch["init_std"] else "")]
-            for c in data["candidates"]]
+             + ("  ← chosen" if c["init_std"] == ch["init_std"] else ""),
+             diff_ci(c.get("val_minus_default"))] for c in data["candidates"]]
     verdict = ("the current default" if ch["is_current_default"] else
-               f"NOT the current default ({ch['current_default']}): update GeneticConfig.init_std")
+               f"not the current default {ch['current_default']}; validation − default: "
+               f"{diff_ci(ch.get('val_minus_default'))} points")
     g = data["rows"][0]["gene_dim"] if data.get("rows") else "?"
     return (f"Random rule, g = {g}: **validation** accuracy (%), mean ± std over {ch['n']} "
-            f"seeds:\n\n" + table(["init_std s", "validation accuracy"], body)
+            f"seeds:\n\n" + table(["init_std s", "validation accuracy", "− default (paired)"],
+                                   body)
             + f"\n\nChosen on validation: s = **{ch['init_std']}** ({verdict}); its test "
               f"accuracy: {pct(ch['test_mean'], ch['test_std'])}.")
 

@@ -125,8 +125,9 @@ def test_every_job_of_the_entry_point_parses_and_has_a_table(tmp_path):
     assert len(names) == len(set(names))
     for job in run_all.JOBS:
         module = bench(job.script[:-3])
-        for quick in (False, True):
-            cmd = run_all.job_command(job, tmp_path / job.name, quick, tmp_path, workers=2)
+        for variant in ("full", "reduced", "quick"):
+            cmd = run_all.job_command(job, tmp_path / job.name, variant, tmp_path, workers=2,
+                                      device="cuda")
             parse(module, cmd[2:])
         assert tables.renderer_for(job.name)
         assert job.quoted_in, f"{job.name}: say where its numbers are quoted"
