@@ -19,9 +19,9 @@ Peers are optional: a row says 'skipped: not installed' if the package is missin
 benchmarks/README.md for how to install them without pulling a CUDA torch). Timing: warm-up
 steps, then ``--repeats`` rounds; in each round every implementation runs ``--steps`` training
 steps, in a rotating order (interleaved, so that a noisy shared machine slows all rows alike).
-Reported: the median and minimum over rounds of ms per step, and the ratio to the ReLU network: the median over rounds
-of (this row's time / the ReLU row's time in the same round), which cancels most of the
-machine's drift.
+Reported: the median and minimum over rounds of ms per step, and the ratio to the ReLU
+network: the median over rounds of (this row's time / the ReLU row's time in the same round),
+which cancels most of the machine's drift.
 
     python benchmarks/bench_lif_mlp.py                 # full run, writes benchmarks/results/
     python benchmarks/bench_lif_mlp.py --quick         # a few steps, smoke test, writes nothing

@@ -356,7 +356,8 @@ def main(argv=None) -> int:
             "rounds": args.rounds, "rate": args.rate, "rewind": args.rewind,
             "prune": args.prune, "dense_first": args.dense_first,
             "et_timesteps": args.et_timesteps, "et_rounds": args.et_rounds,
-            "patch_epochs": args.patch_epochs, "score_rounds": args.score_rounds,
+            "patch_epochs": args.patch_epochs, "patch_model_arg": args.patch_model_arg,
+            "keeps": args.keeps, "score_rounds": args.score_rounds,
             "score_rate": args.score_rate, "work": args.work,
             **provenance(torch.get_num_threads())}
     print(f"lottery benchmark: {meta['cpu']}, {meta['torch_threads']} threads, torch "

@@ -33,6 +33,7 @@ import argparse
 import datetime as _dt
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -66,9 +67,9 @@ def _lottery(name, parts_args, quoted, notes=""):
                notes=notes)
 
 
-def _sparse(name, args, threads, quoted, workers=True, reduced=()):
+def _sparse(name, args, threads, quoted, workers=True, reduced=(), quick=()):
     return Job(name, "bench_sparse_methods.py", (*args, "--threads", str(threads)), threads,
-               quoted, workers=workers, reduced=reduced)
+               quoted, workers=workers, reduced=reduced, quick_args=("--quick", *quick))
 
 
 SEEDS3 = ("--seeds", "0,1,2")
@@ -91,7 +92,8 @@ JOBS: tuple[Job, ...] = (
                                        "20", "--seeds", "5", "--parts", "accuracy,sweep"), 1,
             ("README.md › Sparse training from scratch › digits-dvs table",
              "docs/methods.md › ESL › 'Why gradient and 25' (sweep, chosen on validation)"),
-            reduced=("--seeds", "3", "--densities", "0.1", "--parts", "accuracy")),
+            reduced=("--seeds", "3", "--densities", "0.1", "--parts", "accuracy"),
+            quick=("--variants", "esl")),  # every variant runs in the digits job's quick run
     _sparse("sparse-overhead", ("--dataset", "digits", "--model", "mlp", "--parts",
                                 "steps,overhead", "--overhead-repeats", "9"), 2,
             ("README.md › Sparse training from scratch › Training-time overhead of ESL "
@@ -200,6 +202,12 @@ def run_job(cmd: list[str], env: dict, log_path: Path, echo: bool) -> int:
         return proc.wait()
 
 
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of the finished child processes so far (all threads)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
@@ -291,23 +299,27 @@ def main(argv=None) -> int:
         out_dir.mkdir()
         cmd = job_command(job, out_dir, variant(args), work_root, args.workers, args.device)
         print(f"\n[{i}/{len(jobs)}] {job.name}: {display(cmd)}", flush=True)
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), children_cpu_seconds()
         rc = run_job(cmd, job_env(job), run_dir / f"{job.name}.log", echo=not args.quiet)
-        seconds = time.perf_counter() - t0
+        seconds, cpu = time.perf_counter() - t0, children_cpu_seconds() - cpu0
         status = "ok" if rc == 0 else f"failed (exit status {rc})"
         failed += rc != 0
         files = sorted(str(f.relative_to(run_dir)) for f in out_dir.iterdir())
         manifest["jobs"].append({"name": job.name, "script": job.script,
                                  "command": display(cmd),
                                  "threads": job.threads, "status": status,
-                                 "seconds": round(seconds, 1), "files": files,
+                                 "seconds": round(seconds, 1), "cpu_seconds": round(cpu, 1),
+                                 "files": files,
                                  "log": f"{job.name}.log", "quoted_in": list(job.quoted_in)})
         manifest["wall_seconds"] = round(time.perf_counter() - start, 1)
         write_json(run_dir / "manifest.json", manifest)
-        print(f"[{i}/{len(jobs)}] {job.name}: {status} in {seconds:.0f} s", flush=True)
+        print(f"[{i}/{len(jobs)}] {job.name}: {status} in {seconds:.0f} s ({cpu:.0f} s CPU)",
+              flush=True)
     tables_path = tables.write_tables(run_dir)
     total = time.perf_counter() - start
-    print(f"\n{len(jobs) - failed}/{len(jobs)} jobs ok in {total / 60:.1f} min; "
+    cpu = sum(j["cpu_seconds"] for j in manifest["jobs"])
+    print(f"\n{len(jobs) - failed}/{len(jobs)} jobs ok in {total / 60:.1f} min "
+          f"({cpu / 60:.1f} CPU min); "
           f"manifest {run_dir / 'manifest.json'}; tables {tables_path}")
     return 1 if failed else 0
 

@@ -127,9 +127,14 @@ def render_sparse_sweep(sweep: dict) -> str:
             text = pct(c["val_mean"], c["val_std"]) if c else "—"
             row.append(f"**{text}**" if (g, e) == (ch["variant"], ch["update_every"]) else text)
         rows.append(row)
-    verdict = ("the current default" if ch["is_current_default"] else
-               f"not the current default (grow {cur['grow']}, T_iter {cur['update_every']}); "
-               f"validation − default: {diff_ci(ch.get('val_minus_default'))} points")
+    if ch["is_current_default"]:
+        verdict = "the current default"
+    elif ch.get("val_minus_default") is None:
+        verdict = (f"the current default, grow {cur['grow']}, T_iter {cur['update_every']}, was "
+                   f"not among the candidates")
+    else:
+        verdict = (f"not the current default, grow {cur['grow']}, T_iter {cur['update_every']}; "
+                   f"validation − default: {diff_ci(ch['val_minus_default'])} points")
     density = sweep["runs"][0]["density_target"] if sweep.get("runs") else "?"
     return (f"ESL sweep at density {density}: **validation** accuracy (%), mean ± std over "
             f"{ch['n']} seeds, growth rule × T_iter (bold: chosen):\n\n"
@@ -258,13 +263,17 @@ def render_early_time(et: dict) -> str:
               f"{diff_ci(et.get('ticket_with_minus_without'))} points.")
 
 
-def render_patch(patch: dict) -> str:
+def render_patch(patch: dict, meta: dict) -> str:
     body = [[r["patch_keep"], f"{r['tokens_kept']:.3f}", pct(r["test_mean"], r["test_std"]),
              f"{r['block_spikes_per_sample']:,.0f}", f"{r['synops_effective']:,.0f}",
              f"{r['train_seconds']:.1f}", diff_ci(r.get("minus_keep_1"))]
             for r in patch["table"]]
-    return table(["`--patch-keep`", "`tokens_kept`", "test acc", "spikes in the blocks / sample",
-                  "effective SynOps / sample", "train s", "− keep 1.0"], body)
+    return (f"Patch tickets: spikformer {meta.get('patch_model_arg', '')}, "
+            f"{meta.get('patch_epochs')} epochs; − keep 1.0: paired over seeds, points, "
+            f"mean [95% CI].\n\n"
+            + table(["`--patch-keep`", "`tokens_kept`", "test acc",
+                     "spikes in the blocks / sample", "effective SynOps / sample", "train s",
+                     "− keep 1.0"], body))
 
 
 def render_score(score: dict) -> str:
@@ -282,13 +291,22 @@ def render_score(score: dict) -> str:
 
 def render_lottery(data: dict) -> str:
     m = meta_of(data)
-    out = [f"{m.get('dataset')}, {m.get('model')} {m.get('model_arg')}, T = {m.get('timesteps')}, "
-           f"{m.get('epochs')} epochs, seeds {m.get('seeds')}; test accuracy (%) of the "
-           f"best-validation model, mean ± std."]
-    for part, fn in (("imp", render_imp), ("early-time", render_early_time),
-                     ("patch", render_patch), ("score", render_score)):
-        if part in data:
-            out.append(fn(data[part]))
+    out = [f"{m.get('dataset')}, T = {m.get('timesteps')}, seeds {m.get('seeds')}; test accuracy "
+           f"(%) of the best-validation model, mean ± std."]
+    model = f"{m.get('model')} {m.get('model_arg')}, {m.get('epochs')} epochs"
+    if "imp" in data:
+        out.append(f"IMP: {model}, rate {m.get('rate')}, rewind {m.get('rewind')}, "
+                   f"{m.get('prune')} pruning.\n\n" + render_imp(data["imp"]))
+    if "early-time" in data:
+        out.append(f"Early-time: {model}, T = {m.get('et_timesteps')}, rate {m.get('rate')}, "
+                   f"{m.get('et_rounds')} rounds, {m.get('prune')} pruning"
+                   f"{', first layer dense' if m.get('dense_first') else ''}.\n\n"
+                   + render_early_time(data["early-time"]))
+    if "patch" in data:
+        out.append(render_patch(data["patch"], m))
+    if "score" in data:
+        out.append(f"Score tickets: {model}, rate {m.get('score_rate')}.\n\n"
+                   + render_score(data["score"]))
     return "\n\n".join(out)
 
 
