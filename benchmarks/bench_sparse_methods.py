@@ -381,7 +381,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                          f"{', '.join(PARTS)}")
     if args.quick:
         args.epochs, args.seeds, args.densities = 2, 1, [1.0, 0.1]
-        args.sweep_every, args.overhead_repeats = [10], 2
+        args.sweep_every, args.overhead_repeats = [10], 1
     return args
 
 

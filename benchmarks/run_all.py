@@ -93,7 +93,7 @@ JOBS: tuple[Job, ...] = (
             ("README.md › Sparse training from scratch › digits-dvs table",
              "docs/methods.md › ESL › 'Why gradient and 25' (sweep, chosen on validation)"),
             reduced=("--seeds", "3", "--densities", "0.1", "--parts", "accuracy"),
-            quick=("--variants", "esl")),  # every variant runs in the digits job's quick run
+            quick=("--variants", "esl", "--parts", "accuracy")),  # digits covers the rest
     _sparse("sparse-overhead", ("--dataset", "digits", "--model", "mlp", "--parts",
                                 "steps,overhead", "--overhead-repeats", "9"), 2,
             ("README.md › Sparse training from scratch › Training-time overhead of ESL "
