@@ -23,11 +23,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as _dt
 import json
 import os
-import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -37,15 +34,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from machine import cpu_name  # benchmarks/machine.py
+from machine import provenance, result_stem  # benchmarks/machine.py
 
 
 def machine_info(threads: int) -> dict:
-    cpu = cpu_name()
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": threads,
-            "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "platform": platform.platform(),
-            "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+    return {**provenance(threads), "numpy": np.__version__}
 
 
 def write_nmnist_bin(path: Path, events) -> None:
@@ -83,15 +76,20 @@ def timed_load(name: str, data_root, timesteps: int, batch: int) -> dict:
             "train_samples": len(splits.train)}
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="200 digits, 1 repeat, no files")
     ap.add_argument("--repeats", type=int, default=3, help="emulation repeats (median)")
     ap.add_argument("--timesteps", type=int, default=8)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2, help="torch threads for loading")
-    ap.add_argument("--out-dir", default=None)
-    args = ap.parse_args(argv)
+    ap.add_argument("--out-dir", default=None,
+                    help="default benchmarks/results/ (--quick: no files unless given)")
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
 
     from spikesculpt.data.digits import digits_arrays, digits_test_split
@@ -161,10 +159,7 @@ def main(argv=None) -> int:
     if out_dir is None and not args.quick:
         out_dir = str(Path(__file__).resolve().parent / "results")
     if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-        slug = re.sub(r"[^a-z0-9]+", "-", info["cpu"].lower()).strip("-")[:40]
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        stem = Path(out_dir) / f"event_data_{slug}_{args.threads}t_{stamp}"
+        stem = result_stem(out_dir, "event_data", info)
         config = {"timesteps": args.timesteps, "batch": args.batch, "repeats": repeats,
                   "bins": "time"}
         with open(f"{stem}.json", "w") as f:

@@ -22,6 +22,14 @@ the best-validation epoch):
     one at a time (``off``) vs the stacked population (``stack``) vs ``torch.func.vmap``,
     interleaved rounds in rotating order; reported: median seconds and the median per-round
     ratio (one-at-a-time time / batched time).
+``init-std``  how the default ``init_std`` (GeneticConfig) is chosen: the random rule at
+    G = ``--init-std-gene-dim`` for each s in ``--init-stds``, chosen on VALIDATION accuracy
+    (mean over seeds); the validation accuracy of every candidate and the test accuracy of the
+    chosen one only.
+
+Comparisons are paired over seeds (same seed = same data split and initial stream): mean
+difference and 95% CI (compression: genetic − dense, evolved − genetic, low-rank − genetic;
+evolution: every variant − the random rule trained for the same total epochs).
 
     python benchmarks/bench_genetic.py --part all          # writes benchmarks/results/
     python benchmarks/bench_genetic.py --quick             # smoke test, writes nothing
@@ -31,12 +39,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime as _dt
 import json
 import math
-import os
-import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -45,28 +49,24 @@ import warnings
 from pathlib import Path
 
 import torch
-
-from machine import cpu_name  # benchmarks/machine.py
 import torch.nn.functional as F
 from torch import nn
+
+from machine import provenance, result_stem  # benchmarks/machine.py
+from summary import by_seed, choose_on_validation, diff_ci, mean_std, paired_difference, pct
 
 from spikesculpt.config import EvolutionConfig, TrainConfig
 from spikesculpt.data import load_dataset
 from spikesculpt.methods.genetic import GeneDimWarning
 from spikesculpt.methods.genetic.evolution import run_evolution
 from spikesculpt.methods.genetic.genome import Genome
-from spikesculpt.methods.genetic.layers import INIT_STD
 from spikesculpt.methods.genetic.population import PopulationScorer
 from spikesculpt.models.utils import count_parameters
 from spikesculpt.train.run import build, build_model
 from spikesculpt.train.trainer import Trainer
 
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-# ------------------------------------------------------------------------------ machine
+# ------------------------------------------------------------------------------ results
 def machine_info(threads: int) -> dict:
-    cpu = cpu_name()
     versions = {}
     for mod in ("numpy", "cma", "pymoo"):
         try:
@@ -75,18 +75,11 @@ def machine_info(threads: int) -> dict:
             versions[mod] = version(mod)
         except Exception:
             versions[mod] = None
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": threads,
-            "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform(),
-            "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "packages": versions}
+    return {**provenance(threads), "packages": versions}
 
 
-def write_results(part: str, machine: dict, rows: list[dict], extra: dict) -> Path:
-    slug = re.sub(r"[^a-z0-9]+", "-", machine["cpu"].lower()).strip("-")[:40]
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = RESULTS / f"genetic_{part}_{slug}_{machine['torch_threads']}t_{stamp}"
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def write_results(out_dir, part: str, machine: dict, rows: list[dict], extra: dict) -> Path:
+    base = result_stem(out_dir, f"genetic_{part}", machine)
     base.with_suffix(".json").write_text(json.dumps({"machine": machine, **extra, "rows": rows},
                                                     indent=1) + "\n")
     cols: list[str] = []
@@ -100,10 +93,13 @@ def write_results(part: str, machine: dict, rows: list[dict], extra: dict) -> Pa
 
 
 # ------------------------------------------------------------------------------ configs
-def base_config(seed: int, epochs: int, method: str = "dense", gene_dim: int = 16) -> TrainConfig:
+def base_config(seed: int, epochs: int, method: str = "dense", gene_dim: int = 16,
+                init_std: float | None = None) -> TrainConfig:
     cfg = TrainConfig(dataset="digits", model="mlp", method=method, epochs=epochs, timesteps=4,
                       seed=seed, device="cpu")
     cfg.genetic.gene_dim = gene_dim
+    if init_std is not None:
+        cfg.genetic.init_std = init_std
     return cfg
 
 
@@ -127,11 +123,11 @@ def fit(cfg: TrainConfig, splits, model=None) -> dict:
 class LowRankLinear(nn.Module):
     """W = α·U Vᵀ (U [N_out, r], V [N_in, r]), α fixed so E[W²] = 2/N_in (as GeneLinear)."""
 
-    def __init__(self, layer: nn.Linear, rank: int, generator: torch.Generator):
+    def __init__(self, layer: nn.Linear, rank: int, generator: torch.Generator, init_std: float):
         super().__init__()
         n_out, n_in = layer.weight.shape
-        self.u = nn.Parameter(torch.randn(n_out, rank, generator=generator) * INIT_STD)
-        self.v = nn.Parameter(torch.randn(n_in, rank, generator=generator) * INIT_STD)
+        self.u = nn.Parameter(torch.randn(n_out, rank, generator=generator) * init_std)
+        self.v = nn.Parameter(torch.randn(n_in, rank, generator=generator) * init_std)
         self.bias = None if layer.bias is None else nn.Parameter(layer.bias.detach().clone())
         with torch.no_grad():
             rms = float((self.u @ self.v.t()).square().mean().sqrt())
@@ -151,7 +147,7 @@ def lowrank_model(cfg: TrainConfig, info, target_params: int) -> tuple[nn.Module
     for name, m in linears:
         parent, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, child,
-                LowRankLinear(m, rank, gen))
+                LowRankLinear(m, rank, gen, cfg.genetic.init_std))
     return model, rank
 
 
@@ -267,26 +263,111 @@ def part_speed(args, splits_by_seed) -> tuple[list[dict], dict]:
     return rows, check
 
 
+def part_init_std(args, splits_by_seed) -> tuple[list[dict], dict]:
+    """The random rule at G = ``--init-std-gene-dim`` for every s in ``--init-stds``, chosen on
+    validation; rows of the other candidates carry no test accuracy."""
+    g = args.init_std_gene_dim
+    rows = []
+    for seed in range(args.seeds):
+        splits = splits_by_seed(seed)
+        for s in args.init_stds:
+            r = fit(base_config(seed, args.epochs, "genetic", g, init_std=s), splits)
+            rows.append({"variant": "genetic", "gene_dim": g, "init_std": s, "seed": seed, **r})
+            print(f"seed {seed} init_std={s}: val {100 * r['val_accuracy']:.2f}%", flush=True)
+    return choose_init_std(rows)
+
+
+def choose_init_std(rows: list[dict]) -> tuple[list[dict], dict]:
+    """Best mean validation accuracy over seeds; the test accuracy of that candidate only (the
+    others' are dropped from the rows). Current default (GeneticConfig) listed first: kept on a
+    tie. Each candidate also gets its paired validation difference to the default."""
+    default = TrainConfig().genetic.init_std
+    stds = sorted({r["init_std"] for r in rows}, key=lambda s: s != default)
+    val = {s: by_seed((r for r in rows if r["init_std"] == s), "val_accuracy") for s in stds}
+    candidates = []
+    for s in stds:
+        m, sd = mean_std(val[s].values())
+        candidates.append({"init_std": s, "n": len(val[s]), "val_mean": m, "val_std": sd,
+                           "val_minus_default": paired_difference(val[s], val[default])
+                           if default in val else None})
+    best = candidates[choose_on_validation(candidates)]
+    test = mean_std(r["test_accuracy"] for r in rows if r["init_std"] == best["init_std"])
+    chosen = {**best, "test_mean": test[0], "test_std": test[1],
+              "current_default": default, "is_current_default": best["init_std"] == default}
+    rows = [r if r["init_std"] == best["init_std"]
+            else {k: v for k, v in r.items() if k != "test_accuracy"} for r in rows]
+    print("init_std: VALIDATION accuracy (%) of every candidate, mean ± std over seeds; paired "
+          "difference to the current default")
+    for c in candidates:
+        print(f"  s={c['init_std']:<8} {pct(c['val_mean'], c['val_std'])}  "
+              f"{diff_ci(c['val_minus_default'])}{'  <- chosen' if c is best else ''}")
+    print(f"chosen on validation: init_std {best['init_std']}; its test accuracy "
+          f"{pct(test[0], test[1])}; current default {default}: "
+          f"{'the same' if chosen['is_current_default'] else 'different'}")
+    return rows, {"candidates": candidates, "chosen": chosen}
+
+
+def compression_pairs(rows: list[dict]) -> list[dict]:
+    """Paired test-accuracy differences per gene dimension: genetic − dense, evolved − genetic,
+    low-rank − genetic."""
+    def tests(variant, g=None):
+        return by_seed(r for r in rows if r["variant"] == variant and r["gene_dim"] == g)
+
+    out = []
+    for g in sorted({r["gene_dim"] for r in rows if r["gene_dim"] is not None}):
+        for a, b, gb in (("genetic", "dense", None), ("evolved", "genetic", g),
+                         ("lowrank", "genetic", g)):
+            d = paired_difference(tests(a, g), tests(b, gb))
+            if d is not None:
+                out.append({"gene_dim": g, "variant": a, "baseline": b, **d})
+    return out
+
+
+def evolution_pairs(rows: list[dict]) -> list[dict]:
+    """Every variant − the random rule trained for the same total epochs, paired over seeds."""
+    base = by_seed(r for r in rows if r["variant"] == "random-rule-equal-compute")
+    out = []
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        if variant != "random-rule-equal-compute":
+            d = paired_difference(by_seed(r for r in rows if r["variant"] == variant), base)
+            if d is not None:
+                out.append({"variant": variant, "baseline": "random-rule-equal-compute", **d})
+    return out
+
+
 def summarise(rows: list[dict], keys=("variant", "gene_dim")) -> list[dict]:
     groups: dict = {}
     for r in rows:
         groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
     out = []
     for key, rs in groups.items():
-        accs = [r["test_accuracy"] for r in rs]
+        test = mean_std(r["test_accuracy"] for r in rs)
+        val = mean_std(r["val_accuracy"] for r in rs)
         out.append({**dict(zip(keys, key)), "n": len(rs),
-                    "test_accuracy_mean": statistics.mean(accs),
-                    "test_accuracy_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                    "test_accuracy_mean": test[0], "test_accuracy_std": test[1],
+                    "val_accuracy_mean": val[0], "val_accuracy_std": val[1],
                     **({"params": rs[0]["params"]} if "params" in rs[0] else {}),
+                    **({"rank": rs[0]["rank"]} if "rank" in rs[0] else {}),
                     **({"total_epochs": rs[0]["total_epochs"]} if "total_epochs" in rs[0]
                        else {})})
     return out
 
 
-def main(argv=None) -> int:
+def print_pairs(pairs: list[dict]) -> None:
+    print("paired differences (points), mean [95% CI] over seeds:")
+    for d in pairs:
+        where = f"g={d['gene_dim']} " if "gene_dim" in d else ""
+        print(f"  {where}{d['variant']} - {d['baseline']}: {diff_ci(d)}")
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PARTS = ("compression", "evolution", "speed", "init-std")
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("compression", "evolution", "speed", "all"), default="all")
-    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--part", choices=(*PARTS, "all"), default="all")
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds (0 .. N-1)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--gene-dims", type=int, nargs="+", default=[4, 8, 16, 32])
     p.add_argument("--population", type=int, default=8)
@@ -295,12 +376,35 @@ def main(argv=None) -> int:
     p.add_argument("--speed-populations", type=int, nargs="+", default=[4, 16])
     p.add_argument("--speed-gene-dim", type=int, default=16)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--init-stds", type=float, nargs="+", default=[1.0, 0.1, 0.05, 0.02, 0.01])
+    p.add_argument("--init-std-gene-dim", type=int, default=16)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--quick", action="store_true", help="tiny settings, nothing written")
-    args = p.parse_args(argv)
+    p.add_argument("--quick", action="store_true",
+                   help="tiny settings; writes files only with --out-dir")
+    p.add_argument("--out-dir", default=None, help=f"default {RESULTS}")
+    return p
+
+
+def run_part(part: str, args, splits_by_seed) -> tuple[list[dict], dict]:
+    """(rows, extra) of one part; extra holds its summary / paired differences / checks."""
+    if part == "compression":
+        rows = part_compression(args, splits_by_seed)
+        return rows, {"summary": summarise(rows), "paired": compression_pairs(rows)}
+    if part == "evolution":
+        rows = part_evolution(args, splits_by_seed)
+        return rows, {"summary": summarise(rows), "paired": evolution_pairs(rows)}
+    if part == "init-std":
+        return part_init_std(args, splits_by_seed)
+    rows, check = part_speed(args, splits_by_seed)
+    return rows, {"check": check}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.quick:
         args.seeds, args.epochs, args.gene_dims = 1, 2, [4]
         args.population, args.generations, args.speed_populations, args.repeats = 2, 1, [2], 1
+        args.init_stds = [0.1, 0.02]
     torch.set_num_threads(args.threads)
     machine = machine_info(args.threads)
     cache = {}
@@ -310,26 +414,20 @@ def main(argv=None) -> int:
             cache[seed] = load_dataset("digits", seed=seed, val_fraction=0.1, timesteps=4)
         return cache[seed]
 
-    parts = ["compression", "evolution", "speed"] if args.part == "all" else [args.part]
+    parts = PARTS if args.part == "all" else [args.part]
     settings = {k: v for k, v in vars(args).items() if k not in ("part",)}
     for part in parts:
         print(f"== {part}", flush=True)
         start = time.perf_counter()
-        if part == "compression":
-            rows = part_compression(args, splits_by_seed)
-            extra = {"summary": summarise(rows)}
-        elif part == "evolution":
-            rows = part_evolution(args, splits_by_seed)
-            extra = {"summary": summarise(rows)}
-        else:
-            rows, check = part_speed(args, splits_by_seed)
-            extra = {"check": check}
+        rows, extra = run_part(part, args, splits_by_seed)
         extra["settings"] = settings
         extra["wall_seconds"] = time.perf_counter() - start
         for s in extra.get("summary", []):
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()})
-        if not args.quick:
-            print("wrote", write_results(part, machine, rows, extra))
+        if extra.get("paired"):
+            print_pairs(extra["paired"])
+        if not args.quick or args.out_dir is not None:
+            print("wrote", write_results(args.out_dir or RESULTS, part, machine, rows, extra))
     return 0
 
 

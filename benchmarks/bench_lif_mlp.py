@@ -15,38 +15,38 @@ neuron differs:
                   reset with functional.reset_net after each step (part of the cost of using it)
     snntorch      snntorch.Leaky(beta=0.5, reset_mechanism='zero', ATan) stepped over T in Python
 
-Peers are optional: a row says 'not installed' if the package is missing (see benchmarks/README.md
-for how to install them without pulling a CUDA torch). Timing: warm-up steps, then ``--repeats``
-rounds; in each round every implementation runs ``--steps`` training steps, in a rotating order
-(interleaved, so that a noisy shared machine slows all rows alike). Reported: the median and
-minimum over rounds of ms per step, and the ratio to the ReLU network: the median over rounds
-of (this row's time / the ReLU row's time in the same round), which cancels most of the
-machine's drift.
+Peers are optional: a row says 'skipped: not installed' if the package is missing (see
+benchmarks/README.md for how to install them without pulling a CUDA torch). Timing: warm-up
+steps, then ``--repeats`` rounds; in each round every implementation runs ``--steps`` training
+steps, in a rotating order (interleaved, so that a noisy shared machine slows all rows alike).
+Reported: the median and minimum over rounds of ms per step, and the ratio to the ReLU
+network: the median over rounds of (this row's time / the ReLU row's time in the same round),
+which cancels most of the machine's drift.
 
     python benchmarks/bench_lif_mlp.py                 # full run, writes benchmarks/results/
     python benchmarks/bench_lif_mlp.py --quick         # a few steps, smoke test, writes nothing
+                                                       # (unless --out-dir)
+
+``--device cuda`` on a machine without CUDA gives 'skipped: CUDA not available' rows.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import datetime as _dt
 import json
-import os
-import platform
-import re
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
-
-from machine import cpu_name  # benchmarks/machine.py
 from torch import nn
 
+from machine import device_missing, provenance, result_stem  # benchmarks/machine.py
+
 IN, HIDDEN, OUT = 784, 512, 10
+IMPLEMENTATIONS = ("relu", "spikesculpt", "spikesculpt-torch", "spikingjelly", "snntorch")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ def build_impls():
 
         impls["spikingjelly"] = (sj_model, sj_functional.reset_net)
     except Exception as e:  # ImportError, or a missing dependency of it
-        impls["spikingjelly"] = f"not installed ({type(e).__name__}: {e})"
+        impls["spikingjelly"] = f"skipped: not installed ({type(e).__name__}: {e})"
 
     try:
         import snntorch as snn
@@ -128,15 +128,14 @@ def build_impls():
 
         impls["snntorch"] = (lambda: SnnTorchStepped(snn, snn_surrogate), None)
     except Exception as e:
-        impls["snntorch"] = f"not installed ({type(e).__name__}: {e})"
+        impls["snntorch"] = f"skipped: not installed ({type(e).__name__}: {e})"
     return impls
 
 
 # ------------------------------------------------------------------------------------------------
 
 
-def machine_info(threads: int) -> dict:
-    cpu = cpu_name()
+def machine_info(threads: int, device: str = "cpu") -> dict:
     versions = {}
     for mod in ("spikingjelly", "snntorch", "numpy"):
         try:
@@ -147,17 +146,8 @@ def machine_info(threads: int) -> dict:
             versions[mod] = None
     from spikesculpt.neurons import _native
 
-    return {
-        "cpu": cpu,
-        "spikesculpt_native_kernel": _native.status(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": threads,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "peers": versions,
-    }
+    return {**provenance(threads, device), "spikesculpt_native_kernel": _native.status(),
+            "peers": versions}
 
 
 def spike_agreement(T: int, B: int) -> str:
@@ -176,7 +166,7 @@ def spike_agreement(T: int, B: int) -> str:
     return f"{(a == b).float().mean().item():.6f} equal (firing rate {a.mean().item():.3f})"
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--T", type=int, default=8)
     p.add_argument("--batch", type=int, default=64)
@@ -186,26 +176,30 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--only", default="", help="comma-separated subset of implementations")
     p.add_argument("--device", default="cpu", help="cpu | cuda (times with synchronisation)")
-    p.add_argument("--quick", action="store_true", help="a few steps only (smoke test); no files")
+    p.add_argument("--quick", action="store_true",
+                   help="a few steps only (smoke test); writes files only with --out-dir")
     p.add_argument("--out-dir", default=None,
                    help="where to write JSON + CSV (default benchmarks/results/; --quick: none)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.quick:
         args.steps, args.repeats, args.warmup = 3, 2, 2
 
     torch.set_num_threads(args.threads)
     T, B = args.T, args.batch
-    device = torch.device(args.device)
-    info = machine_info(torch.get_num_threads())
-    info["device"] = str(device)
-    if device.type == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(device)
+    missing = device_missing(args.device)
+    device = torch.device("cpu" if missing else args.device)
+    info = machine_info(torch.get_num_threads(), args.device)
 
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    impls = build_impls()
+    # every row skipped when the device is missing: the files still say why
+    impls = {name: missing for name in IMPLEMENTATIONS} if missing else build_impls()
     if args.only:
         keep = set(args.only.split(","))
         impls = {k: v for k, v in impls.items() if k in keep or k == "relu"}
@@ -240,7 +234,7 @@ def main(argv=None) -> int:
     for name in names:
         train_steps(name, args.warmup)
     times = {name: [] for name in names}
-    for rep in range(args.repeats):
+    for rep in range(args.repeats if names else 0):
         order = names[rep % len(names):] + names[: rep % len(names)]
         for name in order:
             sync()
@@ -256,7 +250,8 @@ def main(argv=None) -> int:
     print(f"{info['cpu']}; torch {info['torch']}, {info['torch_threads']} threads, "
           f"python {info['python']}; {info['date']}")
     print(f"spikesculpt native kernel: {info['spikesculpt_native_kernel']}")
-    print(f"{args.repeats} rounds x {args.steps} steps, interleaved\n")
+    print(f"{args.repeats} rounds x {args.steps} steps, interleaved; commit "
+          f"{info['git_commit'][:7]}\n")
     print(f"{'implementation':<18} {'median':>8} {'min':>7} {'max':>7}  {'x ReLU':>6}  (ms/step; "
           "x ReLU = median of per-round ratios)")
     for name, spec in impls.items():
@@ -273,17 +268,14 @@ def main(argv=None) -> int:
                      "ratio_to_relu": round(ratio, 3),
                      "ratio_of_medians": round(med / statistics.median(times["relu"]), 3),
                      "rounds_ms": [round(t, 3) for t in ts]})
-    agree = spike_agreement(T, B)
+    agree = "n/a (skipped)" if missing else spike_agreement(T, B)
     print(f"\nspikesculpt vs SpikingJelly LIF spikes on the same input: {agree}")
 
     out_dir = args.out_dir
     if out_dir is None and not args.quick:
         out_dir = str(Path(__file__).resolve().parent / "results")
     if out_dir:
-        os.makedirs(out_dir, exist_ok=True)
-        slug = re.sub(r"[^a-z0-9]+", "-", info.get("gpu", info["cpu"]).lower()).strip("-")[:40]
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        stem = Path(out_dir) / f"lif_mlp_{slug}_{info['torch_threads']}t_{stamp}"
+        stem = result_stem(out_dir, "lif_mlp", info)
         config = {"T": T, "batch": B, "layers": [IN, HIDDEN, HIDDEN, OUT], "steps": args.steps,
                   "repeats": args.repeats, "warmup": args.warmup, "optimizer": "SGD(lr=0.05)",
                   "input": "Poisson rate 0.2 per step, [T, B, 784]"}
@@ -294,12 +286,13 @@ def main(argv=None) -> int:
             w = csv.writer(f)
             w.writerow(["implementation", "status", "ms_per_step", "ms_min", "ms_max",
                         "ratio_to_relu", "T", "batch", "cpu", "torch_threads", "torch", "python",
-                        "date", "native_kernel"])
+                        "date", "native_kernel", "git_commit"])
             for r in rows:
                 w.writerow([r["implementation"], r["status"], r.get("ms_per_step", ""),
                             r.get("ms_min", ""), r.get("ms_max", ""), r.get("ratio_to_relu", ""),
                             T, B, info["cpu"], info["torch_threads"], info["torch"],
-                            info["python"], info["date"], info["spikesculpt_native_kernel"]])
+                            info["python"], info["date"], info["spikesculpt_native_kernel"],
+                            info["git_commit"]])
         print(f"wrote {stem}.json and {stem}.csv")
     return 0
 

@@ -15,21 +15,26 @@ can be split over several invocations (e.g. ``--seeds 0`` then ``--seeds 0,1``..
                 accuracy (trained with the full T in both). Goal >= 1.4x at equal accuracy.
 ``patch``       the CPU-sized Spikformer with patch tickets: accuracy, kept-token fraction and
                 the spikes after the patch embedding (per test sample) vs ``patch_keep``.
+``score``       score tickets of untrained weights (edge-popup) and their binary-weight variant
+                (biprop) at densities (1 − ``--score-rate``)^k, k = 1 .. ``--score-rounds``.
+
+No part chooses anything on the test split (every training keeps its best-validation epoch).
+Comparisons are paired over seeds (same seed = same split and initial weights): mean difference
+and 95% CI — IMP: ticket − dense, ticket − each control per level; early-time: ticket with −
+without; patch: every keep − keep 1.0; score: every level − the trained dense level 0.
 
     python benchmarks/bench_lottery.py --parts imp --seeds 0,1,2
     python benchmarks/bench_lottery.py --parts early-time,patch --seeds 0,1,2
     python benchmarks/bench_lottery.py --quick                       # smoke test, writes nothing
 
-Results: ``benchmarks/results/lottery_<parts>_<cpu>_<threads>t_<date>.{json,csv}``.
+Results: ``benchmarks/results/lottery_<parts>_<machine>_<threads>t_<date>_<commit>.{json,csv}``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import datetime as _dt
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -38,22 +43,17 @@ from pathlib import Path
 
 import torch
 
-from machine import cpu_name, slug  # benchmarks/machine.py
+from machine import provenance, result_stem, slug  # benchmarks/machine.py
+from summary import diff_ci, mean_std, paired_difference
 
 from spikesculpt.config import LotteryConfig, TrainConfig
 from spikesculpt.methods.lottery import run_lottery
 from spikesculpt.train.run import run_training
 
 
-
-
-
-
-def mean_std(values) -> tuple[float, float]:
-    values = [v for v in values if v is not None]
-    if not values:
-        return float("nan"), float("nan")
-    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+def paired(a: list, b: list, seeds: list) -> dict | None:
+    """Paired difference of two per-seed lists (aligned with ``seeds``), see summary.py."""
+    return paired_difference(dict(zip(seeds, a)), dict(zip(seeds, b)))
 
 
 def fmt(values) -> str:
@@ -91,6 +91,10 @@ def part_imp(args, work: Path) -> dict:
                                if c["level"] == k), None) for s in summaries]
         rows.append(row)
     dense = rows[0]["tickets"]
+    for r in rows:
+        r["paired"] = {"dense": paired(r["tickets"], dense, args.seeds) if r["level"] else None,
+                       "reinit": paired(r["tickets"], r["reinit"], args.seeds),
+                       "random": paired(r["tickets"], r["random"], args.seeds)}
     print(f"\nIMP on {args.dataset}/{args.model} {args.model_arg}, {args.epochs} epochs, "
           f"T={args.timesteps}, rate {args.rate}, rewind {args.rewind}, {args.prune}; test "
           f"accuracy (%) mean±std over seeds {args.seeds}")
@@ -101,6 +105,11 @@ def part_imp(args, work: Path) -> dict:
         print(f"{r['level']:>5} {r['density']:8.4f} {1 - r['density']:8.4f} "
               f"{fmt(r['tickets']):>12} {delta:+8.2f} {fmt(r['reinit']):>12} "
               f"{fmt(r['random']):>12}")
+    print("paired differences (points), mean [95% CI] over seeds: ticket - dense | ticket - "
+          "reinit | ticket - random")
+    for r in rows[1:]:
+        print(f"{r['level']:>5} " + " | ".join(diff_ci(r["paired"][k])
+                                              for k in ("dense", "reinit", "random")))
     goal = next((r for r in rows if 1 - r["density"] >= 0.95), None)
     verdict = None
     if goal is not None:
@@ -152,11 +161,16 @@ def part_early_time(args, work: Path) -> dict:
               f"{100 * pair['ticket_with']:.2f}%", flush=True)
     wall = statistics.median(p["wall_ratio"] for p in pairs)
     cpu = statistics.median(p["cpu_ratio"] for p in pairs)
+    seeds = [p["seed"] for p in pairs]
+    ticket_diff = paired([p["ticket_with"] for p in pairs],
+                         [p["ticket_without"] for p in pairs], seeds)
     print(f"\nearly-time: search-time ratio without/with, median over seeds: wall x{wall:.2f}, "
           f"CPU x{cpu:.2f} (goal >= 1.4); final ticket (density "
           f"{pairs[0]['density']:.4f}) {fmt([p['ticket_without'] for p in pairs])}% without vs "
-          f"{fmt([p['ticket_with'] for p in pairs])}% with")
-    return {"pairs": pairs, "median_wall_ratio": wall, "median_cpu_ratio": cpu}
+          f"{fmt([p['ticket_with'] for p in pairs])}% with; with - without "
+          f"{diff_ci(ticket_diff)} points")
+    return {"pairs": pairs, "median_wall_ratio": wall, "median_cpu_ratio": cpu,
+            "ticket_with_minus_without": ticket_diff}
 
 
 # --------------------------------------------------------------------------- patch
@@ -208,6 +222,7 @@ def part_patch(args, work: Path) -> dict:
     print(f"{'keep':>6} {'tokens':>7} {'test acc':>12} {'block spikes/sample':>20} "
           f"{'eff. SynOps/sample':>19} {'train s':>8}")
     table = []
+    full = {r["seed"]: r["test_accuracy"] for r in rows if r["patch_keep"] == 1.0}
     for keep in args.keeps:
         rs = [r for r in rows if r["patch_keep"] == keep]
         spikes = statistics.mean(r["block_spikes_per_sample"] for r in rs)
@@ -217,15 +232,56 @@ def part_patch(args, work: Path) -> dict:
                       "synops_effective": synops,
                       "test_mean": mean_std([r["test_accuracy"] for r in rs])[0],
                       "test_std": mean_std([r["test_accuracy"] for r in rs])[1],
-                      "block_spikes_per_sample": spikes, "train_seconds": secs})
+                      "block_spikes_per_sample": spikes, "train_seconds": secs,
+                      "minus_keep_1": None if keep == 1.0 else paired_difference(
+                          {r["seed"]: r["test_accuracy"] for r in rs}, full)})
         print(f"{keep:>6} {rs[0]['tokens_kept']:7.3f} {fmt([r['test_accuracy'] for r in rs]):>12}"
-              f" {spikes:20.1f} {synops:19,.0f} {secs:8.1f}")
+              f" {spikes:20.1f} {synops:19,.0f} {secs:8.1f}  vs keep 1.0: "
+              f"{diff_ci(table[-1]['minus_keep_1'])}")
     return {"runs": rows, "table": table}
 
 
-def main(argv=None) -> int:
+# --------------------------------------------------------------------------- score
+def part_score(args, work: Path) -> dict:
+    """Score tickets (edge-popup) and biprop (``binary_weights``) per seed: test accuracy per
+    level (level 0 = the trained dense network), paired differences to level 0."""
+    table = []
+    for binary in (False, True):
+        summaries = []
+        for seed in args.seeds:
+            train = TrainConfig(dataset=args.dataset, model=args.model, epochs=args.epochs,
+                                timesteps=args.timesteps, seed=seed, device="cpu",
+                                model_kwargs=json.loads(args.model_arg))
+            lottery = LotteryConfig(strategy="score", rounds=args.score_rounds,
+                                    rate=args.score_rate, binary_weights=binary)
+            name = (f"score{'-bin' * binary}-{slug(args.model + args.model_arg)}"
+                    f"-r{args.score_rate}-seed{seed}")
+            summaries.append(run_lottery(train, lottery, out=str(work / name), resume=True,
+                                         progress=False).summary)
+        dense = [s["levels"][0]["test_accuracy"] for s in summaries]
+        for k in range(args.score_rounds + 1):
+            tests = [s["levels"][k]["test_accuracy"] for s in summaries]
+            m, sd = mean_std(tests)
+            table.append({"strategy": "score-binary" if binary else "score", "level": k,
+                          "density": statistics.mean(s["levels"][k]["density"]
+                                                     for s in summaries),
+                          "tests": tests, "test_mean": m, "test_std": sd,
+                          "minus_dense": paired(tests, dense, args.seeds) if k else None})
+            print(f"  {table[-1]['strategy']:<12} level {k} density "
+                  f"{table[-1]['density']:.4f}: {fmt(tests)}"
+                  + (f"  - dense {diff_ci(table[-1]['minus_dense'])}" if k else ""), flush=True)
+    return {"table": table}
+
+
+RESULTS = Path(__file__).resolve().parent / "results"
+PARTS = {"imp": part_imp, "early-time": part_early_time, "patch": part_patch,
+         "score": part_score}
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--parts", default="imp,early-time,patch")
+    p.add_argument("--parts", default="imp,early-time,patch",
+                   help=f"comma-separated: {', '.join(PARTS)}")
     p.add_argument("--dataset", default="digits")
     p.add_argument("--model", default="mlp")
     p.add_argument("--model-arg", default='{"batch_norm": true}', help="model kwargs as JSON")
@@ -242,45 +298,35 @@ def main(argv=None) -> int:
     p.add_argument("--keeps", default="1.0,0.75,0.5,0.25")
     p.add_argument("--patch-epochs", type=int, default=20)
     p.add_argument("--patch-model-arg", default='{"size": "cpu"}')
+    p.add_argument("--score-rounds", type=int, default=3)
+    p.add_argument("--score-rate", type=float, default=0.5)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--work", default="runs/bench-lottery", help="search directories (reused)")
-    p.add_argument("--quick", action="store_true", help="tiny smoke run, writes nothing")
-    p.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
-    args = p.parse_args(argv)
+    p.add_argument("--work", default="runs/bench-lottery",
+                   help="search directories (reused: use a fresh one after a code change)")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny smoke run in a temporary work folder; writes files only with "
+                        "--out-dir")
+    p.add_argument("--out-dir", default=None, help=f"default {RESULTS}")
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.keeps = [float(k) for k in args.keeps.split(",")]
+    args.parts = args.parts.split(",")
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        raise SystemExit(f"unknown part(s) {', '.join(sorted(unknown))}; choose from "
+                         f"{', '.join(PARTS)}")
     if args.quick:
         args.epochs, args.seeds, args.rounds, args.et_rounds = 3, [0], 2, 1
         args.patch_epochs, args.keeps, args.rewind = 1, [1.0, 0.5], "0it"
-    torch.set_num_threads(args.threads)
-    meta = {"dataset": args.dataset, "model": args.model, "model_arg": args.model_arg,
-            "epochs": args.epochs, "timesteps": args.timesteps, "seeds": args.seeds,
-            "rounds": args.rounds, "rate": args.rate, "rewind": args.rewind,
-            "prune": args.prune, "dense_first": args.dense_first,
-            "et_timesteps": args.et_timesteps, "et_rounds": args.et_rounds,
-            "patch_epochs": args.patch_epochs, "cpu": cpu_name(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(),
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    print(f"lottery benchmark: {meta['cpu']}, {meta['torch_threads']} threads, torch "
-          f"{meta['torch']}", flush=True)
-    results = {"meta": meta}
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp) if args.quick else Path(args.work)
-        for part in args.parts.split(","):
-            print(f"\n== {part}", flush=True)
-            results[part] = {"imp": part_imp, "early-time": part_early_time,
-                             "patch": part_patch}[part](args, work)
-    meta["wall_seconds"] = time.perf_counter() - start
-    if args.quick:
-        return 0
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    stem = out / (f"lottery_{slug(args.parts)}_{slug(meta['cpu'])}_{meta['torch_threads']}t_"
-                  f"{stamp}")
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=1))
+        args.score_rounds = 1
+    return args
+
+
+def csv_rows(results: dict) -> list[dict]:
     rows = []
     if "imp" in results:
         for r in results["imp"]["rows"]:
@@ -293,7 +339,42 @@ def main(argv=None) -> int:
         rows += [{"part": "early-time", **{k: v for k, v in pr.items() if k != "normalised_kl"}}
                  for pr in results["early-time"]["pairs"]]
     if "patch" in results:
-        rows += [{"part": "patch", **r} for r in results["patch"]["table"]]
+        rows += [{"part": "patch", **{k: v for k, v in r.items() if k != "minus_keep_1"}}
+                 for r in results["patch"]["table"]]
+    if "score" in results:
+        rows += [{"part": "score", **{k: v for k, v in r.items()
+                                      if k not in ("tests", "minus_dense")}}
+                 for r in results["score"]["table"]]
+    return rows
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    meta = {"dataset": args.dataset, "model": args.model, "model_arg": args.model_arg,
+            "epochs": args.epochs, "timesteps": args.timesteps, "seeds": args.seeds,
+            "rounds": args.rounds, "rate": args.rate, "rewind": args.rewind,
+            "prune": args.prune, "dense_first": args.dense_first,
+            "et_timesteps": args.et_timesteps, "et_rounds": args.et_rounds,
+            "patch_epochs": args.patch_epochs, "patch_model_arg": args.patch_model_arg,
+            "keeps": args.keeps, "score_rounds": args.score_rounds,
+            "score_rate": args.score_rate, "work": args.work,
+            **provenance(torch.get_num_threads())}
+    print(f"lottery benchmark: {meta['cpu']}, {meta['torch_threads']} threads, torch "
+          f"{meta['torch']}, commit {meta['git_commit'][:7]}", flush=True)
+    results = {"meta": meta}
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) if args.quick else Path(args.work)
+        for part in args.parts:
+            print(f"\n== {part}", flush=True)
+            results[part] = PARTS[part](args, work)
+    meta["wall_seconds"] = time.perf_counter() - start
+    if args.quick and args.out_dir is None:
+        return 0
+    stem = result_stem(args.out_dir or RESULTS, f"lottery_{slug('-'.join(args.parts))}", meta)
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=1))
+    rows = csv_rows(results)
     cols = list(dict.fromkeys(k for r in rows for k in r))
     with open(stem.with_suffix(".csv"), "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)

@@ -19,21 +19,20 @@ round (a busy shared machine slows all of them alike):
 Per round each implementation is called ``--calls`` times and its best time is kept (robust to
 preemption); reported are the median over ``--rounds`` rounds of that time and of the per-round
 ratio dense / implementation (``speedup``). Results go to ``benchmarks/results/`` as JSON + CSV
-tagged with the machine (CPU, threads, torch, date).
+tagged with the machine (CPU, threads, torch, date, git commit, command).
 
     python benchmarks/bench_sparse_inference.py                # everything, 2 threads
     python benchmarks/bench_sparse_inference.py --threads 1 --parts linear,activity
     python benchmarks/bench_sparse_inference.py --quick        # smoke test, no files
+                                                               # (unless --out-dir)
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import datetime as _dt
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -41,9 +40,9 @@ import time
 from pathlib import Path
 
 import torch
-
-from machine import cpu_name  # benchmarks/machine.py
 import torch.nn.functional as F
+
+from machine import provenance, result_stem  # benchmarks/machine.py
 
 from spikesculpt.export import SparseLinear, _kernel, to_sparse_inference
 
@@ -52,12 +51,8 @@ SHAPES = ((784, 512, 512), (1024, 1024, 512), (4096, 4096, 256))  # (in, out, ro
 
 
 def machine_info(threads: int) -> dict:
-    cpu = cpu_name()
-    return {"cpu": cpu, "cpu_count": os.cpu_count(), "torch_threads": threads,
-            "torch": torch.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "sparse_kernel": _kernel.status(),
-            "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
-            "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+    return {**provenance(threads), "sparse_kernel": _kernel.status(),
+            "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
 
 def best_time(fn, calls: int) -> float:
@@ -200,17 +195,30 @@ PARTS = {"linear": part_linear, "activity": part_activity, "conv": part_conv,
          "model": part_model}
 
 
-def main(argv=None) -> int:
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--activity", type=float, default=0.15, help="input spike probability")
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--calls", type=int, default=5, help="calls per round (best kept)")
     p.add_argument("--epochs", type=int, default=20, help="training epochs of the model part")
-    p.add_argument("--parts", default=",".join(PARTS))
-    p.add_argument("--quick", action="store_true", help="smoke test: few sizes, no files")
-    p.add_argument("--out-dir", default=None, help="default benchmarks/results/")
-    args = p.parse_args(argv)
+    p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated: {', '.join(PARTS)}")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke test: few sizes; writes files only with --out-dir")
+    p.add_argument("--out-dir", default=None, help=f"default {RESULTS}")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    args.parts = args.parts.split(",")
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        raise SystemExit(f"unknown part(s) {', '.join(sorted(unknown))}; choose from "
+                         f"{', '.join(PARTS)}")
     if args.quick:
         args.rounds, args.calls = 2, 1
     torch.set_num_threads(args.threads)
@@ -218,25 +226,19 @@ def main(argv=None) -> int:
     info = machine_info(args.threads)
     print(json.dumps(info), flush=True)
     rows: list[dict] = []
-    for part in args.parts.split(","):
+    for part in args.parts:
         PARTS[part](args, rows)
-    if args.quick:
+    if args.quick and args.out_dir is None:
         return 0
-    out = Path(args.out_dir or Path(__file__).parent / "results")
-    out.mkdir(parents=True, exist_ok=True)
-    cpu = "".join(ch if ch.isalnum() else "-" for ch in info["cpu"].lower()).strip("-")
-    while "--" in cpu:
-        cpu = cpu.replace("--", "-")
-    stem = f"sparse_inference_{cpu}_{args.threads}t_{_dt.datetime.now():%Y%m%d-%H%M%S}"
+    stem = result_stem(args.out_dir or RESULTS, "sparse_inference", info)
     meta = {"machine": info, "args": vars(args), "rows": rows}
-    (out / f"{stem}.json").write_text(json.dumps(meta, indent=2) + "\n")
-    with open(out / f"{stem}.csv", "w", newline="") as fh:
-        keys = sorted({k for r in rows for k in r}, key=lambda k: list(rows[0]).index(k)
-                      if k in rows[0] else 99)
+    stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    with open(stem.with_suffix(".csv"), "w", newline="") as fh:
+        keys = list(dict.fromkeys(k for r in rows for k in r))
         writer = csv.DictWriter(fh, fieldnames=keys)
         writer.writeheader()
         writer.writerows(rows)
-    print(f"wrote {out / stem}.json/.csv")
+    print(f"wrote {stem}.json/.csv")
     return 0
 
 

@@ -5,9 +5,14 @@ optimizer and learning-rate schedule for every method; the model is picked on va
 the test accuracy reported for it). Three parts, each optional:
 
 ``accuracy``  methods x densities x seeds -> test accuracy mean ± std (and the connection
-              density actually reached). Methods: dense (density 1), static, set, rigl, and esl
-              with each growth rule (random / gradient / hebbian).
-``sweep``     ESL's own knobs at one density (growth rule x T_iter): how its defaults were chosen.
+              density actually reached), and paired differences over seeds with a 95% CI
+              (every method vs dense and vs static, ESL's defaults vs every other method).
+              Methods: dense (density 1), static, set, rigl, esl with its defaults, and esl
+              with each other growth rule (random / gradient / hebbian).
+``sweep``     ESL's own knobs at one density (growth rule x T_iter), chosen on VALIDATION
+              accuracy: the validation accuracy of every candidate, the test accuracy of the
+              chosen one only, and whether it is ESL's current default (how the defaults are
+              chosen; the test split never picks anything).
 ``overhead``  whole-run training time of ESL / dense, measured side by side: dense and ESL runs
               alternate, and the ratio of their ``train_seconds`` is taken per pair (median over
               pairs), so machine drift cancels.
@@ -19,15 +24,14 @@ the test accuracy reported for it). Three parts, each optional:
     python benchmarks/bench_sparse_methods.py --dataset digits-dvs --model conv --epochs 20
     python benchmarks/bench_sparse_methods.py --quick                        # smoke test
 
-Results: ``benchmarks/results/sparse_<dataset>-<model>_<cpu>_<threads>t_<date>.{json,csv}``.
+Results: ``benchmarks/results/sparse_<dataset>-<model>_<machine>_<threads>t_<date>_<commit>``
+``.{json,csv}`` (``--quick`` writes only with ``--out-dir``).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -36,24 +40,32 @@ from pathlib import Path
 
 import torch
 
-from machine import cpu_name, slug  # benchmarks/machine.py
+from machine import device_missing, provenance, result_stem, slug  # benchmarks/machine.py
+from summary import by_seed, choose_on_validation, diff_ci, mean_std, paired_difference, pct
 
 from spikesculpt.config import TrainConfig
+from spikesculpt.methods import METHODS
 from spikesculpt.train.run import run_training
 
 DENSITIES = [1.0, 0.5, 0.2, 0.1, 0.05, 0.02]
-VARIANTS = {  # label -> (method, sparse options)
-    "static": ("static", {}),
-    "set": ("set", {}),
-    "rigl": ("rigl", {}),
-    "esl-random": ("esl", {"grow": "random"}),
-    "esl-gradient": ("esl", {"grow": "gradient"}),
-    "esl-hebbian": ("esl", {"grow": "hebbian"}),
-}
+GROWTHS = ("random", "gradient", "hebbian")
 
 
+def esl_defaults() -> dict:
+    """ESL's current defaults (``{"grow", "update_every", ...}``), from the method itself."""
+    return dict(METHODS.get("esl").DEFAULTS)
 
 
+def variant_table() -> dict:
+    """label -> (method, sparse options): static, set, rigl, ``esl`` (its defaults) and
+    ``esl-<rule>`` for every growth rule other than the default one (the default's row would
+    repeat ``esl``)."""
+    table = {"static": ("static", {}), "set": ("set", {}), "rigl": ("rigl", {}),
+             "esl": ("esl", {})}
+    for grow in GROWTHS:
+        if grow != esl_defaults()["grow"]:
+            table[f"esl-{grow}"] = ("esl", {"grow": grow})
+    return table
 
 
 def base_config(args, seed: int) -> TrainConfig:
@@ -69,7 +81,7 @@ def one_run(args, label: str, density: float, seed: int, root: Path, **extra) ->
     if label == "dense":
         cfg.method = "dense"
     else:
-        method, options = VARIANTS.get(label, ("esl", {}))
+        method, options = variant_table().get(label) or ("esl", {"grow": label[len("esl-"):]})
         cfg.method = method
         cfg.sparse.density = density
         for k, v in {**options, **extra}.items():
@@ -83,30 +95,45 @@ def one_run(args, label: str, density: float, seed: int, root: Path, **extra) ->
             "train_seconds": m["train_seconds"]}
 
 
-def summarize(rows, keys) -> list[dict]:
+def group(rows, keys) -> dict[tuple, list]:
+    """Rows grouped by the values of ``keys`` (insertion order kept)."""
     groups: dict[tuple, list] = {}
     for r in rows:
         groups.setdefault(tuple(r.get(k) for k in keys), []).append(r)
+    return groups
+
+
+def summarize(rows, keys, test: bool = True) -> list[dict]:
+    """Per group of ``keys``: n, validation mean ± std, test mean ± std (unless ``test`` is
+    False: a candidate of a selection), mean mask density."""
     out = []
-    for key, rs in groups.items():
-        acc = [r["test_accuracy"] for r in rs]
-        out.append({**dict(zip(keys, key)), "n": len(rs),
-                    "test_mean": statistics.mean(acc),
-                    "test_std": statistics.stdev(acc) if len(acc) > 1 else 0.0,
-                    "val_mean": statistics.mean(r["val_accuracy"] for r in rs),
-                    "mask_density": statistics.mean(r["mask_density"] for r in rs)})
+    for key, rs in group(rows, keys).items():
+        val = mean_std(r["val_accuracy"] for r in rs)
+        row = {**dict(zip(keys, key)), "n": len(rs), "val_mean": val[0], "val_std": val[1],
+               "mask_density": statistics.mean(r["mask_density"] for r in rs)}
+        if test:
+            row["test_mean"], row["test_std"] = mean_std(r["test_accuracy"] for r in rs)
+        out.append(row)
     return out
 
 
-def run_jobs(args, root, jobs) -> list[dict]:
+def report_run(row: dict, show_test: bool) -> None:
+    extra = {k: row[k] for k in ("update_every",) if k in row}
+    acc = f"val {100 * row['val_accuracy']:.2f}%"
+    if show_test:
+        acc += f" test {100 * row['test_accuracy']:.2f}%"
+    print(f"  seed {row['seed']} d={row['density_target']:<5} {row['variant']:<13} "
+          f"{extra or ''} {acc}", flush=True)
+
+
+def run_jobs(args, root, jobs, show_test: bool = True) -> list[dict]:
     """Run ``(label, density, seed, extra)`` jobs, in ``--workers`` processes if > 1 (each with
     ``--threads`` threads; on a GPU they share the device). Results in job order."""
     if args.workers <= 1:
         out = []
         for label, density, seed, extra in jobs:
             out.append(one_run(args, label, density, seed, root, **extra))
-            print(f"  seed {seed} d={density:<5} {label:<13} {extra or ''} "
-                  f"test {100 * out[-1]['test_accuracy']:.2f}%", flush=True)
+            report_run(out[-1], show_test)
         return out
     import concurrent.futures as cf
     import multiprocessing as mp
@@ -117,10 +144,9 @@ def run_jobs(args, root, jobs) -> list[dict]:
         futures = [pool.submit(one_run, args, label, density, seed, root, **extra)
                    for label, density, seed, extra in jobs]
         out = []
-        for (label, density, seed, extra), fut in zip(jobs, futures):
+        for fut in futures:
             out.append(fut.result())
-            print(f"  seed {seed} d={density:<5} {label:<13} {extra or ''} "
-                  f"test {100 * out[-1]['test_accuracy']:.2f}%", flush=True)
+            report_run(out[-1], show_test)
         return out
 
 
@@ -135,33 +161,98 @@ def part_accuracy(args, root) -> dict:
                 jobs.append((label, density, seed, {}))
     rows = run_jobs(args, root, jobs)
     summary = summarize(rows, ["variant", "density_target"])
+    paired = paired_comparisons(rows, args)
+    print_accuracy(summary, paired, args)
+    return {"runs": rows, "summary": summary, "paired": paired}
+
+
+def paired_comparisons(rows, args) -> list[dict]:
+    """Test-accuracy differences over seeds (same seed = same split and initial stream), 95% CI:
+    every variant − dense and − static at each density, and ``esl`` − every other variant."""
+    tests = {key: by_seed(rs) for key, rs in group(rows, ["variant", "density_target"]).items()}
+    dense = tests.get(("dense", 1.0), {})
+    out = []
+    for density in (d for d in args.densities if d < 1.0):
+        for label in args.variants:
+            here = tests.get((label, density))
+            baselines = {"dense": dense, "static": tests.get(("static", density))}
+            if label == "esl":
+                baselines.update({other: tests.get((other, density)) for other in args.variants
+                                  if other not in ("esl", "static")})
+            for base, values in baselines.items():
+                if base == label or not here or not values:
+                    continue
+                d = paired_difference(here, values)
+                if d is not None:
+                    out.append({"variant": label, "baseline": base, "density_target": density,
+                                **d})
+    return out
+
+
+def print_accuracy(summary, paired, args) -> None:
     dense = next(s for s in summary if s["variant"] == "dense")
     print(f"\ntest accuracy (%) mean ± std over {args.seeds} seeds; dense "
-          f"{100 * dense['test_mean']:.2f} ± {100 * dense['test_std']:.2f}")
-    header = "variant".ljust(14) + "".join(f"d={d:<12}" for d in args.densities if d < 1)
-    print(header)
+          f"{pct(dense['test_mean'], dense['test_std'])}")
+    sparse = [d for d in args.densities if d < 1]
+    print("variant".ljust(14) + "".join(f"d={d:<14}" for d in sparse))
     for label in args.variants:
-        cells = []
-        for d in args.densities:
-            if d == 1.0:
-                continue
-            s = next(x for x in summary if x["variant"] == label and x["density_target"] == d)
-            cells.append(f"{100 * s['test_mean']:5.2f}±{100 * s['test_std']:4.2f}  ")
+        cells = [pct(s["test_mean"], s["test_std"]).ljust(16) for d in sparse
+                 for s in summary if s["variant"] == label and s["density_target"] == d]
         print(label.ljust(14) + "".join(cells))
-    return {"runs": rows, "summary": summary}
+    print("\npaired differences (points), mean [95% CI] over seeds:")
+    for d in paired:
+        print(f"  d={d['density_target']:<5} {d['variant']:<12} - {d['baseline']:<12} "
+              f"{diff_ci(d)}")
 
 
 def part_sweep(args, root) -> dict:
+    """ESL's growth rule x T_iter at ``--sweep-density``, chosen on validation accuracy (the
+    current default listed first, so it is kept on a tie)."""
+    default = esl_defaults()
+    candidates = [(g, e) for g in GROWTHS for e in args.sweep_every]
+    candidates.sort(key=lambda c: c != (default["grow"], default["update_every"]))
     jobs = [(f"esl-{grow}", args.sweep_density, seed, {"update_every": every})
-            for seed in range(args.seeds) for grow in ("random", "gradient", "hebbian")
-            for every in args.sweep_every]
-    rows = run_jobs(args, root, jobs)
-    summary = summarize(rows, ["variant", "update_every"])
-    print(f"\nESL sweep at density {args.sweep_density}: test accuracy (%)")
-    for s in summary:
-        print(f"  {s['variant']:<13} T_iter={s['update_every']:<4} "
-              f"{100 * s['test_mean']:.2f} ± {100 * s['test_std']:.2f}")
-    return {"runs": rows, "summary": summary}
+            for seed in range(args.seeds) for grow, every in candidates]
+    rows = run_jobs(args, root, jobs, show_test=False)
+    return choose_sweep(rows, default)
+
+
+def choose_sweep(rows: list[dict], default: dict) -> dict:
+    """Pick the candidate (variant, update_every) with the best mean validation accuracy; keep
+    the test accuracy of the chosen candidate only (the other runs' test numbers are dropped
+    from the results, so nothing downstream can choose on them). Each candidate also gets its
+    paired validation difference to the current default (is a change beyond seed noise?)."""
+    table = summarize(rows, ["variant", "update_every"], test=False)
+    best = table[choose_on_validation(table)]
+    current = {"grow": default["grow"], "update_every": default["update_every"]}
+    val = {key: by_seed(rs, "val_accuracy")
+           for key, rs in group(rows, ["variant", "update_every"]).items()}
+    base = val.get((f"esl-{current['grow']}", current["update_every"]))
+    for c in table:
+        c["val_minus_default"] = (paired_difference(val[(c["variant"], c["update_every"])], base)
+                                  if base else None)
+    is_best = [r["variant"] == best["variant"] and r["update_every"] == best["update_every"]
+               for r in rows]
+    test = mean_std(r["test_accuracy"] for r, b in zip(rows, is_best) if b)
+    chosen = {"variant": best["variant"], "grow": best["variant"][len("esl-"):],
+              "update_every": best["update_every"], "n": best["n"], "val_mean": best["val_mean"],
+              "val_std": best["val_std"], "val_minus_default": best["val_minus_default"],
+              "test_mean": test[0], "test_std": test[1]}
+    chosen["is_current_default"] = (chosen["grow"], chosen["update_every"]) == \
+        (current["grow"], current["update_every"])
+    runs = [r if b else {k: v for k, v in r.items() if k != "test_accuracy"}
+            for r, b in zip(rows, is_best)]
+    print(f"\nESL sweep at density {rows[0]['density_target']}: VALIDATION accuracy (%) of "
+          f"every candidate, mean ± std over seeds; paired difference to the current default")
+    for c in table:
+        mark = "  <- chosen" if c is best else ""
+        print(f"  {c['variant']:<13} T_iter={c['update_every']:<4} "
+              f"{pct(c['val_mean'], c['val_std'])}  {diff_ci(c['val_minus_default'])}{mark}")
+    print(f"chosen on validation: grow {chosen['grow']}, T_iter {chosen['update_every']}; its "
+          f"test accuracy {pct(test[0], test[1])} (n = {chosen['n']}); current default grow "
+          f"{current['grow']}, T_iter {current['update_every']}: "
+          f"{'the same' if chosen['is_current_default'] else 'different'}")
+    return {"runs": runs, "candidates": table, "chosen": chosen, "current_default": current}
 
 
 def part_overhead(args, root) -> dict:
@@ -249,66 +340,60 @@ def part_steps(args, root) -> dict:
     return result
 
 
-def main(argv=None) -> int:
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dataset", default="digits")
     p.add_argument("--model", default="mlp")
     p.add_argument("--model-arg", default=None, help="model kwargs as JSON")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--timesteps", type=int, default=4)
-    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seeds", type=int, default=5, help="number of seeds (0 .. N-1)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=1,
                    help="parallel runs (processes) for the accuracy and sweep parts")
-    p.add_argument("--parts", default="accuracy,sweep,overhead")
+    p.add_argument("--parts", default="accuracy,sweep,overhead",
+                   help="comma-separated: accuracy, sweep, overhead, steps")
     p.add_argument("--densities", default=",".join(map(str, DENSITIES)))
-    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--variants", default=None,
+                   help=f"comma-separated (default: {','.join(variant_table())})")
     p.add_argument("--sweep-density", type=float, default=0.1)
     p.add_argument("--sweep-every", default="10,25,50,100")
     p.add_argument("--overhead-repeats", type=int, default=8)
-    p.add_argument("--quick", action="store_true", help="tiny smoke run, writes nothing")
-    p.add_argument("--out-dir", default=str(Path(__file__).parent / "results"))
-    args = p.parse_args(argv)
+    p.add_argument("--quick", action="store_true",
+                   help="tiny smoke run; writes files only with --out-dir")
+    p.add_argument("--out-dir", default=None, help=f"default {RESULTS}")
+    return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
     args.densities = [float(d) for d in args.densities.split(",")]
-    args.variants = args.variants.split(",")
+    args.variants = (args.variants or ",".join(variant_table())).split(",")
     args.sweep_every = [int(v) for v in args.sweep_every.split(",")]
+    args.parts = args.parts.split(",")
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        raise SystemExit(f"unknown part(s) {', '.join(sorted(unknown))}; choose from "
+                         f"{', '.join(PARTS)}")
     if args.quick:
         args.epochs, args.seeds, args.densities = 2, 1, [1.0, 0.1]
-        args.sweep_every, args.overhead_repeats = [10], 2
-    torch.set_num_threads(args.threads)
-    meta = {"dataset": args.dataset, "model": args.model, "epochs": args.epochs,
-            "device": args.device,
-            "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
-            "timesteps": args.timesteps, "seeds": args.seeds, "cpu": cpu_name(),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version(),
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    print(f"sparse methods on {args.dataset}/{args.model}, {args.epochs} epochs, "
-          f"T={args.timesteps}; {meta['cpu']}, {meta['torch_threads']} threads, "
-          f"torch {meta['torch']}", flush=True)
-    results = {"meta": meta}
-    start = time.perf_counter()
-    from spikesculpt.data import load_dataset
+        args.sweep_every, args.overhead_repeats = [10], 1
+    return args
 
-    load_dataset(args.dataset, timesteps=args.timesteps)  # build any data cache once, up front
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        for part in args.parts.split(","):
-            print(f"\n== {part}", flush=True)
-            results[part] = {"accuracy": part_accuracy, "sweep": part_sweep,
-                             "overhead": part_overhead, "steps": part_steps}[part](args, root)
-    results["meta"]["wall_seconds"] = time.perf_counter() - start
-    if args.quick:
-        return 0
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    stem = out / (f"sparse_{slug(args.dataset)}-{slug(args.model)}_{slug(meta['gpu'] or meta['cpu'])}_"
-                  f"{meta['torch_threads']}t_{stamp}")
+
+def write_results(results: dict, args) -> Path:
+    meta = results["meta"]
+    stem = result_stem(args.out_dir or RESULTS, f"sparse_{slug(args.dataset)}-{slug(args.model)}",
+                       meta)
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1))
-    rows = [dict(part=part, **s) for part in ("accuracy", "sweep")
-            if part in results for s in results[part]["summary"]]
+    rows = [dict(part="accuracy", **s) for s in results.get("accuracy", {}).get("summary", [])]
+    if "sweep" in results:
+        rows += [dict(part="sweep-candidate", **s) for s in results["sweep"]["candidates"]]
+        rows.append(dict(part="sweep-chosen", **results["sweep"]["chosen"]))
     if rows:
         import csv
 
@@ -317,7 +402,45 @@ def main(argv=None) -> int:
             w = csv.DictWriter(fh, fieldnames=cols)
             w.writeheader()
             w.writerows(rows)
-    print(f"\nwrote {stem}.json" + (" and .csv" if rows else ""))
+    return stem
+
+
+PARTS = {"accuracy": part_accuracy, "sweep": part_sweep, "overhead": part_overhead,
+         "steps": part_steps}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    meta = {"dataset": args.dataset, "model": args.model, "model_arg": args.model_arg,
+            "epochs": args.epochs, "timesteps": args.timesteps, "seeds": args.seeds,
+            "workers": args.workers,
+            **provenance(torch.get_num_threads(), args.device)}
+    print(f"sparse methods on {args.dataset}/{args.model}, {args.epochs} epochs, "
+          f"T={args.timesteps}; {meta['gpu'] or meta['cpu']}, {meta['torch_threads']} threads, "
+          f"torch {meta['torch']}, commit {meta['git_commit'][:7]}", flush=True)
+    results = {"meta": meta}
+    missing = device_missing(args.device)
+    if missing:  # e.g. --device cuda on a CPU machine: say so, do not crash
+        print(missing)
+        results["skipped"] = missing
+        if not args.quick or args.out_dir is not None:
+            print(f"wrote {write_results(results, args)}.json")
+        return 0
+    start = time.perf_counter()
+    from spikesculpt.data import load_dataset
+
+    load_dataset(args.dataset, timesteps=args.timesteps)  # build any data cache once, up front
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for part in args.parts:
+            print(f"\n== {part}", flush=True)
+            results[part] = PARTS[part](args, root)
+    results["meta"]["wall_seconds"] = time.perf_counter() - start
+    if args.quick and args.out_dir is None:
+        return 0
+    stem = write_results(results, args)
+    print(f"\nwrote {stem}.json (+ .csv of the accuracy and sweep summaries)")
     return 0
 
 
