@@ -72,9 +72,16 @@ class Trainer:
     """Trains ``model`` on ``splits`` (a ``DataSplits``) as ``config`` says.
 
     Attributes callbacks may use: ``model``, ``optimizer``, ``scheduler``, ``config``, ``device``,
-    ``epoch`` (0-based, current), ``step`` (optimizer steps so far), ``steps_per_epoch``,
+    ``epoch`` (0-based, current), ``step`` (training iterations so far), ``steps_per_epoch``,
     ``total_steps``, ``last_batch`` (the encoded input and labels of the latest batch),
-    ``history`` (list of per-epoch rows).
+    ``history`` (list of per-epoch rows), ``last_step_skipped`` / ``skipped_steps``.
+
+    ``step`` counts iterations — batches trained — including the steps that mixed precision's
+    ``GradScaler`` skips on an inf/NaN gradient (``last_step_skipped`` is then True and
+    ``skipped_steps`` counts them): it is the position in the data stream, which resuming
+    and rewinding (``epoch = step // steps_per_epoch``) rely on, and ``total_steps`` is counted
+    the same way. Optimizer-hook methods count only the steps that really happened
+    (``sparse/steps.py``), so under AMP their count can trail ``step`` by ``skipped_steps``.
     """
 
     def __init__(self, model: nn.Module, splits, config: TrainConfig,
@@ -89,11 +96,13 @@ class Trainer:
         self.optimizer = build_optimizer(self.model.parameters(), config)
         self.scheduler = build_scheduler(self.optimizer, config)
         self.use_amp = bool(config.amp and self.device.type == "cuda")
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
         self.steps_per_epoch = math.ceil(len(splits.train) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.epoch = 0
         self.step = 0
+        self.skipped_steps = 0       # AMP overflow steps (counted in step too)
+        self.last_step_skipped = False
         self.history: list[dict] = []
         self.best_val = -1.0
         self.best_epoch = -1
@@ -152,8 +161,7 @@ class Trainer:
             self.scaler.scale(loss).backward()
             for cb in self.callbacks:
                 cb.on_after_backward(self)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            self._optimizer_step()
             self.step += 1
             for cb in self.callbacks:
                 cb.on_step_end(self)
@@ -163,6 +171,15 @@ class Trainer:
             seen += n
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
         return {"train_loss": total_loss / seen, "train_accuracy": correct / seen}
+
+    def _optimizer_step(self) -> None:
+        """``scaler.step`` + ``update``; with AMP, note whether the scaler skipped the step (it
+        lowers the scale exactly when it found an inf/NaN gradient)."""
+        scale = self.scaler.get_scale() if self.use_amp else 0.0
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.last_step_skipped = self.use_amp and self.scaler.get_scale() < scale
+        self.skipped_steps += int(self.last_step_skipped)
 
     @torch.no_grad()
     def evaluate(self, dataset, seed_stream: int = 7) -> dict:
@@ -228,6 +245,8 @@ class Trainer:
                    "firing_rate": test["firing_rate"],
                    "layer_firing_rates": test["layer_firing_rates"],
                    "train_seconds": self.train_seconds}
+        if self.use_amp:
+            metrics["amp_skipped_steps"] = self.skipped_steps
         for cb in self.callbacks:
             cb.on_fit_end(self, metrics)
         return metrics
@@ -235,7 +254,8 @@ class Trainer:
     # ---------------------------------------------------------------- resume
     def state_dict(self) -> dict:
         return {
-            "epoch": self.epoch, "step": self.step, "model": self.model.state_dict(),
+            "epoch": self.epoch, "step": self.step, "skipped_steps": self.skipped_steps,
+            "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "history": self.history,
             "best_val": self.best_val, "best_epoch": self.best_epoch,
@@ -252,6 +272,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))
         self.history = list(state["history"])
         self.best_val, self.best_epoch = float(state["best_val"]), int(state["best_epoch"])
         self.best_state = state["best_state"]

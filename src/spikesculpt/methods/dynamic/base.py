@@ -19,6 +19,8 @@ only in their defaults (``DEFAULTS``) and schedule. Built from the sparse core:
      to zero. ``α_t``: cosine decay from ``drop_fraction`` to 0 at ``update_until · total_steps``
      (RigL's schedule), or constant (SET).
    The active count of every layer never changes.
+   Under AMP, a step that ``GradScaler`` skips on overflow is no step for these hooks: not
+   counted, no rewiring, nothing read; gradient scores are unscaled (``sparse/steps.py``).
 3. Bookkeeping: one record per update (step, α, connections changed per layer, cumulative
    topology change); the mask at the best-validation epoch is kept with the best weights.
 
@@ -40,6 +42,7 @@ from spikesculpt.methods.base import Method
 from spikesculpt.models.utils import prunable_parameters
 from spikesculpt.sparse import (HebbianRecorder, Mask, MaskEnforcer, cosine_fraction,
                                 drop_and_grow, is_update_step, layer_counts, random_mask)
+from spikesculpt.sparse.steps import step_skipped, unscaled
 
 MASK_STREAM = 7_919  # offset of the mask generator's seed from the run seed
 
@@ -160,19 +163,25 @@ class SparseMethod(Method):
             self._recorder = HebbianRecorder(self.model, self._layers).attach()
 
     def _pre_step(self, optimizer, args, kwargs) -> None:
+        if step_skipped(optimizer):  # AMP overflow: the fused optimizer will not step
+            return
         if self._next_is_update():
-            self._read_grow_scores()
+            self._read_grow_scores(optimizer)
         self.enforcer.apply_grads()
 
-    def _read_grow_scores(self) -> None:
-        if self.grow == "gradient":
-            self._scores = {n: p.grad.detach().abs() for n, p in self._params.items()
-                            if p.grad is not None}
+    def _read_grow_scores(self, optimizer) -> None:
+        if self.grow == "gradient":  # |dL/dw|: under AMP the gradients are still scaled here
+            self._scores = {n: unscaled(optimizer, p.grad.detach()).abs()
+                            for n, p in self._params.items() if p.grad is not None}
         elif self.grow == "hebbian" and self._recorder is not None:
             self._scores = self._recorder.detach()
             self._recorder = None
 
     def _post_step(self, optimizer, args, kwargs) -> None:
+        if step_skipped(optimizer):  # nothing moved; not a step: no count, no rewiring
+            if self._recorder is not None:
+                self._arm()          # record the retried step's batch afresh
+            return
         self.enforcer.apply_weights()
         if not self.rewires:
             return
