@@ -23,3 +23,12 @@ def sparsify(model, optimizer, method="esl", total_steps=1, steps_per_epoch=None
     from spikesculpt.train.fit import sparsify as _sparsify
 
     return _sparsify(model, optimizer, method, total_steps, steps_per_epoch, seed, **options)
+
+
+def calibrate_firing(model, x, min_rate=0.1):
+    """Scale up the Linear / Conv layers whose spiking neurons fire below ``min_rate`` on the
+    input batch ``x [T, B, ...]``; see ``spikesculpt.models.calibrate``. ``fit`` does this itself
+    (``init_firing``); call it before a loop of your own (``sparsify``)."""
+    from spikesculpt.models.calibrate import calibrate_firing as _calibrate
+
+    return _calibrate(model, x, min_rate)

@@ -154,6 +154,7 @@ class TrainConfig:
     loss: str = "ce"             # ce (on the time-averaged output) | tet (Deng et al. 2022)
     encoding: str = "direct"     # direct | poisson | latency (static data only)
     augment: str = "none"        # none | standard | flip+shift+cutout (data/augment.py)
+    init_firing: float = 0.1     # dense/sparse methods: wake layers firing below this at init
     val_fraction: float = 0.1
     seed: int = 0
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
@@ -171,7 +172,7 @@ class TrainConfig:
     NOT_HASHED = ("device", "amp", "data_root", "download")
     # Hashed only when set away from their default, so that adding them did not rename the run
     # directories of existing configs.
-    HASHED_IF_SET = {"augment": "none"}
+    HASHED_IF_SET = {"augment": "none", "init_firing": 0.1}
 
     def validate(self) -> "TrainConfig":
         for name in ("epochs", "timesteps", "batch_size"):
@@ -202,6 +203,9 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: "
                                 f"{', '.join(allowed)}")
+        if isinstance(self.init_firing, bool) or not 0 <= self.init_firing < 1:
+            raise UserError(f"init_firing must be in [0, 1) (a firing rate; 0 = off), got "
+                            f"{self.init_firing!r}; pass e.g. --init-firing 0.1")
         self.sparse.validate()
         self.genetic.validate()
         from spikesculpt.data.augment import parse_augment  # UserError for unknown ops

@@ -30,6 +30,8 @@ TRAIN_FLAGS = {
     "--data-root": ("data_root", str, "folder with downloaded datasets"),
     "--augment": ("augment", str, "training-batch augmentation: none | standard (flip+shift) | "
                   "flip, shift, cutout joined with +"),
+    "--init-firing": ("init_firing", float, "dense and sparse methods: before training, scale up "
+                      "the Linear/Conv layers whose neurons fire below this rate (0 = off)"),
 }
 SPARSE_FLAGS = {
     "--density": ("density", float, "sparse methods: fraction of connections kept, in (0, 1]"),

@@ -13,6 +13,12 @@ A method is a ``Callback`` with three extra entry points, so it works both insid
 The trainer calls ``setup(trainer)`` (= ``attach`` with the trainer's model, optimizer and step
 counts) once it has built its optimizer, and the usual callback events after that.
 ``save_artifacts(folder)`` writes the method's own files into a finished run directory.
+
+A method with ``calibrates_init = True`` (``dense`` and the sparse methods: trained from their
+initial weights) wakes silent layers when a fresh run starts (``on_fit_start``):
+``models.calibrate.calibrate_firing`` on the first training batch, with
+``config.init_firing`` as the minimum firing rate; the factors are reported in metrics.json as
+``init_scales``. Methods whose weights come from elsewhere (gene encodings) leave it off.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from spikesculpt.models.calibrate import calibrate_firing
 from spikesculpt.train.callbacks import Callback
 
 
@@ -31,6 +38,8 @@ class Method(Callback):
     # The TrainConfig section holding this method's options ("sparse", "genetic"; None: none).
     # It is what the run hash includes besides the common fields (runs.hashed_train_config).
     config_section: Optional[str] = None
+    calibrates_init = False
+    init_scales: dict = {}
 
     @classmethod
     def resolve_config(cls, config) -> None:
@@ -52,9 +61,35 @@ class Method(Callback):
     def params(self) -> dict:
         return {}
 
+    def on_fit_start(self, trainer) -> None:
+        if self.calibrates_init and trainer.config.init_firing > 0:
+            self.init_scales = calibrate_firing(trainer.model, first_batch(trainer),
+                                                trainer.config.init_firing)
+
+    def state_dict(self) -> dict:
+        return {"init_scales": dict(self.init_scales)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.init_scales = dict(state.get("init_scales", {}))
+
     def save_artifacts(self, folder: Path) -> None:
         pass
 
     def on_fit_end(self, trainer, metrics: dict) -> None:
         metrics["method"] = self.name
         metrics["method_params"] = self.params()
+        if self.calibrates_init:
+            metrics["init_scales"] = dict(self.init_scales)
+
+
+CALIBRATION_SAMPLES = 256
+
+
+def first_batch(trainer) -> torch.Tensor:
+    """The first ``CALIBRATION_SAMPLES`` training samples (in stored order), encoded as the
+    trainer encodes them (Poisson spikes from a fixed seed): ``[T, B, ...]`` on its device."""
+    from spikesculpt.train.trainer import _generator, iterate_batches
+
+    x, _ = next(iter(iterate_batches(trainer.splits.train, CALIBRATION_SAMPLES, False)))
+    gen = _generator(trainer.config.seed, 0, 3) if trainer.device.type == "cpu" else None
+    return trainer.to_time_major(x, gen)

@@ -11,6 +11,7 @@ class Dense(Method):
     """Plain dense training: every weight is trained, no mask."""
 
     name = "dense"
+    calibrates_init = True
 
     @classmethod
     def from_config(cls, config) -> "Dense":

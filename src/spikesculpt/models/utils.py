@@ -16,6 +16,8 @@ from torch import nn
 from spikesculpt.neurons import SpikingNeuron
 
 PRUNABLE_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+# normalisations: a layer whose output goes through one of these has its scale set by it
+NORM_TYPES = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
 
 
 def prunable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:

@@ -11,6 +11,8 @@ Knows nothing of methods or the CLI; methods (``spikesculpt.methods``) are built
 - ``scores.py``: magnitude, dense gradient, Hebbian spike coincidence (``HebbianRecorder``).
 - ``drop_and_grow`` (``rewire.py``): one constant-count rewiring step of a layer.
 - ``schedule.py``: cosine-decayed rewiring fraction, update steps.
+- ``steps.py``: whether the step a hook runs in really happens and how its gradients are
+  scaled (AMP ``GradScaler`` with fused optimizers).
 """
 
 from spikesculpt.sparse.allocation import RULES, layer_counts  # noqa: F401
@@ -20,3 +22,4 @@ from spikesculpt.sparse.mask import Mask  # noqa: F401
 from spikesculpt.sparse.rewire import drop_and_grow  # noqa: F401
 from spikesculpt.sparse.schedule import cosine_fraction, is_update_step  # noqa: F401
 from spikesculpt.sparse.scores import HebbianRecorder, coincidence, is_spiking_module  # noqa: F401
+from spikesculpt.sparse.steps import grad_scale, step_skipped, unscaled  # noqa: F401

@@ -23,6 +23,10 @@ PyTorch see the true sparse model. Cost per step: two fused multi-tensor multipl
 call each for all masked layers — the per-step overhead on a 1 ms digits-MLP step is a few
 percent (``benchmarks/bench_sparse_methods.py --parts overhead``).
 
+Under AMP with a fused optimizer the hooks also run on steps that ``GradScaler`` skips
+(``sparse/steps.py``); masking a gradient or re-zeroing a weight is harmless there (nothing
+moves), so the enforcer does not check — hooks that count steps or read gradients must.
+
 A method that runs its own optimizer hooks (``SparseMethod``) builds the enforcer with
 ``hooks=False`` and calls ``apply_grads`` / ``apply_weights`` from them: one hook call per step
 each way instead of two.

@@ -16,7 +16,10 @@
 attached: a prunable layer's input is held until the next spiking neuron whose output has the
 layer's output shape runs (``conv -> BN -> LIF``, ``linear -> LIF``: the neuron it drives), then
 ``C += postᵀ·pre`` and the input is released. A layer that drives no spiking neuron (the
-readout) uses its output current as ``post``, and ``|C|`` is the score. Spiking neurons are
+readout) uses its output current as ``post``, and ``|C|`` is the score. So does a layer whose
+neuron sees another shape — a pooling layer between them (``conv -> max-pool -> LIF``): spikes
+of the pooled map cannot be matched to the conv's output positions. Such layers are listed in
+``HebbianRecorder.fallback`` (the sparse methods warn once). Spiking neurons are
 spikesculpt's ``SpikingNeuron`` and, for models built with them, SpikingJelly's ``BaseNode`` and
 snnTorch's ``SpikingNeuron`` (recognised by class, without importing those packages).
 """
@@ -77,7 +80,9 @@ class HebbianRecorder:
         self.model = model
         self.layers = layers
         self.scores: dict[str, torch.Tensor] = {}
+        self.fallback: set[str] = set()  # layers whose neuron had another shape: currents used
         self._pending: list[tuple[str, nn.Module, torch.Tensor, torch.Size]] = []
+        self._passed: set[str] = set()   # pending layers a spiking neuron ran after
         self._handles = []
 
     def attach(self) -> "HebbianRecorder":
@@ -123,6 +128,7 @@ class HebbianRecorder:
                 self._add(name, layer, pre, output.detach())
             else:
                 keep.append((name, layer, pre, out_shape))
+                self._passed.add(name)
         self._pending = keep
 
     def _model_done(self, module, inputs, output):
@@ -132,6 +138,8 @@ class HebbianRecorder:
         """Layers that drove no spiking neuron in this forward: post = their output current,
         recomputed from the held input."""
         pending, self._pending = self._pending, []
+        self.fallback |= {name for name, *_ in pending if name in self._passed}
+        self._passed = set()
         for name, layer, pre, _ in pending:
             with torch.no_grad(), torch.autocast(pre.device.type, enabled=False):
                 out = layer(pre.to(layer.weight.dtype))

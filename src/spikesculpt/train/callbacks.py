@@ -6,7 +6,9 @@ The loop calls, in order::
     on_fit_start(trainer)                       # fresh runs only (not when resuming)
     per epoch:  on_epoch_start(trainer, epoch)
         per batch: on_after_backward(trainer)   # gradients exist, optimizer has not stepped
-                   on_step_end(trainer)         # after optimizer.step(); trainer.step counts steps
+                   on_step_end(trainer)         # after optimizer.step(); trainer.step counts
+                                                # iterations, AMP-skipped ones included
+                                                # (trainer.last_step_skipped)
         on_epoch_end(trainer, epoch, row)       # row: this epoch's history dict; add columns to it
     on_fit_end(trainer, metrics)                # metrics: the final metrics dict; add keys to it
 

@@ -24,6 +24,7 @@ from typing import Optional
 from torch import nn
 
 from spikesculpt.config import TrainConfig, overlay
+from spikesculpt.metrics.model_stats import model_stats
 
 
 def _split_options(config: TrainConfig, options: dict) -> tuple[dict, dict]:
@@ -42,6 +43,19 @@ def fit(model: nn.Module, splits, config: Optional[TrainConfig] = None,
     ``method`` names the training method (default ``config.method``); ``options`` are config
     fields (``epochs=30``) or the method's options (``density=0.1``, ``grow="hebbian"``).
     The model kept is the best on validation; ``metrics["test_accuracy"]`` is measured on it.
+
+    Returned keys (as in a run's metrics.json): ``test_accuracy``, ``val_accuracy``,
+    ``best_epoch``, ``firing_rate``, ``layer_firing_rates``, ``silent_layers``, ``density``
+    (nonzero / prunable weights), ``params_total``, ``params_prunable``, ``nonzero_prunable``,
+    ``method``, ``method_params``, ``init_scales`` (dense / sparse methods) and the method's own
+    keys (sparse: ``mask_density``, ``topology_change``, ...).
+
+    Your model is changed in place: a sparse method zeroes the pruned weights and multiplies the
+    kept ones by 1/√d where no normalisation follows (``rescale_kept_weights``); dense and sparse
+    methods then scale up the Linear / Conv layers whose spiking neurons fire below
+    ``init_firing`` (0.1) on the first training batch (``models.calibrate``; pass
+    ``init_firing=0`` to keep your weights as they are, e.g. a trained model). A layer still
+    silent after an epoch gets one warning.
     """
     from spikesculpt.methods import build_method
     from spikesculpt.train.trainer import Trainer
@@ -62,7 +76,11 @@ def fit(model: nn.Module, splits, config: Optional[TrainConfig] = None,
     config.validate()
     model = built.prepare_model(model)
     trainer = Trainer(model, splits, config, [built], progress=progress)
-    return trainer.fit()
+    metrics = trainer.fit()
+    stats = model_stats(trainer.model)
+    metrics.update({k: stats[k] for k in ("density", "params_total", "params_prunable",
+                                          "nonzero_prunable")})
+    return metrics
 
 
 def sparsify(model: nn.Module, optimizer, method: str = "esl", total_steps: int = 1,
@@ -70,7 +88,9 @@ def sparsify(model: nn.Module, optimizer, method: str = "esl", total_steps: int 
     """Make ``model`` sparse in place and run ``method`` inside ``optimizer``'s step hooks.
 
     Returns the attached method (``.mask``, ``.updates``, ``.topology_change()``). The optimizer
-    must hold the model's parameters; ``total_steps`` sets the rewiring schedule.
+    must hold the model's parameters; ``total_steps`` sets the rewiring schedule. Without data
+    here, silent layers are not woken: call ``spikesculpt.calibrate_firing(model, x)`` on one
+    input batch after this if a layer may start silent (see ``fit``).
     """
     from spikesculpt.methods import create_method
 

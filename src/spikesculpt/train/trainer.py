@@ -5,6 +5,9 @@ event frames ``[B, T, ...] -> [T, B, ...]``, run the model to logits ``[T, B, K]
 (``ce`` or ``tet``), backward, optimizer step. After every epoch the model is evaluated on the
 validation split; the weights with the best validation accuracy are kept (ties keep the earlier
 epoch) and the test accuracy is reported for those weights — never the best *test* accuracy.
+A spiking layer that fires below ``SILENT_RATE`` on the validation set after an epoch gets one
+warning naming it and the fix; ``silent_layers`` in the final metrics lists those silent on test.
+BatchNorm running statistics average the first batches plainly (``norm_stats.py``).
 
 Randomness is explicit: batch order, Poisson encoding and ``--augment`` (training batches only)
 draw from generators seeded by ``(seed, epoch)``, so a resumed run replays exactly the epochs an
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from contextlib import nullcontext
 from typing import Callable, Iterable, Iterator, Optional
 
@@ -29,6 +33,7 @@ from spikesculpt.metrics.activity import ActivityRecorder
 from spikesculpt.models.utils import stateful_modules
 from spikesculpt.train.callbacks import Callback
 from spikesculpt.train.losses import LOSSES
+from spikesculpt.train.norm_stats import warm_running_stats
 from spikesculpt.train.optim import build_optimizer, build_scheduler
 
 
@@ -44,6 +49,14 @@ def resolve_device(name: str) -> torch.device:
         from spikesculpt.errors import UserError
         raise UserError("device cuda requested but CUDA is not available; use --device cpu")
     return device
+
+
+SILENT_RATE = 1e-3  # a spiking layer firing below this (spikes per neuron per step) is silent
+
+
+def silent_layers(rates: dict[str, float]) -> list[str]:
+    """Names of the spiking layers whose firing rate is below ``SILENT_RATE``."""
+    return [name for name, rate in rates.items() if rate < SILENT_RATE]
 
 
 def _generator(seed: int, epoch: int, stream: int) -> torch.Generator:
@@ -80,9 +93,16 @@ class Trainer:
     """Trains ``model`` on ``splits`` (a ``DataSplits``) as ``config`` says.
 
     Attributes callbacks may use: ``model``, ``optimizer``, ``scheduler``, ``config``, ``device``,
-    ``epoch`` (0-based, current), ``step`` (optimizer steps so far), ``steps_per_epoch``,
+    ``epoch`` (0-based, current), ``step`` (training iterations so far), ``steps_per_epoch``,
     ``total_steps``, ``last_batch`` (the encoded input and labels of the latest batch),
-    ``history`` (list of per-epoch rows).
+    ``history`` (list of per-epoch rows), ``last_step_skipped`` / ``skipped_steps``.
+
+    ``step`` counts iterations — batches trained — including the steps that mixed precision's
+    ``GradScaler`` skips on an inf/NaN gradient (``last_step_skipped`` is then True and
+    ``skipped_steps`` counts them): it is the position in the data stream, which resuming
+    and rewinding (``epoch = step // steps_per_epoch``) rely on, and ``total_steps`` is counted
+    the same way. Optimizer-hook methods count only the steps that really happened
+    (``sparse/steps.py``), so under AMP their count can trail ``step`` by ``skipped_steps``.
     """
 
     def __init__(self, model: nn.Module, splits, config: TrainConfig,
@@ -97,11 +117,14 @@ class Trainer:
         self.optimizer = build_optimizer(self.model.parameters(), config)
         self.scheduler = build_scheduler(self.optimizer, config)
         self.use_amp = bool(config.amp and self.device.type == "cuda")
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp)
         self.steps_per_epoch = math.ceil(len(splits.train) / config.batch_size)
         self.total_steps = self.steps_per_epoch * config.epochs
         self.epoch = 0
         self.step = 0
+        self.skipped_steps = 0       # AMP overflow steps (counted in step too)
+        self.last_step_skipped = False
+        self._warned_silent = False
         self.history: list[dict] = []
         self.best_val = -1.0
         self.best_epoch = -1
@@ -140,12 +163,18 @@ class Trainer:
         aug_gen = _generator(cfg.seed, epoch, 2)
         if self.device.type != "cpu":
             enc_gen = None  # Poisson draws on the device use the global (seeded) CUDA generator
-        total_loss = correct = seen = 0
         batches = iterate_batches(self.splits.train, cfg.batch_size, True, order_gen)
         # a live bar on terminals only; every epoch then leaves one line (see ``fit``)
         bar = tqdm(batches, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    leave=False, disable=not self.progress or None, dynamic_ncols=True)
         skip, self.skip_batches = self.skip_batches, 0
+        with warm_running_stats(self.model):
+            total_loss, correct, seen = self._train_batches(bar, skip, enc_gen, aug_gen)
+        return {"train_loss": total_loss / seen, "train_accuracy": correct / seen}
+
+    def _train_batches(self, bar, skip: int, enc_gen, aug_gen) -> tuple[float, int, int]:
+        """Train on the batches of ``bar`` after the first ``skip``; (loss sum, correct, seen)."""
+        total_loss = correct = seen = 0
         for i, (x, y) in enumerate(bar):
             if self.augment is not None:
                 x = self.augment(x, aug_gen)
@@ -161,8 +190,7 @@ class Trainer:
             self.scaler.scale(loss).backward()
             for cb in self.callbacks:
                 cb.on_after_backward(self)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            self._optimizer_step()
             self.step += 1
             for cb in self.callbacks:
                 cb.on_step_end(self)
@@ -171,7 +199,16 @@ class Trainer:
             correct += int((logits.detach().mean(0).argmax(1) == y).sum())
             seen += n
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
-        return {"train_loss": total_loss / seen, "train_accuracy": correct / seen}
+        return total_loss, correct, seen
+
+    def _optimizer_step(self) -> None:
+        """``scaler.step`` + ``update``; with AMP, note whether the scaler skipped the step (it
+        lowers the scale exactly when it found an inf/NaN gradient)."""
+        scale = self.scaler.get_scale() if self.use_amp else 0.0
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.last_step_skipped = self.use_amp and self.scaler.get_scale() < scale
+        self.skipped_steps += int(self.last_step_skipped)
 
     @torch.no_grad()
     def evaluate(self, dataset, seed_stream: int = 7) -> dict:
@@ -215,6 +252,7 @@ class Trainer:
                    "train_accuracy": train["train_accuracy"], "val_loss": val["loss"],
                    "val_accuracy": val["accuracy"], "firing_rate": val["firing_rate"],
                    "lr": lr, "seconds": seconds}
+            self._warn_if_silent(val["layer_firing_rates"], epoch)
             if val["accuracy"] > self.best_val:
                 self.best_val, self.best_epoch = val["accuracy"], epoch + 1
                 self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -228,6 +266,19 @@ class Trainer:
                 on_epoch_done(self)
         return self.final_metrics()
 
+    def _warn_if_silent(self, rates: dict, epoch: int) -> None:
+        """Warn (once per trainer) when spiking layers fired below ``SILENT_RATE`` on the
+        validation set after an epoch."""
+        silent = silent_layers(rates)
+        if silent and not self._warned_silent:
+            self._warned_silent = True
+            warnings.warn(f"spiking layer(s) {', '.join(silent)} silent after epoch {epoch + 1} "
+                          f"(firing rate < {SILENT_RATE} on validation): no gradient passes "
+                          f"them and accuracy stays near chance; raise the input scale of those "
+                          f"layers (init_firing / --init-firing wakes layers fed straight by a "
+                          f"Linear or Conv; else a larger weight init, a BatchNorm before the "
+                          f"neuron or a lower v_threshold) or the density", stacklevel=2)
+
     def final_metrics(self) -> dict:
         """Load the best-validation weights and measure them on validation and test."""
         if self.best_state is not None:
@@ -238,7 +289,10 @@ class Trainer:
                    "test_loss": test["loss"], "best_epoch": self.best_epoch,
                    "firing_rate": test["firing_rate"],
                    "layer_firing_rates": test["layer_firing_rates"],
+                   "silent_layers": silent_layers(test["layer_firing_rates"]),
                    "train_seconds": self.train_seconds}
+        if self.use_amp:
+            metrics["amp_skipped_steps"] = self.skipped_steps
         for cb in self.callbacks:
             cb.on_fit_end(self, metrics)
         return metrics
@@ -246,7 +300,8 @@ class Trainer:
     # ---------------------------------------------------------------- resume
     def state_dict(self) -> dict:
         return {
-            "epoch": self.epoch, "step": self.step, "model": self.model.state_dict(),
+            "epoch": self.epoch, "step": self.step, "skipped_steps": self.skipped_steps,
+            "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "history": self.history,
             "best_val": self.best_val, "best_epoch": self.best_epoch,
@@ -263,6 +318,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.skipped_steps = int(state.get("skipped_steps", 0))
         self.history = list(state["history"])
         self.best_val, self.best_epoch = float(state["best_val"]), int(state["best_epoch"])
         self.best_state = state["best_state"]

@@ -6,7 +6,10 @@ only in their defaults (``DEFAULTS``) and schedule. Built from the sparse core:
 1. ``prepare_model``: per-layer counts for the global ``density`` (``allocation.layer_counts``
    with the ``init`` rule; ``dense_first``/``dense_last`` keep those layers whole), an exact-count
    Erdős–Rényi mask per layer from a seeded generator (``init.random_mask``), pruned weights
-   zeroed. The kept weights keep the model's own initialisation.
+   zeroed. The kept weights keep the model's own initialisation, times 1/√d where no
+   normalisation follows (``rescale_kept_weights``); when a run starts, layers whose neurons
+   are still silent on a training batch are scaled up further (``Method.on_fit_start``:
+   ``models.calibrate.calibrate_firing``, ``config.init_firing``).
 2. ``attach``: a ``MaskEnforcer`` keeps pruned weights, gradients and optimizer state at zero;
    for rewiring methods two more optimizer hooks run the update:
    - pre-step, at an update step: read the grow scores (dense ``|grad|`` for ``gradient``; the
@@ -19,6 +22,8 @@ only in their defaults (``DEFAULTS``) and schedule. Built from the sparse core:
      to zero. ``α_t``: cosine decay from ``drop_fraction`` to 0 at ``update_until · total_steps``
      (RigL's schedule), or constant (SET).
    The active count of every layer never changes.
+   Under AMP, a step that ``GradScaler`` skips on overflow is no step for these hooks: not
+   counted, no rewiring, nothing read; gradient scores are unscaled (``sparse/steps.py``).
 3. Bookkeeping: one record per update (step, α, connections changed per layer, cumulative
    topology change); the mask at the best-validation epoch is kept with the best weights.
 
@@ -28,6 +33,7 @@ and seed give the same masks.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -37,9 +43,10 @@ from torch import nn
 from spikesculpt.config import SparseConfig
 from spikesculpt.errors import UserError
 from spikesculpt.methods.base import Method
-from spikesculpt.models.utils import prunable_parameters
+from spikesculpt.models.utils import NORM_TYPES, prunable_parameters
 from spikesculpt.sparse import (HebbianRecorder, Mask, MaskEnforcer, cosine_fraction,
                                 drop_and_grow, is_update_step, layer_counts, random_mask)
+from spikesculpt.sparse.steps import step_skipped, unscaled
 
 MASK_STREAM = 7_919  # offset of the mask generator's seed from the run seed
 
@@ -50,6 +57,7 @@ class SparseMethod(Method):
     name = "sparse"
     config_section = "sparse"
     rewires = True
+    calibrates_init = True
     schedule = "cosine"          # cosine | constant
     DEFAULTS: dict = dict(init="er", grow="random", update_every=100, drop_fraction=0.3,
                           update_until=0.75)
@@ -83,6 +91,7 @@ class SparseMethod(Method):
         self.every = 1
         self._recorder: Optional[HebbianRecorder] = None
         self._scores: dict[str, torch.Tensor] = {}
+        self._hebbian_warned: set[str] = set()
         self._epoch_first_update = 0
         self.last_update: dict[str, dict] = {}
 
@@ -160,19 +169,37 @@ class SparseMethod(Method):
             self._recorder = HebbianRecorder(self.model, self._layers).attach()
 
     def _pre_step(self, optimizer, args, kwargs) -> None:
+        if step_skipped(optimizer):  # AMP overflow: the fused optimizer will not step
+            return
         if self._next_is_update():
-            self._read_grow_scores()
+            self._read_grow_scores(optimizer)
         self.enforcer.apply_grads()
 
-    def _read_grow_scores(self) -> None:
-        if self.grow == "gradient":
-            self._scores = {n: p.grad.detach().abs() for n, p in self._params.items()
-                            if p.grad is not None}
+    def _read_grow_scores(self, optimizer) -> None:
+        if self.grow == "gradient":  # |dL/dw|: under AMP the gradients are still scaled here
+            self._scores = {n: unscaled(optimizer, p.grad.detach()).abs()
+                            for n, p in self._params.items() if p.grad is not None}
         elif self.grow == "hebbian" and self._recorder is not None:
             self._scores = self._recorder.detach()
+            self._warn_hebbian_fallback(self._recorder.fallback)
             self._recorder = None
 
+    def _warn_hebbian_fallback(self, names: set[str]) -> None:
+        """Warn once per layer whose Hebbian score had to use output currents, not spikes."""
+        new = sorted(names - self._hebbian_warned)
+        if new:
+            self._hebbian_warned |= set(new)
+            warnings.warn(f"hebbian growth: {', '.join(new)} drive(s) a spiking neuron only "
+                          f"through a layer that changes the shape (e.g. a max-pool between a "
+                          f"conv and its neuron), so their growth scores use the layer's output "
+                          f"current instead of post-synaptic spikes (docs/methods.md)",
+                          stacklevel=2)
+
     def _post_step(self, optimizer, args, kwargs) -> None:
+        if step_skipped(optimizer):  # nothing moved; not a step: no count, no rewiring
+            if self._recorder is not None:
+                self._arm()          # record the retried step's batch afresh
+            return
         self.enforcer.apply_weights()
         if not self.rewires:
             return
@@ -224,6 +251,10 @@ class SparseMethod(Method):
         return 1.0 - kept / initial
 
     # ------------------------------------------------------------------ callbacks
+    def on_fit_start(self, trainer) -> None:
+        super().on_fit_start(trainer)  # wake silent layers (the masked weights stay zero)
+        self._arm()                    # a fresh Hebbian recorder: those passes were no batch
+
     def on_epoch_start(self, trainer, epoch: int) -> None:
         self._epoch_first_update = len(self.updates)
 
@@ -262,12 +293,14 @@ class SparseMethod(Method):
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict:
-        return {"mask": self.mask.state_dict(), "initial_mask": self.initial_mask.state_dict(),
+        return {**super().state_dict(),
+                "mask": self.mask.state_dict(), "initial_mask": self.initial_mask.state_dict(),
                 "best_mask": None if self.best_mask is None else self.best_mask.state_dict(),
                 "step": self.step, "updates": list(self.updates),
                 "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
         self.mask.load_state_dict(state["mask"])
         self.initial_mask.load_state_dict(state["initial_mask"])
         self.best_mask = None if state["best_mask"] is None else Mask(state["best_mask"])
@@ -316,15 +349,13 @@ def rescale_kept_weights(model: nn.Module, mask: Mask) -> list[str]:
     return done
 
 
-_NORMS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm)
-
-
 def _normalised_layers(model: nn.Module) -> set[str]:
     """Weight names of layers whose next leaf module (registration order) is a normalisation."""
     leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
     out = set()
     for (name, module), (_, nxt) in zip(leaves, leaves[1:]):
-        if isinstance(nxt, _NORMS) and isinstance(getattr(module, "weight", None), nn.Parameter):
+        weight = getattr(module, "weight", None)
+        if isinstance(nxt, NORM_TYPES) and isinstance(weight, nn.Parameter):
             out.add(f"{name}.weight" if name else "weight")
     return out
 
