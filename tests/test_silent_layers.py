@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 import spikesculpt
-from spikesculpt.config import TrainConfig, config_hash
+from spikesculpt.config import TrainConfig
+from spikesculpt.runs import config_hash
 from spikesculpt.data import load_dataset
 from spikesculpt.errors import UserError
 from spikesculpt.methods import create_method
