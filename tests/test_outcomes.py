@@ -7,9 +7,9 @@ the command a user runs (``spikesculpt train / lottery / evolve``, in-process, o
 model, a few epochs) and asserts two outcomes:
 
 - the test accuracy reaches a floor well above chance (10 classes: chance = 10%);
-- validation is alive: the validation accuracy takes more than one value after the first epoch,
-  and the validation loss changes from every epoch to the next. An evaluation that uses stale
-  weights (a cache the optimizer does not invalidate, issue 11 item 1) repeats them.
+- validation follows the training: validation accuracy and loss change over the epochs (see
+  ``assert_learned``). An evaluation that uses stale weights (a cache the optimizer does not
+  invalidate, issue 11 item 1) leaves them (nearly) where the first epoch put them.
 
 Cases are parametrized over the registries (``METHODS``, the lottery ``STRATEGIES``, ``MODELS``),
 so a newly registered name is covered with the default settings below; a name needs an entry in
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 CHANCE = 0.1  # digits: 10 balanced classes
 MOVED = 0.02  # the validation loss must move by at least 2% of its first value
 
-# An MLP with one hidden layer of 128 LIF neurons, T = 2, 5 epochs of the 1,294 training digits.
+# An MLP with one hidden layer of 128 LIF neurons, T = 2, 5 epochs of the 1,295 training digits.
 MLP = ["--dataset", "digits", "--timesteps", "2", "--epochs", "5", "--lr", "1e-2",
        "--model-arg", "hidden=[128]"]
 # Spikformer (size cpu: 1 block, 16 tokens) with D = 32 instead of 64.
@@ -108,8 +108,7 @@ SEARCH_FLOOR = 0.2  # the best candidate's validation accuracy after its one-epo
 # near silent on 8x8 digits (VGG-16: firing < 0.01 in every layer) and reach only 20-60% (VGG-16
 # 20-30%) after 4 epochs, while with 0.5 they reach 83-95% in 3-4 epochs.
 LOW_THRESHOLD = ["--v-threshold", "0.5"]
-MODEL_ARGS = {
-    "mlp": MLP,  # the same run as the dense method's case (run once)
+MODEL_ARGS = {  # (mlp: the dense method's run)
     "conv": ["--epochs", "4", "--lr", "3e-2", "--model-arg", "width=0.25"],
     "vggsnn": ["--epochs", "3", "--lr", "1e-2", "--model-arg", "width=0.125", *LOW_THRESHOLD],
     "vgg9": ["--epochs", "3", "--lr", "1e-2", "--model-arg", "width=0.125", *LOW_THRESHOLD],
@@ -136,6 +135,17 @@ DEFAULT_MODEL_FLOOR = 0.50
 
 
 # ----------------------------------------------------------------------------- helpers
+@pytest.fixture(autouse=True)
+def _figures_not_drawn(monkeypatch):
+    """The runs build their figures but do not lay them out or render them: drawing took a
+    fifth of this file's CPU time, and the plots are tested with their commands (e.g.
+    test_train_cli, test_lottery_search). The PNG files are left empty."""
+    from matplotlib.figure import Figure
+
+    monkeypatch.setattr(Figure, "tight_layout", lambda self, *args, **kwargs: None)
+    monkeypatch.setattr(Figure, "savefig", lambda self, *args, **kwargs: None)
+
+
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory):
     """Run a ``spikesculpt`` command once per module (cases with equal arguments share the run);
@@ -159,18 +169,16 @@ def read_history(path) -> list[dict]:
 
 def assert_learned(test_accuracy: float, history: list[dict], floor: float, where: str,
                    fresh: bool = True) -> None:
-    """The test accuracy reaches ``floor``, and validation followed the training.
+    """Validation followed the training, and the test accuracy reaches ``floor``.
 
     Validation must move: its accuracy is not the same at every epoch, its loss changes from
     every epoch to the next and, at some epoch, by at least ``MOVED`` of the first epoch's
     value. A training from scratch (``fresh``) must also show its learning on validation: a
     later epoch's accuracy beats the first's (a lottery ticket rewound to a trained snapshot may
     start at its best). The stale generated weights of issue 11 item 1 fail these: while train
-    accuracy rose from 40% to 95%, validation loss moved by < 1% and its accuracy stayed within
-    a sample or two of epoch 1's.
+    accuracy rose from 40% to 95%, validation loss moved by < 1.2% and its accuracy stayed
+    within a sample or two of epoch 1's (the healthy runs here move it by >= 3.6%).
     """
-    assert floor >= 1.5 * CHANCE  # a floor must say more than "not broken"
-    assert test_accuracy >= floor, f"{where}: test accuracy {test_accuracy:.3f} < floor {floor}"
     val_acc = [float(row["val_accuracy"]) for row in history]
     val_loss = [float(row["val_loss"]) for row in history]
     assert len(history) >= 3, f"{where}: {len(history)} epochs"
@@ -184,6 +192,8 @@ def assert_learned(test_accuracy: float, history: list[dict], floor: float, wher
     if fresh:
         assert max(val_acc[1:]) > val_acc[0], \
             f"{where}: no epoch after the first improved the validation accuracy: {val_acc}"
+    assert floor >= 1.5 * CHANCE  # a floor must say more than "not broken"
+    assert test_accuracy >= floor, f"{where}: test accuracy {test_accuracy:.3f} < floor {floor}"
 
 
 def method_args(name: str) -> list[str]:
@@ -197,13 +207,18 @@ def method_args(name: str) -> list[str]:
 
 
 def model_args(name: str) -> list[str]:
-    extra = MODEL_ARGS.get(name, DEFAULT_MODEL_ARGS)
-    if extra is MLP:
-        return [*MLP, "--method", "dense"]
-    return ["--dataset", "digits", "--timesteps", "2", "--model", name, *extra]
+    """The ``train`` flags of model ``name``'s case (dense); mlp shares the dense method's run."""
+    if name == "mlp":
+        return method_args("dense")
+    return ["--dataset", "digits", "--timesteps", "2", "--model", name,
+            *MODEL_ARGS.get(name, DEFAULT_MODEL_ARGS)]
 
 
 # ----------------------------------------------------------------------------- the contract
+METHOD_CASES = METHODS.names()
+MODEL_CASES = MODELS.names()
+
+
 def test_tables_name_registered_things():
     """Every registered method, strategy and model has a case; the tables name nothing that is
     not registered (a renamed entry would silently fall back to the defaults)."""
@@ -215,10 +230,6 @@ def test_tables_name_registered_things():
     assert {c.split("+")[0] for c in LOTTERY_FLOORS} <= set(STRATEGIES.names())
     assert set(MODEL_ARGS) | set(MODEL_FLOORS) <= set(MODELS.names())
     assert set(EVOLVE_CASES) == set(EVOLVE_FLOORS)
-
-
-METHOD_CASES = METHODS.names()
-MODEL_CASES = MODELS.names()
 
 
 # ----------------------------------------------------------------------------- outcomes
@@ -254,6 +265,7 @@ def test_lottery_strategy_finds_a_ticket_that_learns(case, cli):
 def test_evolve_search_and_final_training_learn(case, cli):
     out = cli("evolve", *EVOLVE, *EVOLVE_CASES[case])
     summary = json.loads((out / "evolution.json").read_text())
+    assert summary["search"]["algorithm"].lower().startswith(case)
     assert summary["best"]["accuracy"] >= SEARCH_FLOOR
     assert_learned(summary["final"]["test_accuracy"], read_history(out / "final" / "history.csv"),
                    EVOLVE_FLOORS[case], f"evolve {case}")
