@@ -53,7 +53,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from machine import provenance, result_stem  # benchmarks/machine.py
-from summary import by_seed, choose_on_validation, diff_ci, mean_std, paired_difference, pct
+from summary import (by_seed, choose_default, choose_on_validation, diff_ci, mean_std,
+                     paired_difference, pct)
 
 from spikesculpt.config import EvolutionConfig, TrainConfig
 from spikesculpt.data import load_dataset
@@ -290,17 +291,24 @@ def choose_init_std(rows: list[dict]) -> tuple[list[dict], dict]:
         candidates.append({"init_std": s, "n": len(val[s]), "val_mean": m, "val_std": sd,
                            "val_minus_default": paired_difference(val[s], val[default])
                            if default in val else None})
-    best = candidates[choose_on_validation(candidates)]
+    chosen_index, top_index = choose_default(candidates, 0) if default in val \
+        else (choose_on_validation(candidates),) * 2
+    best, top = candidates[chosen_index], candidates[top_index]
     test = mean_std(r["test_accuracy"] for r in rows if r["init_std"] == best["init_std"])
     chosen = {**best, "test_mean": test[0], "test_std": test[1],
-              "current_default": default, "is_current_default": best["init_std"] == default}
+              "current_default": default, "is_current_default": best["init_std"] == default,
+              "best_mean": {"init_std": top["init_std"],
+                            "val_minus_default": top["val_minus_default"]}}
     rows = [r if r["init_std"] == best["init_std"]
             else {k: v for k, v in r.items() if k != "test_accuracy"} for r in rows]
     print("init_std: VALIDATION accuracy (%) of every candidate, mean ± std over seeds; paired "
           "difference to the current default")
     for c in candidates:
+        mark = "  <- chosen" if c is best else ("  <- best mean, within noise" if c is top else "")
         print(f"  s={c['init_std']:<8} {pct(c['val_mean'], c['val_std'])}  "
-              f"{diff_ci(c['val_minus_default'])}{'  <- chosen' if c is best else ''}")
+              f"{diff_ci(c['val_minus_default'])}{mark}")
+    print("rule: the default stays unless the validation-best candidate beats it with a paired "
+          "95% CI above 0")
     print(f"chosen on validation: init_std {best['init_std']}; its test accuracy "
           f"{pct(test[0], test[1])}; current default {default}: "
           f"{'the same' if chosen['is_current_default'] else 'different'}")

@@ -41,7 +41,8 @@ from pathlib import Path
 import torch
 
 from machine import device_missing, provenance, result_stem, slug  # benchmarks/machine.py
-from summary import by_seed, choose_on_validation, diff_ci, mean_std, paired_difference, pct
+from summary import (by_seed, choose_default, choose_on_validation, diff_ci, mean_std,
+                     paired_difference, pct)
 
 from spikesculpt.config import TrainConfig
 from spikesculpt.methods import METHODS
@@ -223,7 +224,6 @@ def choose_sweep(rows: list[dict], default: dict) -> dict:
     from the results, so nothing downstream can choose on them). Each candidate also gets its
     paired validation difference to the current default (is a change beyond seed noise?)."""
     table = summarize(rows, ["variant", "update_every"], test=False)
-    best = table[choose_on_validation(table)]
     current = {"grow": default["grow"], "update_every": default["update_every"]}
     val = {key: by_seed(rs, "val_accuracy")
            for key, rs in group(rows, ["variant", "update_every"]).items()}
@@ -231,6 +231,15 @@ def choose_sweep(rows: list[dict], default: dict) -> dict:
     for c in table:
         c["val_minus_default"] = (paired_difference(val[(c["variant"], c["update_every"])], base)
                                   if base else None)
+    default_index = next((i for i, c in enumerate(table)
+                          if (c["variant"], c["update_every"]) ==
+                          (f"esl-{current['grow']}", current["update_every"])), None)
+    if default_index is None:
+        best = table[choose_on_validation(table)]
+        top = best
+    else:
+        chosen_index, top_index = choose_default(table, default_index)
+        best, top = table[chosen_index], table[top_index]
     is_best = [r["variant"] == best["variant"] and r["update_every"] == best["update_every"]
                for r in rows]
     test = mean_std(r["test_accuracy"] for r, b in zip(rows, is_best) if b)
@@ -245,9 +254,13 @@ def choose_sweep(rows: list[dict], default: dict) -> dict:
     print(f"\nESL sweep at density {rows[0]['density_target']}: VALIDATION accuracy (%) of "
           f"every candidate, mean ± std over seeds; paired difference to the current default")
     for c in table:
-        mark = "  <- chosen" if c is best else ""
+        mark = "  <- chosen" if c is best else ("  <- best mean, within noise" if c is top else "")
         print(f"  {c['variant']:<13} T_iter={c['update_every']:<4} "
               f"{pct(c['val_mean'], c['val_std'])}  {diff_ci(c['val_minus_default'])}{mark}")
+    chosen["best_mean"] = {"variant": top["variant"], "update_every": top["update_every"],
+                           "val_minus_default": top["val_minus_default"]}
+    print("rule: the default stays unless the validation-best candidate beats it with a paired "
+          "95% CI above 0")
     print(f"chosen on validation: grow {chosen['grow']}, T_iter {chosen['update_every']}; its "
           f"test accuracy {pct(test[0], test[1])} (n = {chosen['n']}); current default grow "
           f"{current['grow']}, T_iter {current['update_every']}: "

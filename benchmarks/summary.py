@@ -9,6 +9,9 @@
   split is never used to choose anything (defaults, hyper-parameters, epochs): a benchmark that
   chooses reports the validation numbers of every candidate and the test number of the chosen
   one only.
+- ``choose_default``: how a *default* is chosen: the current default stays unless the
+  validation-best candidate beats it on the same seeds with a 95% CI above zero (a default is
+  not changed to chase seed noise).
 """
 
 from __future__ import annotations
@@ -77,6 +80,17 @@ def choose_on_validation(candidates: list[dict], mean: str = "val_mean",
         raise ValueError("no candidates to choose from")
     return min(range(len(candidates)),
                key=lambda i: (-candidates[i][mean], candidates[i].get(std, 0.0), i))
+
+
+def choose_default(candidates: list[dict], default_index: int,
+                   diff: str = "val_minus_default") -> tuple[int, int]:
+    """(chosen index, validation-best index). The validation-best candidate replaces the current
+    default (``candidates[default_index]``) only if its paired validation difference to it,
+    ``candidate[diff]`` (see ``paired_difference``), has a 95% CI entirely above zero."""
+    best = choose_on_validation(candidates)
+    d = candidates[best].get(diff)
+    beats = d is not None and d["ci95"][0] == d["ci95"][0] and d["ci95"][0] > 0
+    return (best if best == default_index or beats else default_index), best
 
 
 def pct(mean: float, std: float | None = None, digits: int = 2) -> str:

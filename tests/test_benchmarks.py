@@ -166,3 +166,17 @@ def test_lif_benchmark_without_cuda_writes_skipped_rows(monkeypatch, tmp_path):
     assert rows and all(r["status"] == "skipped: CUDA not available" for r in rows)
     assert "skipped: CUDA not available" in bench("tables").skipped_reason(
         json.loads(path.read_text()))
+
+
+def test_a_default_changes_only_for_a_difference_beyond_noise():
+    """The validation-best candidate replaces the current default only when its paired 95% CI
+    lies above zero; a better mean within noise keeps the default (and says so)."""
+    s = bench("summary")
+    default = {s_: 0.90 for s_ in range(3)}
+    noisy = {0: 0.95, 1: 0.88, 2: 0.93}           # mean +0.02, CI includes 0
+    clear = {0: 0.93, 1: 0.94, 2: 0.935}          # mean +0.035, CI above 0
+    cands = [{"val_mean": 0.90, "val_minus_default": s.paired_difference(default, default)},
+             {"val_mean": 0.92, "val_minus_default": s.paired_difference(noisy, default)}]
+    assert s.choose_default(cands, 0) == (0, 1)
+    cands.append({"val_mean": 0.935, "val_minus_default": s.paired_difference(clear, default)})
+    assert s.choose_default(cands, 0) == (2, 2)

@@ -14,10 +14,10 @@ Our choices (the paper does not publish code or these details; defaults picked b
 - rewiring fraction α0 = 0.3 with cosine decay, updates stop at 75% of training;
 - ``T_iter`` = 25 optimizer steps.
 
-Why gradient and 25 (benchmarks/README.md, "Sparse training from scratch"): on digits (MLP,
-density 0.1, 5 seeds) gradient growth beat random and Hebbian at every T_iter (86.8–88.0% vs
-85.2–86.3%) and was far ahead at 5% and 2% density; on digits-dvs (conv) the three rules tied
-at 10% density and T_iter = 25 was within noise of the best for every rule on both datasets.
+Why gradient and 25: chosen on *validation* accuracy by ``benchmarks/bench_sparse_methods.py
+--parts sweep`` (growth rule × T_iter at density 0.1, several seeds; the table and the paired
+differences are in docs/methods.md). The rule for a default: it stays unless a candidate beats it
+on validation with a paired 95% CI above zero; no candidate has so far.
 - regrown weights start at zero with fresh optimizer state.
 """
 
