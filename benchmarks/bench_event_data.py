@@ -33,7 +33,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from machine import provenance, result_stem  # benchmarks/machine.py
 
 

@@ -50,21 +50,29 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from machine import provenance, result_stem  # benchmarks/machine.py
+from summary import (
+    by_seed,
+    choose_default,
+    choose_on_validation,
+    diff_ci,
+    mean_std,
+    paired_difference,
+    pct,
+)
 from torch import nn
 
-from machine import provenance, result_stem  # benchmarks/machine.py
-from summary import (by_seed, choose_default, choose_on_validation, diff_ci, mean_std,
-                     paired_difference, pct)
-
-from spikesculpt.config import EvolutionConfig, TrainConfig
+from spikesculpt.config import TrainConfig
 from spikesculpt.data import load_dataset
+from spikesculpt.experiments.evolution.evolution import run_evolution
+from spikesculpt.experiments.evolution.options import EvolutionConfig
+from spikesculpt.experiments.evolution.population import PopulationScorer
+from spikesculpt.experiments.train_run import build, build_model
 from spikesculpt.methods.genetic import GeneDimWarning
-from spikesculpt.methods.genetic.evolution import run_evolution
 from spikesculpt.methods.genetic.genome import Genome
-from spikesculpt.methods.genetic.population import PopulationScorer
 from spikesculpt.models.utils import count_parameters
-from spikesculpt.train.run import build, build_model
 from spikesculpt.train.trainer import Trainer
+
 
 # ------------------------------------------------------------------------------ results
 def machine_info(threads: int) -> dict:

@@ -8,7 +8,7 @@ neuron differs:
 
     relu          nn.ReLU on the [T, B, 512] activations (the lower bound: same matmuls, no neuron)
     spikesculpt   spikesculpt.neurons.LIF (tau=2, hard reset, atan surrogate): the default fused
-                  kernel (the native C kernel when it is available, see neurons/_native.py)
+                  kernel (the native C kernel when it is available, see neurons/cpu_kernel.py)
     spikesculpt-torch  the same LIF forced onto the pure-PyTorch fused kernel (impl="torch"):
                   what a machine without a C compiler gets
     spikingjelly  spikingjelly.activation_based.neuron.LIFNode(tau=2, step_mode='m', ATan),
@@ -41,9 +41,8 @@ import time
 from pathlib import Path
 
 import torch
-from torch import nn
-
 from machine import device_missing, provenance, result_stem  # benchmarks/machine.py
+from torch import nn
 
 IN, HIDDEN, OUT = 784, 512, 10
 IMPLEMENTATIONS = ("relu", "spikesculpt", "spikesculpt-torch", "spikingjelly", "snntorch")
@@ -144,9 +143,9 @@ def machine_info(threads: int, device: str = "cpu") -> dict:
             versions[mod] = version(mod)
         except Exception:
             versions[mod] = None
-    from spikesculpt.neurons import _native
+    from spikesculpt.neurons import cpu_kernel
 
-    return {**provenance(threads, device), "spikesculpt_native_kernel": _native.status(),
+    return {**provenance(threads, device), "spikesculpt_native_kernel": cpu_kernel.status(),
             "peers": versions}
 
 

@@ -42,13 +42,13 @@ import time
 from pathlib import Path
 
 import torch
-
 from machine import provenance, result_stem, slug  # benchmarks/machine.py
 from summary import diff_ci, mean_std, paired_difference
 
-from spikesculpt.config import LotteryConfig, TrainConfig
-from spikesculpt.methods.lottery import run_lottery
-from spikesculpt.train.run import run_training
+from spikesculpt.config import TrainConfig
+from spikesculpt.experiments.lottery import run_lottery
+from spikesculpt.experiments.lottery.options import LotteryConfig
+from spikesculpt.experiments.train_run import run_training
 
 
 def paired(a: list, b: list, seeds: list) -> dict | None:
@@ -177,9 +177,9 @@ def part_early_time(args, work: Path) -> dict:
 @torch.no_grad()
 def spikes_after_embedding(run_dir: Path, config: TrainConfig) -> float:
     """Spikes per test sample in the spiking layers after the patch embedding (the blocks)."""
-    from spikesculpt.train.run import build, load_model_weights
-    from spikesculpt.train.trainer import Trainer, iterate_batches
+    from spikesculpt.experiments.train_run import build, load_model_weights
     from spikesculpt.models.utils import spiking_modules
+    from spikesculpt.train.trainer import Trainer, iterate_batches
 
     splits, model, _ = build(config)
     load_model_weights(run_dir / "model.safetensors", model)

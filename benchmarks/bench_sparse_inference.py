@@ -7,7 +7,7 @@ round (a busy shared machine slows all of them alike):
    Bernoulli input with ``--activity``, default 0.15) at densities 1, 0.5, 0.2, 0.1, 0.05, 0.02,
    for 784→512, 1024→1024 and 4096→4096. Rows: ``dense`` (``F.linear`` on the masked weight,
    PyTorch's GEMM), ``torch-csr`` (PyTorch's CSR matmul), ``rows`` / ``events`` (spikesculpt's
-   two native kernels, export/_kernel.py) and ``auto`` (what ``SparseLinear`` picks).
+   two native kernels, export/cpu_kernel.py) and ``auto`` (what ``SparseLinear`` picks).
 2. ``activity``: 1024→1024 at density 0.1 for input activities 0.01 .. 0.3: where the
    event-driven kernel overtakes the vectorised one (the ``EVENT_ACTIVITY`` crossover).
 3. ``conv``: a 3x3 convolution on spikes, dense ``conv2d`` vs im2col (``unfold``) + the sparse
@@ -41,17 +41,16 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-
 from machine import provenance, result_stem  # benchmarks/machine.py
 
-from spikesculpt.export import SparseLinear, _kernel, to_sparse_inference
+from spikesculpt.inference import SparseLinear, cpu_kernel, to_sparse_inference
 
 DENSITIES = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02)
 SHAPES = ((784, 512, 512), (1024, 1024, 512), (4096, 4096, 256))  # (in, out, rows)
 
 
 def machine_info(threads: int) -> dict:
-    return {**provenance(threads), "sparse_kernel": _kernel.status(),
+    return {**provenance(threads), "sparse_kernel": cpu_kernel.status(),
             "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
 
@@ -156,7 +155,7 @@ def part_conv(args, rows_out):
 
 def part_model(args, rows_out):
     from spikesculpt.config import TrainConfig
-    from spikesculpt.train.run import build, load_model_weights, run_training
+    from spikesculpt.experiments.train_run import build, load_model_weights, run_training
 
     densities = (0.1,) if args.quick else DENSITIES
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,7 +221,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.rounds, args.calls = 2, 1
     torch.set_num_threads(args.threads)
-    _kernel.library()
+    cpu_kernel.library()
     info = machine_info(args.threads)
     print(json.dumps(info), flush=True)
     rows: list[dict] = []

@@ -39,14 +39,20 @@ import time
 from pathlib import Path
 
 import torch
-
 from machine import device_missing, provenance, result_stem, slug  # benchmarks/machine.py
-from summary import (by_seed, choose_default, choose_on_validation, diff_ci, mean_std,
-                     paired_difference, pct)
+from summary import (
+    by_seed,
+    choose_default,
+    choose_on_validation,
+    diff_ci,
+    mean_std,
+    paired_difference,
+    pct,
+)
 
 from spikesculpt.config import TrainConfig
+from spikesculpt.experiments.train_run import run_training
 from spikesculpt.methods import METHODS
-from spikesculpt.train.run import run_training
 
 DENSITIES = [1.0, 0.5, 0.2, 0.1, 0.05, 0.02]
 GROWTHS = ("random", "gradient", "hebbian")
@@ -299,9 +305,9 @@ def part_steps(args, root) -> dict:
     from torch import nn
 
     from spikesculpt.data import load_dataset
+    from spikesculpt.experiments.train_run import build_model
     from spikesculpt.methods import create_method
     from spikesculpt.train.optim import build_optimizer
-    from spikesculpt.train.run import build_model
 
     cfg = base_config(args, 0)
     splits = load_dataset(args.dataset, timesteps=args.timesteps)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from spikesculpt.core.errors import UserError
 from spikesculpt.data import DATASETS, load_dataset, split_name, stratified_split
-from spikesculpt.errors import UserError
 
 
 def test_digits_splits_sizes_ranges_and_fixed_test_set():

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from spikesculpt.core.errors import UserError
 from spikesculpt.methods import create_method
 from spikesculpt.metrics.efficiency import measure_efficiency
 from spikesculpt.metrics.energy import ENERGY_PRESETS, energy_pj
@@ -15,7 +16,6 @@ from spikesculpt.metrics.synops import SynOpsCounter, conv_ops
 from spikesculpt.models import create_model
 from spikesculpt.models.layers import TimeDistributed
 from spikesculpt.neurons import IF, SpikingNeuron
-from spikesculpt.errors import UserError
 
 
 class Tiny(nn.Module):

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from spikesculpt.core.errors import UserError
 from spikesculpt.encoding import ENCODERS, encode
-from spikesculpt.errors import UserError
 
 
 def test_registered_encoders():

@@ -10,7 +10,7 @@ import torch
 
 from spikesculpt.cli.main import main
 from spikesculpt.config import TrainConfig
-from spikesculpt.runs import config_hash
+from spikesculpt.core.errors import UserError
 from spikesculpt.data import load_dataset
 from spikesculpt.data.augment import BatchAugment, build_augment, parse_augment
 from spikesculpt.data.base import DatasetInfo
@@ -19,7 +19,7 @@ from spikesculpt.data.digits_dvs import emulated_frames
 from spikesculpt.data.dvs_emulator import DVSEmulator, simulate_pixels
 from spikesculpt.data.events import make_events
 from spikesculpt.data.frames import events_to_frames
-from spikesculpt.errors import UserError
+from spikesculpt.experiments.rundir import config_hash
 
 # a short, coarse recording: 60 ms at 2 ms steps (fast in tests, same code path)
 FAST = dict(saccades=3, saccade_ms=20.0, dt_ms=2.0)

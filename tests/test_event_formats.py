@@ -9,14 +9,25 @@ import sys
 import numpy as np
 import pytest
 import torch
+from event_files import (
+    AEDAT3_HEADER,
+    DVS128_SYNC,
+    JAER_SPECIAL,
+    aedat2_bytes,
+    aedat2_words_bytes,
+    aedat3_packet,
+    davis_aps_address,
+    davis_dvs_address,
+    davis_imu_addresses,
+    write_gesture,
+    write_nmnist,
+    write_shd,
+)
 
-from event_files import (aedat2_bytes, aedat2_words_bytes, aedat3_packet, davis_aps_address,
-                         davis_dvs_address, davis_imu_addresses, write_gesture, write_nmnist,
-                         write_shd, AEDAT3_HEADER, DVS128_SYNC, JAER_SPECIAL)
 from spikesculpt.cli.main import main
+from spikesculpt.core.errors import UserError
 from spikesculpt.data import load_dataset
 from spikesculpt.data.cifar10dvs import read_aedat2_dvs128
-from spikesculpt.errors import UserError
 
 
 @pytest.fixture(autouse=True)
@@ -369,8 +380,8 @@ def test_cli_bad_event_input_is_one_line_exit_2(tmp_path):
 
 
 def test_frames_t_must_be_positive():
-    from spikesculpt.data.frames import events_to_frames
     from spikesculpt.data.events import empty_events
+    from spikesculpt.data.frames import events_to_frames
     for bad in (0, -3):
         with pytest.raises(UserError, match="positive number of time steps"):
             events_to_frames(empty_events(), (34, 34, 2), bad)

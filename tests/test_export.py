@@ -13,11 +13,16 @@ from safetensors.torch import load_file
 
 from spikesculpt.cli.main import main
 from spikesculpt.config import TrainConfig
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
+from spikesculpt.experiments.train_run import (
+    build,
+    load_model_weights,
+    load_run_config,
+    run_training,
+)
 from spikesculpt.export.safetensors_export import read_export
 from spikesculpt.models import create_model
 from spikesculpt.sparse import Mask
-from spikesculpt.train.run import build, load_model_weights, load_run_config, run_training
 
 
 def _train(root, name, **overrides):

@@ -11,12 +11,12 @@ from safetensors.torch import load_file
 
 from spikesculpt.cli.main import main
 from spikesculpt.config import TrainConfig
-from spikesculpt.errors import UserError
-from spikesculpt.runs import config_hash
+from spikesculpt.core.errors import UserError
+from spikesculpt.experiments.rundir import config_hash
+from spikesculpt.experiments.train_run import evaluate_run, run_training
 from spikesculpt.methods import create_method
 from spikesculpt.methods.genetic import gene_layers
 from spikesculpt.models import create_model
-from spikesculpt.train.run import evaluate_run, run_training
 from spikesculpt.train.trainer import Trainer
 
 SMALL = ["--epochs", "1", "--timesteps", "2", "--batch-size", "128",
@@ -191,7 +191,7 @@ def test_cli_process_one_line_warning_and_import_without_extras(tmp_path):
     assert len(warn) == 1 and warn[0].startswith("spikesculpt: warning: gene dimension 40")
     # the package (and the evolve command's module) imports without the evolution extras
     code = ("import sys; sys.modules['cma'] = None; sys.modules['pymoo'] = None; "
-            "import spikesculpt.cli.main, spikesculpt.methods.genetic.evolution; print('ok')")
+            "import spikesculpt.cli.main, spikesculpt.experiments.evolution.evolution; print('ok')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

@@ -9,15 +9,21 @@ import numpy as np
 import pytest
 import torch
 
-from spikesculpt.config import EvolutionConfig, TrainConfig
+from spikesculpt.config import TrainConfig
+from spikesculpt.core.errors import UserError
 from spikesculpt.data import load_dataset
-from spikesculpt.errors import UserError
+from spikesculpt.experiments.evolution.evolution import Evolution, run_evolution
+from spikesculpt.experiments.evolution.fitness import (
+    encoding_summary,
+    fitness,
+    regulariser_weight,
+    spatial_entropy,
+    temporal_difference,
+)
+from spikesculpt.experiments.evolution.options import EvolutionConfig
+from spikesculpt.experiments.evolution.population import PopulationScorer, SynOpsCounter
+from spikesculpt.experiments.evolution.stacked import NotStackable, StackedPopulation
 from spikesculpt.methods.genetic import Genome, genetic_encode
-from spikesculpt.methods.genetic.evolution import Evolution, run_evolution
-from spikesculpt.methods.genetic.fitness import (encoding_summary, fitness, regulariser_weight,
-                                                 spatial_entropy, temporal_difference)
-from spikesculpt.methods.genetic.population import PopulationScorer, SynOpsCounter
-from spikesculpt.methods.genetic.stacked import NotStackable, StackedPopulation
 from spikesculpt.models import MODELS, create_model
 
 pytest.importorskip  # (pycma and pymoo are test dependencies: no skip below)

@@ -10,10 +10,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikesculpt.errors import UserError
-from spikesculpt.methods.genetic import (GeneConv2d, GeneDimWarning, GeneInteraction, GeneLinear,
-                                         Genome, apply_genome, gene_layers, genetic_encode,
-                                         parameter_report)
+from spikesculpt.core.errors import UserError
+from spikesculpt.methods.genetic import (
+    GeneConv2d,
+    GeneDimWarning,
+    GeneInteraction,
+    GeneLinear,
+    Genome,
+    apply_genome,
+    gene_layers,
+    genetic_encode,
+    parameter_report,
+)
 from spikesculpt.methods.genetic.convert import break_even_gene_dim
 from spikesculpt.models import MODELS, create_model
 
@@ -375,8 +383,8 @@ def test_factorised_training_path_equals_the_generated_weight(kind):
 def test_gene_encoded_layers_count_synops_like_the_plain_layers():
     """SynOps of a gene-encoded network equal those of the plain network with the generated
     weights copied in (gene layers are connection layers for the efficiency metrics)."""
-    from spikesculpt.metrics.synops import SynOpsCounter
     from spikesculpt.methods.genetic.convert import genetic_encode
+    from spikesculpt.metrics.synops import SynOpsCounter
     from spikesculpt.models import create_model as _create
 
     torch.manual_seed(0)

@@ -7,23 +7,31 @@ import pytest
 import torch
 from torch import nn
 
-from spikesculpt.config import LotteryConfig, TrainConfig
-from spikesculpt.methods.lottery.search import lottery_hash
-from spikesculpt.data.base import DataSplits, DatasetInfo
-from spikesculpt.errors import UserError
-from spikesculpt.methods.lottery.early_bird import EarlyBirdDetector, mask_distance
-from spikesculpt.methods.lottery.early_time import (kl_divergence, normalised_kl,
-                                                    pick_timesteps, prefix_distributions)
-from spikesculpt.methods.lottery.pruning import full_mask, magnitude_prune, ticket_layers
-from spikesculpt.methods.lottery.score import ScoreNet, TopK, effective_weight
-from spikesculpt.methods.lottery.snapshot import (Snapshot, SnapshotCallback, parse_rewind,
-                                                  rewind_step)
-from spikesculpt.methods.lottery.ticket import TicketCallback
+from spikesculpt.config import TrainConfig
+from spikesculpt.core.errors import UserError
+from spikesculpt.data.base import DatasetInfo, DataSplits
+from spikesculpt.experiments.lottery.early_bird import EarlyBirdDetector, mask_distance
+from spikesculpt.experiments.lottery.options import LotteryConfig
+from spikesculpt.experiments.lottery.score import ScoreNet, TopK, effective_weight
+from spikesculpt.experiments.lottery.search import lottery_hash
+from spikesculpt.methods.tickets.early_time import (
+    kl_divergence,
+    normalised_kl,
+    pick_timesteps,
+    prefix_distributions,
+)
+from spikesculpt.methods.tickets.pruning import full_mask, magnitude_prune, ticket_layers
+from spikesculpt.methods.tickets.snapshot import (
+    Snapshot,
+    SnapshotCallback,
+    parse_rewind,
+    rewind_step,
+)
+from spikesculpt.methods.tickets.ticket import TicketCallback
 from spikesculpt.models import create_model, prunable_parameters
 from spikesculpt.sparse import Mask
 from spikesculpt.train.callbacks import Callback
 from spikesculpt.train.trainer import Trainer
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

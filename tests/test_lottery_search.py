@@ -11,13 +11,14 @@ import torch
 from safetensors.torch import load_file
 
 from spikesculpt.cli.main import main
-from spikesculpt.config import LotteryConfig, TrainConfig
+from spikesculpt.config import TrainConfig
+from spikesculpt.core.errors import UserError
 from spikesculpt.data.digits import digits_arrays
-from spikesculpt.errors import UserError
-from spikesculpt.methods.lottery import run_lottery
-from spikesculpt.methods.lottery.imp import IMP
+from spikesculpt.experiments.lottery import run_lottery
+from spikesculpt.experiments.lottery.imp import IMP
+from spikesculpt.experiments.lottery.options import LotteryConfig
+from spikesculpt.experiments.train_run import run_training
 from spikesculpt.sparse import Mask
-from spikesculpt.train.run import run_training
 from spikesculpt.train.trainer import Trainer
 
 TIMING = ("search_seconds", "search_cpu_seconds", "train_seconds")

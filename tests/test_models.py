@@ -7,9 +7,17 @@ import pytest
 import torch
 from torch import nn
 
-from spikesculpt.errors import UserError
-from spikesculpt.models import (MODELS, ConvBNSpike, SeqDropout, TimeDistributed, create_model,
-                                model_options, prunable_parameters, spiking_modules)
+from spikesculpt.core.errors import UserError
+from spikesculpt.models import (
+    MODELS,
+    ConvBNSpike,
+    SeqDropout,
+    TimeDistributed,
+    create_model,
+    model_options,
+    prunable_parameters,
+    spiking_modules,
+)
 from spikesculpt.models.layers import pool2d
 from spikesculpt.neurons import NEURONS, SpikingNeuron
 

@@ -18,23 +18,25 @@ import pytest
 import torch
 
 from spikesculpt.config import NeuronConfig
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 from spikesculpt.neurons import (
     IF,
     LIF,
     NEURONS,
     ParametricLIF,
     SpikingNeuron,
+    cpu_kernel,
     create_neuron,
-    functional as F,
     if_multistep,
     if_step,
     lif_multistep,
     lif_step,
 )
-from spikesculpt.neurons import _native
+from spikesculpt.neurons import (
+    functional as F,
+)
 
-HAVE_NATIVE = _native.available()
+HAVE_NATIVE = cpu_kernel.available()
 FUSED = ["torch"] + (["native"] if HAVE_NATIVE else [])
 SURROGATES = ["atan", "sigmoid", "triangle", "fast_sigmoid"]
 RESETS = [0.0, None, -0.3]  # hard to 0, soft, hard to a negative potential
@@ -55,7 +57,7 @@ def kernel_h(x, r, thr, v_reset, impl):
     if impl == "torch":
         _, nh = F._fused_forward(x, r, thr, v_reset)
         return -nh
-    _, h = _native.forward(x, r, thr, v_reset, want_h=True)
+    _, h = cpu_kernel.forward(x, r, thr, v_reset, want_h=True)
     return h
 
 
@@ -369,16 +371,16 @@ def test_plif_learns_tau():
 
 
 def test_native_status_and_switches(monkeypatch):
-    assert isinstance(_native.status(), str)
+    assert isinstance(cpu_kernel.status(), str)
     if HAVE_NATIVE:
-        assert _native.status().startswith("loaded")
+        assert cpu_kernel.status().startswith("loaded")
         with pytest.raises(UserError, match="impl='native' needs"):
             lif_multistep(torch.randn(3, 2, dtype=torch.bfloat16), impl="native")
     # SPIKESCULPT_NATIVE=0 turns it off (fresh state, restored afterwards)
-    monkeypatch.setattr(_native, "_lib", None)
-    monkeypatch.setattr(_native, "_state", "not tried")
+    monkeypatch.setattr(cpu_kernel, "_lib", None)
+    monkeypatch.setattr(cpu_kernel, "_state", "not tried")
     monkeypatch.setenv("SPIKESCULPT_NATIVE", "0")
-    assert not _native.available()
-    assert _native.status().startswith("disabled")
+    assert not cpu_kernel.available()
+    assert cpu_kernel.status().startswith("disabled")
     x = torch.randn(5, 3, 4)
     assert torch.equal(LIF()(x), lif_multistep(x, impl="autograd"))

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 from spikesculpt.models import create_model
 from spikesculpt.neurons import IF, LIF, SpikingNeuron
 

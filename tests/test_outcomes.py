@@ -26,10 +26,10 @@ import json
 
 import pytest
 
-import spikesculpt.methods.lottery  # noqa: F401  (registers the strategies)
+import spikesculpt.experiments.lottery  # noqa: F401  (registers the strategies)
 from spikesculpt.cli.main import main
+from spikesculpt.experiments.lottery.registry import STRATEGIES
 from spikesculpt.methods import METHODS
-from spikesculpt.methods.lottery.registry import STRATEGIES
 from spikesculpt.models import MODELS
 
 pytestmark = pytest.mark.usefixtures("one_thread")

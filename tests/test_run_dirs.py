@@ -17,12 +17,14 @@ import textwrap
 import pytest
 
 from spikesculpt.cli.main import main
-from spikesculpt.config import EvolutionConfig, LotteryConfig, TrainConfig
-from spikesculpt.errors import UserError
-from spikesculpt.methods.genetic.evolution import run_evolution
-from spikesculpt.methods.lottery.search import run_lottery
-from spikesculpt.runs import LOCK_NAME, RunLock, dataset_slug
-from spikesculpt.train.run import run_training
+from spikesculpt.config import TrainConfig
+from spikesculpt.core.errors import UserError
+from spikesculpt.experiments.evolution.evolution import run_evolution
+from spikesculpt.experiments.evolution.options import EvolutionConfig
+from spikesculpt.experiments.lottery.options import LotteryConfig
+from spikesculpt.experiments.lottery.search import run_lottery
+from spikesculpt.experiments.rundir import LOCK_NAME, RunLock, dataset_slug
+from spikesculpt.experiments.train_run import run_training
 from spikesculpt.train.trainer import Trainer
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -53,7 +55,7 @@ def test_lock_is_held_across_processes(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
-            from spikesculpt.runs import RunLock
+            from spikesculpt.experiments.rundir import RunLock
             with RunLock({str(out)!r}):
                 print("locked", flush=True)
                 sys.stdin.readline()

@@ -9,15 +9,15 @@ from torch import nn
 
 import spikesculpt
 from spikesculpt.config import TrainConfig
-from spikesculpt.runs import config_hash
+from spikesculpt.core.errors import UserError
 from spikesculpt.data import load_dataset
-from spikesculpt.errors import UserError
+from spikesculpt.experiments.rundir import config_hash
+from spikesculpt.experiments.train_run import run_training
 from spikesculpt.methods import create_method
 from spikesculpt.models import create_model
 from spikesculpt.models.calibrate import calibrate_firing, driving_layers
 from spikesculpt.neurons import LIF
 from spikesculpt.train.norm_stats import warm_running_stats
-from spikesculpt.train.run import run_training
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,11 +7,19 @@ import pytest
 import torch
 from torch import nn
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 from spikesculpt.models import create_model, prunable_parameters
-from spikesculpt.sparse import (HebbianRecorder, Mask, MaskEnforcer, coincidence,
-                                cosine_fraction, drop_and_grow, is_update_step, layer_counts,
-                                random_mask)
+from spikesculpt.sparse import (
+    HebbianRecorder,
+    Mask,
+    MaskEnforcer,
+    coincidence,
+    cosine_fraction,
+    drop_and_grow,
+    is_update_step,
+    layer_counts,
+    random_mask,
+)
 
 
 def gen(seed=0):

@@ -12,11 +12,11 @@ from torch import nn
 
 from spikesculpt.cli.main import main
 from spikesculpt.config import TrainConfig
-from spikesculpt.export import SparseLinear, _kernel, to_sparse_inference
-from spikesculpt.export.sparse_inference import compare_models
-from spikesculpt.train.run import evaluate_run, run_training
+from spikesculpt.experiments.train_run import evaluate_run, run_training
+from spikesculpt.inference import SparseLinear, cpu_kernel, to_sparse_inference
+from spikesculpt.inference.sparse_inference import compare_models
 
-HAVE_KERNEL = _kernel.available()
+HAVE_KERNEL = cpu_kernel.available()
 
 
 def sparse_weight(out_f, in_f, density, g):
@@ -26,11 +26,11 @@ def sparse_weight(out_f, in_f, density, g):
 def test_kernel_loads_where_there_is_a_compiler():
     """Where a C compiler exists (CI, developer machines) the kernel must really load, so that
     the comparisons below test it and not only the PyTorch fallback."""
-    from spikesculpt import native
+    from spikesculpt.core import native_build
 
-    if native.compiler() is None or native.disabled_by_env():
+    if native_build.compiler() is None or native_build.disabled_by_env():
         pytest.skip("no C compiler (or SPIKESCULPT_NATIVE=0): the fallback is tested instead")
-    assert HAVE_KERNEL, _kernel.status()
+    assert HAVE_KERNEL, cpu_kernel.status()
 
 
 @pytest.mark.parametrize("mode", ["rows", "events", "auto", "torch"])
@@ -55,7 +55,7 @@ def test_sparse_linear_equals_dense_linear(mode, n, in_f, out_f, density, activi
             torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
         if mode != "torch" and HAVE_KERNEL:
             expected = mode if mode != "auto" else (
-                "events" if _kernel.activity(analog.reshape(-1, in_f)) < _kernel.EVENT_ACTIVITY
+                "events" if cpu_kernel.activity(analog.reshape(-1, in_f)) < cpu_kernel.EVENT_ACTIVITY
                 else "rows")
             assert layer.last_kernel == expected
     assert torch.equal(layer.to_dense_weight(), w)
@@ -73,14 +73,14 @@ def test_auto_picks_events_for_quiet_inputs_and_rows_for_busy_ones():
 
 def test_fallback_without_the_native_kernel_gives_the_same_results():
     code = ("import torch\n"
-            "from spikesculpt.export import SparseLinear, _kernel\n"
+            "from spikesculpt.inference import SparseLinear, cpu_kernel\n"
             "g = torch.Generator().manual_seed(1)\n"
             "w = torch.randn(20, 30, generator=g) * (torch.rand(20, 30, generator=g) < 0.2)\n"
             "x = (torch.rand(4, 7, 30, generator=g) < 0.3).float()\n"
             "layer = SparseLinear(w, None)\n"
             "torch.testing.assert_close(layer(x), x @ w.t(), rtol=1e-5, atol=1e-5)\n"
             "assert layer.last_kernel == 'torch', layer.last_kernel\n"
-            "print(_kernel.status())\n")
+            "print(cpu_kernel.status())\n")
     env = dict(os.environ, SPIKESCULPT_NATIVE="0")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=120)
@@ -99,7 +99,7 @@ def sparse_run(tmp_path_factory):
 def test_converted_model_predicts_exactly_as_the_dense_masked_model(sparse_run):
     """Oracle: the sparse inference model against the dense masked model it was made from, on
     the whole digits test split, both with the same input spikes."""
-    from spikesculpt.train.run import build, load_model_weights, load_run_config
+    from spikesculpt.experiments.train_run import build, load_model_weights, load_run_config
 
     _, config = load_run_config(sparse_run.run_dir.path)
     splits, model, _ = build(config)

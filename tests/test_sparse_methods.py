@@ -8,11 +8,11 @@ from safetensors.torch import load_file
 from torch import nn
 
 from spikesculpt.config import TrainConfig
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
+from spikesculpt.experiments.train_run import run_training
 from spikesculpt.methods import METHODS, SparseMethod, create_method
 from spikesculpt.models import create_model, prunable_parameters
 from spikesculpt.sparse import Mask
-from spikesculpt.train.run import run_training
 
 SPARSE = [n for n in METHODS.names() if issubclass(METHODS.get(n), SparseMethod)]
 # every method, and ESL with each of its growth rules
@@ -221,7 +221,7 @@ def test_esl_resume_gives_the_uninterrupted_masks_and_weights(tmp_path, monkeypa
 
 
 def test_dense_run_hash_ignores_sparse_options():
-    from spikesculpt.runs import config_hash
+    from spikesculpt.experiments.rundir import config_hash
 
     a, b = TrainConfig(), TrainConfig()
     b.sparse.density = 0.5

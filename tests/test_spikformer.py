@@ -5,10 +5,9 @@ import math
 import pytest
 import torch
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 from spikesculpt.models import count_parameters, create_model, prunable_parameters
 from spikesculpt.models.spikformer import kept_tokens, select_tokens
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

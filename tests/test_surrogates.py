@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 from spikesculpt.neurons import SURROGATES, Surrogate, create_surrogate, spike
 
 NAMES = list(SURROGATES)

@@ -11,9 +11,9 @@ from safetensors.torch import load_file
 
 from spikesculpt.cli.main import main
 from spikesculpt.config import TrainConfig
-from spikesculpt.runs import config_hash
-from spikesculpt.errors import UserError
-from spikesculpt.train.run import evaluate_run, run_training
+from spikesculpt.core.errors import UserError
+from spikesculpt.experiments.rundir import config_hash
+from spikesculpt.experiments.train_run import evaluate_run, run_training
 from spikesculpt.train.trainer import Trainer
 
 CONTRACT_KEYS = {"test_accuracy", "val_accuracy", "epochs", "timesteps", "seed", "dataset", "model",

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from spikesculpt.cli.main import main
+from spikesculpt.core.errors import UserError
 from spikesculpt.data import load_dataset
-from spikesculpt.errors import UserError
 
 
 def idx_bytes(a: np.ndarray) -> bytes:

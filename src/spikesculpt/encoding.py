@@ -33,8 +33,8 @@ from typing import Callable, Optional
 
 import torch
 
-from spikesculpt.errors import UserError
-from spikesculpt.registry import Registry
+from spikesculpt.core.errors import UserError
+from spikesculpt.core.registry import Registry
 
 ENCODERS = Registry("encoder")
 

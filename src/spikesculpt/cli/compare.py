@@ -13,9 +13,15 @@ from __future__ import annotations
 import argparse
 import copy
 
-from spikesculpt.cli.train import (add_config_flags, check_method_flags, config_from_args,
-                                   method_flags_given)
-from spikesculpt.errors import UserError
+from spikesculpt.cli.train import (
+    add_config_flags,
+    check_method_flags,
+    config_from_args,
+    method_flags_given,
+)
+from spikesculpt.core.errors import UserError
+from spikesculpt.experiments.train_run import run_training
+from spikesculpt.methods import METHODS
 
 
 def add_parser(sub) -> None:
@@ -27,8 +33,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spikesculpt.methods import METHODS
-    from spikesculpt.train.run import run_training
 
     methods = list(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
     if not methods:

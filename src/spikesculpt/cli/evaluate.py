@@ -11,6 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from spikesculpt.cli.train import size_text
+from spikesculpt.experiments.train_run import evaluate_run
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="recompute the metrics of a finished run",
@@ -25,8 +28,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spikesculpt.cli.train import size_text
-    from spikesculpt.train.run import evaluate_run
 
     m = evaluate_run(args.run_dir, device=args.device, sparse=args.sparse)
     if args.json:

@@ -9,10 +9,17 @@ from __future__ import annotations
 import argparse
 
 from spikesculpt.cli.parser import key_value, read_yaml_config
-from spikesculpt.cli.train import (NEURON_FLAGS, TRAIN_FLAGS, add_genetic_arguments,
-                                   flag_help, genetic_overrides)
-from spikesculpt.config import EvolutionConfig, TrainConfig, overlay
-from spikesculpt.runs import DEFAULT_RUNS_ROOT
+from spikesculpt.cli.train import (
+    NEURON_FLAGS,
+    TRAIN_FLAGS,
+    add_genetic_arguments,
+    flag_help,
+    genetic_overrides,
+)
+from spikesculpt.config import TrainConfig, overlay
+from spikesculpt.experiments.evolution.evolution import run_evolution
+from spikesculpt.experiments.evolution.options import EvolutionConfig
+from spikesculpt.experiments.rundir import DEFAULT_RUNS_ROOT
 
 EVOLVE_FLAGS = {
     "--population": ("population", int, "candidates per generation (>= 2)"),
@@ -84,7 +91,6 @@ def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, EvolutionC
 
 
 def run(args: argparse.Namespace) -> int:
-    from spikesculpt.methods.genetic.evolution import run_evolution
 
     config, evo = configs_from_args(args)
     result = run_evolution(config, evo, out=args.out, runs_root=args.runs_root,

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from spikesculpt.experiments.export_run import export_run
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a finished run (safetensors or NIR)",
@@ -25,7 +27,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spikesculpt.export.run_export import export_run
 
     r = export_run(args.run_dir, args.format, out=args.out, force=args.force, dt=args.dt)
     mask = "" if r["mask_density"] is None else f", mask density {r['mask_density']:.4f}"

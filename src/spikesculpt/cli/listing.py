@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import argparse
 
+from spikesculpt.data import DATASETS
+from spikesculpt.encoding import ENCODERS
+from spikesculpt.experiments.lottery import STRATEGIES
+from spikesculpt.methods import METHODS
+from spikesculpt.models import MODELS
+from spikesculpt.neurons import NEURONS, SURROGATES
+
 
 def registries() -> dict:
-    from spikesculpt.data import DATASETS
-    from spikesculpt.encoding import ENCODERS
-    from spikesculpt.methods import METHODS
-    from spikesculpt.methods.lottery import STRATEGIES
-    from spikesculpt.models import MODELS
-    from spikesculpt.neurons import NEURONS, SURROGATES
 
     return {"models": MODELS, "datasets": DATASETS, "neurons": NEURONS,
             "surrogates": SURROGATES, "methods": METHODS, "encoders": ENCODERS,

@@ -16,9 +16,15 @@ from __future__ import annotations
 
 import argparse
 
-from spikesculpt.cli.train import (add_config_flags, check_method_flags, config_from_args,
-                                   method_flags_given)
-from spikesculpt.config import LotteryConfig, overlay
+from spikesculpt.cli.train import (
+    add_config_flags,
+    check_method_flags,
+    config_from_args,
+    method_flags_given,
+)
+from spikesculpt.config import overlay
+from spikesculpt.experiments.lottery import run_lottery
+from spikesculpt.experiments.lottery.options import LotteryConfig
 
 LOTTERY_FLAGS = {
     "--strategy": ("strategy", str, "imp | early-bird | score | multilevel"),
@@ -76,7 +82,6 @@ def _pct(value) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spikesculpt.methods.lottery import run_lottery
 
     lottery = lottery_config_from_args(args)
     train = config_from_args(args)

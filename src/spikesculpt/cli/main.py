@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import errno
 import sys
+import warnings
 
-from spikesculpt.cli import (compare, evaluate, evolve, export, listing, lottery,
-                             show_data, train)
+from spikesculpt.cli import compare, evaluate, evolve, export, listing, lottery, show_data, train
 from spikesculpt.cli.parser import OneLineParser
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 
 
 def build_parser() -> OneLineParser:
@@ -54,7 +54,6 @@ def _system_error_line(exc: OSError) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import warnings
 
     warnings.showwarning = _one_line_warning  # warnings of a CLI run: one line each, no source
     args = build_parser().parse_args(argv)

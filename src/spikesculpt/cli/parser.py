@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spikesculpt.errors import UserError
+import yaml
+
+from spikesculpt.core.errors import UserError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -28,7 +30,6 @@ def positive_int(text: str) -> int:
 
 def key_value(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` with VALUE read as YAML (``hidden=[128,128]``, ``width=0.5``)."""
-    import yaml
 
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
@@ -40,7 +41,6 @@ def key_value(text: str) -> tuple[str, object]:
 
 
 def read_yaml_config(path: str) -> dict:
-    import yaml
 
     try:
         with open(path, encoding="utf-8") as fh:

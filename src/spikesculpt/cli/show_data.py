@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 
 from spikesculpt.cli.parser import positive_int
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
+from spikesculpt.data import load_dataset
+from spikesculpt.data.show import pick_samples, plot_samples, written_by_show_data
 
 
 def add_parser(sub) -> None:
@@ -32,7 +34,6 @@ def add_parser(sub) -> None:
 def check_out(out: Path, force: bool) -> None:
     """The picture goes to a ``.png`` file; a folder, or a file show-data did not write (unless
     ``force``), is refused before anything is computed."""
-    from spikesculpt.data.show import written_by_show_data
 
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; pass a file name such as {out / 'data.png'}")
@@ -45,8 +46,6 @@ def check_out(out: Path, force: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spikesculpt.data import load_dataset
-    from spikesculpt.data.show import pick_samples, plot_samples
 
     out = Path(args.out or re.sub(r"[^\w.-]+", "_", args.dataset) + ".png")
     check_out(out, args.force)

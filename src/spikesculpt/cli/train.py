@@ -6,8 +6,13 @@ import argparse
 
 from spikesculpt.cli.parser import key_value, positive_int, read_yaml_config
 from spikesculpt.config import GeneticConfig, NeuronConfig, SparseConfig, TrainConfig, overlay
-from spikesculpt.errors import UserError
-from spikesculpt.runs import DEFAULT_RUNS_ROOT
+from spikesculpt.core.errors import UserError
+from spikesculpt.experiments.rundir import DEFAULT_RUNS_ROOT
+from spikesculpt.experiments.train_run import run_training
+from spikesculpt.methods import METHODS
+from spikesculpt.methods.genetic.genome import read_genome_file
+from spikesculpt.methods.tickets.patch import check_patch_keep_option
+from spikesculpt.neurons import NEURONS, SURROGATES
 
 # flag -> (config key, type); flags default to None so that only given flags overlay the config.
 TRAIN_FLAGS = {
@@ -66,8 +71,6 @@ def add_parser(sub) -> None:
 def flag_help(flag: str, key: str, text: str) -> str:
     """``text`` with the registered names filled in (``{methods}``, ``{neurons}``,
     ``{surrogates}``) and the default read from the config dataclasses, never copied by hand."""
-    from spikesculpt.methods import METHODS
-    from spikesculpt.neurons import NEURONS, SURROGATES
 
     text = text.format(methods=" | ".join(METHODS.names()),
                        neurons=" | ".join(NEURONS.names()),
@@ -145,7 +148,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         config.model_kwargs = {**config.model_kwargs, **dict(args.model_arg)}
     if getattr(args, "patch_keep", None) is not None:
         config.model_kwargs = {**config.model_kwargs, "patch_keep": args.patch_keep}
-    from spikesculpt.methods.lottery.patch import check_patch_keep_option
 
     check_patch_keep_option(config.model, config.model_kwargs)
     return config.validate()
@@ -169,7 +171,6 @@ def genetic_overrides(args: argparse.Namespace) -> dict:
               for flag, (key, _, _) in GENETIC_FLAGS.items()}
     values["keep_first"], values["keep_last"] = args.keep_first, args.keep_last
     if args.genome:
-        from spikesculpt.methods.genetic.genome import read_genome_file
 
         values["genome"] = read_genome_file(args.genome)
     return {k: v for k, v in values.items() if v is not None}
@@ -189,7 +190,6 @@ def method_flags_given(args: argparse.Namespace, dense_flags: bool = True) -> di
 def check_method_flags(methods: list[str], given: dict) -> None:
     """A method option flag must be read by one of ``methods``: ``--density 0.1`` with the
     default dense method would train dense and call it finished."""
-    from spikesculpt.methods import METHODS
 
     for section, flags in given.items():
         readers = [m for m in METHODS if getattr(METHODS.get(m), "config_section", None) == section]
@@ -200,7 +200,6 @@ def check_method_flags(methods: list[str], given: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from spikesculpt.train.run import run_training
 
     config = config_from_args(args)
     check_method_flags([config.method], method_flags_given(args))

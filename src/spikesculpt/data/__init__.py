@@ -11,13 +11,9 @@ and the torchvision image sets ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifa
 ``imagenet``. Each dataset lives in one file and registers itself with ``@register_dataset``.
 """
 
-from spikesculpt.data.base import DataSplits, DatasetInfo, stratified_split  # noqa: F401
-from spikesculpt.data.registry import (DATASETS, load_dataset, register_dataset,  # noqa: F401
-                                       split_name)
-
-from spikesculpt.data import digits, npz  # noqa: F401,E402  (register the built-in datasets)
-from spikesculpt.data import (cifar10dvs, digits_dvs, dvs128, nmnist,  # noqa: F401,E402
-                              shd, vision)
+from spikesculpt.data import cifar10dvs, digits, digits_dvs, dvs128, nmnist, npz, shd, vision  # noqa: F401,E402  (register the built-in datasets)  # noqa: F401,E402
+from spikesculpt.data.base import DatasetInfo, DataSplits, stratified_split  # noqa: F401
+from spikesculpt.data.registry import DATASETS, load_dataset, register_dataset, split_name  # noqa: F401
 
 __all__ = ["DATASETS", "DataSplits", "DatasetInfo", "load_dataset", "register_dataset",
            "split_name", "stratified_split"]

@@ -33,7 +33,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 
 DVS128_CHIPS = ("dvs128", "tmpdiff128")     # jAER class names (after the last dot), any case
 SPECIAL_BITS = 0x8000_8000                  # bit 15 (sync / external input), bit 31 (special)

@@ -30,7 +30,7 @@ from typing import Optional
 
 import torch
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 
 OPS = ("flip", "shift", "cutout")
 ALIASES = {"crop": ("shift",), "standard": ("flip", "shift"), "none": ()}

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 
 
 @dataclass(frozen=True)

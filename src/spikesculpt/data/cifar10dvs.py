@@ -39,15 +39,24 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from spikesculpt.core.errors import UserError
 from spikesculpt.data.aedat2 import read_dvs128
 from spikesculpt.data.base import DataSplits
 from spikesculpt.data.events import make_events
-from spikesculpt.data.native import (Recording, ZipReader, child, find_dataset_dir, fingerprint,
-                                     frame_options, native_splits, read_file,
-                                     require_data_root, walk_files)
+from spikesculpt.data.native import (
+    Recording,
+    ZipReader,
+    child,
+    find_dataset_dir,
+    fingerprint,
+    frame_options,
+    native_splits,
+    read_file,
+    require_data_root,
+    walk_files,
+)
 from spikesculpt.data.options import parse_options
 from spikesculpt.data.registry import register_dataset
-from spikesculpt.errors import UserError
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
            "truck")

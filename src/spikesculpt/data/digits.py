@@ -16,6 +16,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+from sklearn.datasets import load_digits
 
 from spikesculpt.data.base import DataSplits, make_splits, stratified_split
 from spikesculpt.data.registry import register_dataset
@@ -27,7 +28,6 @@ TEST_SEED = 0
 @lru_cache(maxsize=1)
 def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """All 1,797 images ``[N, 1, 8, 8]`` float32 in [0, 1] and labels ``[N]`` int64."""
-    from sklearn.datasets import load_digits
 
     bunch = load_digits()
     x = (bunch.images.astype(np.float32) / 16.0)[:, None]

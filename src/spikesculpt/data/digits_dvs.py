@@ -31,14 +31,14 @@ from typing import Optional
 
 import numpy as np
 
-from spikesculpt.data.base import DataSplits, DatasetInfo, make_splits, tensor_dataset
+from spikesculpt.core.errors import UserError
+from spikesculpt.data.base import DatasetInfo, DataSplits, make_splits, tensor_dataset
 from spikesculpt.data.digits import digits_arrays, digits_test_split
 from spikesculpt.data.dvs_emulator import DVSEmulator, emulator_from_options, grey_images
 from spikesculpt.data.frame_cache import FrameSet, cached_frames
 from spikesculpt.data.frames import check_mode, check_timesteps, events_to_frames
 from spikesculpt.data.options import parse_options
 from spikesculpt.data.registry import load_dataset, register_dataset
-from spikesculpt.errors import UserError
 
 DEFAULT_TIMESTEPS = 4  # = TrainConfig.timesteps; used when a caller gives no T
 

@@ -42,13 +42,19 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from spikesculpt.core.errors import UserError
 from spikesculpt.data.base import DataSplits
 from spikesculpt.data.events import check_events, empty_events, make_events
-from spikesculpt.data.native import (Recording, fingerprint, frame_options, native_splits,
-                                     read_file, require_data_root)
+from spikesculpt.data.native import (
+    Recording,
+    fingerprint,
+    frame_options,
+    native_splits,
+    read_file,
+    require_data_root,
+)
 from spikesculpt.data.options import parse_options
 from spikesculpt.data.registry import register_dataset
-from spikesculpt.errors import UserError
 
 SENSOR = (128, 128, 2)
 NUM_CLASSES = 11

@@ -55,8 +55,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from spikesculpt.core.errors import UserError
 from spikesculpt.data.events import EVENT_DTYPE
-from spikesculpt.errors import UserError
 
 LUMA = (0.299, 0.587, 0.114)
 

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 
 EVENT_DTYPE = np.dtype([("t", "<i8"), ("x", "<i2"), ("y", "<i2"), ("p", "i1")])
 

@@ -36,8 +36,8 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 from tqdm.auto import tqdm
 
-from spikesculpt.errors import UserError
-from spikesculpt.io import write_json
+from spikesculpt.core.errors import UserError
+from spikesculpt.core.io import write_json
 
 FORMAT_VERSION = 1
 MAX_COUNT = np.iinfo(np.uint16).max

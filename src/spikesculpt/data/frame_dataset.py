@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from spikesculpt.data.base import DataSplits, DatasetInfo, make_splits, stratified_split
+from spikesculpt.core.errors import UserError
+from spikesculpt.data.base import DatasetInfo, DataSplits, make_splits, stratified_split
 from spikesculpt.data.frame_cache import FrameSet
-from spikesculpt.errors import UserError
 
 
 def in_memory_limit_bytes() -> float:

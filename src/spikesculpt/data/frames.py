@@ -27,7 +27,7 @@ from typing import Optional
 
 import numpy as np
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 
 MODES = ("time", "count")
 

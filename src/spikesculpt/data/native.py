@@ -22,11 +22,11 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from spikesculpt.core.errors import UserError
 from spikesculpt.data.base import DataSplits
 from spikesculpt.data.frame_cache import cached_frames
 from spikesculpt.data.frame_dataset import frame_splits
 from spikesculpt.data.frames import check_mode, check_timesteps, events_to_frames
-from spikesculpt.errors import UserError
 
 
 @dataclass(frozen=True)

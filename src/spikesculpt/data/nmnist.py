@@ -35,14 +35,23 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from spikesculpt.core.errors import UserError
 from spikesculpt.data.base import DataSplits
 from spikesculpt.data.events import check_events, make_events
-from spikesculpt.data.native import (Recording, ZipReader, child, find_dataset_dir, fingerprint,
-                                     frame_options, native_splits, read_file,
-                                     require_data_root, walk_files)
+from spikesculpt.data.native import (
+    Recording,
+    ZipReader,
+    child,
+    find_dataset_dir,
+    fingerprint,
+    frame_options,
+    native_splits,
+    read_file,
+    require_data_root,
+    walk_files,
+)
 from spikesculpt.data.options import parse_options
 from spikesculpt.data.registry import register_dataset
-from spikesculpt.errors import UserError
 
 SENSOR = (34, 34, 2)
 OVERFLOW_Y = 240

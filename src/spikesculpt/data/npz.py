@@ -25,9 +25,9 @@ from typing import Optional
 
 import numpy as np
 
+from spikesculpt.core.errors import UserError
 from spikesculpt.data.base import DataSplits, make_splits, stratified_split
 from spikesculpt.data.registry import register_dataset
-from spikesculpt.errors import UserError
 
 TEST_FRACTION = 0.2
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 
 
 def _convert(dataset: str, key: str, text: str, default: Any) -> Any:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import inspect
 from typing import Callable, Optional
 
+from spikesculpt.core.errors import UserError
+from spikesculpt.core.registry import Registry
 from spikesculpt.data.base import DataSplits
-from spikesculpt.errors import UserError
-from spikesculpt.registry import Registry
 
 DATASETS = Registry("dataset")
 

@@ -37,14 +37,21 @@ from typing import Optional
 
 import numpy as np
 
+from spikesculpt.core.errors import UserError
 from spikesculpt.data.base import DataSplits
 from spikesculpt.data.events import check_events, make_events
 from spikesculpt.data.frame_cache import cache_root
-from spikesculpt.data.native import (Recording, child, find_dataset_dir, fingerprint,
-                                     frame_options, native_splits, require_data_root)
+from spikesculpt.data.native import (
+    Recording,
+    child,
+    find_dataset_dir,
+    fingerprint,
+    frame_options,
+    native_splits,
+    require_data_root,
+)
 from spikesculpt.data.options import parse_options
 from spikesculpt.data.registry import register_dataset
-from spikesculpt.errors import UserError
 
 CHANNELS = 700
 NUM_CLASSES = 20

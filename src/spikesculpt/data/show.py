@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikesculpt.io import atomic_write
+from spikesculpt.core.io import atomic_write
 
 ON = np.array([1.0, 0.55, 0.0])
 OFF = np.array([0.15, 0.55, 1.0])

@@ -40,13 +40,14 @@ from typing import Optional
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from spikesculpt.data.base import DataSplits, DatasetInfo, make_splits, stratified_split
+from spikesculpt.core.errors import UserError
+from spikesculpt.data.base import DatasetInfo, DataSplits, make_splits, stratified_split
 from spikesculpt.data.native import child, read_file, require_data_root
 from spikesculpt.data.options import parse_options
 from spikesculpt.data.registry import register_dataset
-from spikesculpt.errors import UserError
 
 IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -287,7 +288,6 @@ class ImageFolderDataset(Dataset):
         return self.labels
 
     def __getitem__(self, i: int):
-        from PIL import Image, UnidentifiedImageError
 
         path = self.files[i]
         try:

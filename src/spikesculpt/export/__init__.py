@@ -1,7 +1,3 @@
-"""Deployment: sparse inference (``to_sparse_inference``), safetensors export with packed masks,
-NIR export (optional extra ``nir``). The CLI's ``spikesculpt export`` and ``evaluate --sparse``
-are built on these."""
-
-from spikesculpt.export.sparse_inference import SparseLinear, to_sparse_inference  # noqa: F401
-
-__all__ = ["SparseLinear", "to_sparse_inference"]
+"""Export formats: safetensors with packed masks (``safetensors_export``) and NIR both ways
+(``nir_export``, optional extra ``nir``). ``spikesculpt export`` (``experiments.export_run``) is
+built on them."""

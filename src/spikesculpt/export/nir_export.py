@@ -68,10 +68,12 @@ import numpy as np
 import torch
 from torch import nn
 
-import spikesculpt
-from spikesculpt.errors import UserError
-from spikesculpt.io import atomic_write
+from spikesculpt.core.errors import UserError
+from spikesculpt.core.io import atomic_write
+from spikesculpt.core.version import __version__
 from spikesculpt.models.layers import ConvBNSpike, LinearSpike, SeqDropout, TimeDistributed
+from spikesculpt.models.mlp import SpikingMLP
+from spikesculpt.models.vgg import SpikingVGG
 from spikesculpt.neurons import IF, LIF, ParametricLIF, SpikingNeuron
 
 DEFAULT_DT = 1e-4
@@ -108,8 +110,6 @@ def _unsupported(name: str, module: nn.Module, why: str = "") -> UserError:
 
 def _chain(model: nn.Module) -> list[tuple[str, object]]:
     """The model as an ordered list of (name, module or "flatten")."""
-    from spikesculpt.models.mlp import SpikingMLP
-    from spikesculpt.models.vgg import SpikingVGG
 
     if isinstance(model, SpikingMLP):
         return [("flatten", "flatten"), *_walk(model.hidden, "hidden"),
@@ -327,7 +327,7 @@ def to_nir(model: nn.Module, input_shape=None, masks: Optional[dict] = None,
     b.add("output", nir.Output(output_type={"output": np.array(b.shape)}))
     edges = list(zip(b.order[:-1], b.order[1:]))
     meta = {"dt": dt, "time_major": f"inputs are [T, B, ...]; one time step = dt = {dt:g} s",
-            "spikesculpt": spikesculpt.__version__,
+            "spikesculpt": __version__,
             "model": getattr(model, "model_name", type(model).__name__)}
     meta.update(metadata or {})
     return nir.NIRGraph(nodes=b.nodes, edges=edges, metadata=meta)

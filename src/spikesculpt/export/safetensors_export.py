@@ -40,9 +40,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-import spikesculpt
-from spikesculpt.errors import UserError
-from spikesculpt.io import atomic_write
+from spikesculpt.core.errors import UserError
+from spikesculpt.core.io import atomic_write
+from spikesculpt.core.version import __version__
 from spikesculpt.metrics.model_stats import model_stats
 from spikesculpt.sparse import Mask
 
@@ -55,7 +55,7 @@ def export_safetensors(model: nn.Module, path: str | Path, mask: Optional[Mask] 
     """Write ``model`` (+ ``mask``) to ``path`` atomically; ``metadata`` adds to the header."""
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     stats = model_stats(model)
-    meta = {"format": FORMAT, "spikesculpt": spikesculpt.__version__,
+    meta = {"format": FORMAT, "spikesculpt": __version__,
             "density": stats["density"],
             "layer_density": {layer["name"]: layer["density"] for layer in stats["layers"]}}
     if mask is not None and len(mask):

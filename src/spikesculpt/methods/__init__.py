@@ -11,12 +11,15 @@ Registered: ``dense``; the sparse methods ``static``, ``set``, ``rigl``, ``esl``
 (``methods/dynamic/``); ``genetic`` (gene-encoded layers, ``methods/genetic/``). The training loop builds them with ``build_method(config)``.
 """
 
+from spikesculpt.core.errors import UserError
+from spikesculpt.core.options import overlay_dataclass
+from spikesculpt.methods import (
+    dense,  # noqa: F401,E402
+    genetic,  # noqa: F401,E402
+)
 from spikesculpt.methods.base import Method  # noqa: F401
-from spikesculpt.methods.registry import METHODS, register_method  # noqa: F401
-
-from spikesculpt.methods import dense  # noqa: F401,E402
 from spikesculpt.methods.dynamic import SparseMethod  # noqa: F401,E402
-from spikesculpt.methods import genetic  # noqa: F401,E402
+from spikesculpt.methods.registry import METHODS, register_method  # noqa: F401
 
 
 def build_method(config) -> Method:
@@ -36,18 +39,13 @@ def create_method(name: str, seed: int = 0, **options) -> Method:
     """Build method ``name`` for use in your own loop; ``options`` are its config fields
     (for sparse methods the fields of ``SparseConfig``: density, init, grow, update_every,
     drop_fraction, update_until, dense_first, dense_last)."""
-    from spikesculpt.config import TrainConfig, overlay
-
-    config = TrainConfig(method=name, seed=seed)
     cls = METHODS.get(name)
-    section = getattr(cls, "config_section", None)
-    if options:
-        if section is None:
-            from spikesculpt.errors import UserError
+    if cls.options_class is None:
+        if options:
             raise UserError(f"method {name!r} takes no options, got {sorted(options)}")
-        overlay(getattr(config, section), options, f"{name} options")
-        getattr(config, section).validate()
-    return cls.from_config(config)
+        return cls.from_options(None, seed)
+    values = overlay_dataclass(cls.options_class(), options, f"{name} options").validate()
+    return cls.from_options(values, seed)
 
 
 __all__ = ["METHODS", "Method", "SparseMethod", "build_method", "create_method",

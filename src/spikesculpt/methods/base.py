@@ -31,15 +31,29 @@ from torch import nn
 
 from spikesculpt.models.calibrate import calibrate_firing
 from spikesculpt.train.callbacks import Callback
+from spikesculpt.train.trainer import _generator, iterate_batches
 
 
 class Method(Callback):
     name = "method"
-    # The TrainConfig section holding this method's options ("sparse", "genetic"; None: none).
-    # It is what the run hash includes besides the common fields (runs.hashed_train_config).
+    # The method's options: their dataclass (declared once, by the method's part) and the
+    # TrainConfig field holding them ("sparse", "genetic"; None: no options). The run hash
+    # includes that section besides the common fields (experiments.rundir.hashed_train_config).
+    options_class: Optional[type] = None
     config_section: Optional[str] = None
     calibrates_init = False
     init_scales: dict = {}
+
+    @classmethod
+    def from_options(cls, options, seed: int = 0) -> "Method":
+        """The method with ``options`` (an ``options_class`` instance, or None) and ``seed``."""
+        return cls()
+
+    @classmethod
+    def from_config(cls, config) -> "Method":
+        """The method for a run's ``TrainConfig`` (its own section and the run seed)."""
+        section = getattr(config, cls.config_section) if cls.config_section else None
+        return cls.from_options(section, int(config.seed))
 
     @classmethod
     def resolve_config(cls, config) -> None:
@@ -88,7 +102,6 @@ CALIBRATION_SAMPLES = 256
 def first_batch(trainer) -> torch.Tensor:
     """The first ``CALIBRATION_SAMPLES`` training samples (in stored order), encoded as the
     trainer encodes them (Poisson spikes from a fixed seed): ``[T, B, ...]`` on its device."""
-    from spikesculpt.train.trainer import _generator, iterate_batches
 
     x, _ = next(iter(iterate_batches(trainer.splits.train, CALIBRATION_SAMPLES, False)))
     gen = _generator(trainer.config.seed, 0, 3) if trainer.device.type == "cpu" else None

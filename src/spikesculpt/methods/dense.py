@@ -12,7 +12,3 @@ class Dense(Method):
 
     name = "dense"
     calibrates_init = True
-
-    @classmethod
-    def from_config(cls, config) -> "Dense":
-        return cls()

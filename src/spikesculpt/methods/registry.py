@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from spikesculpt.registry import Registry
+from spikesculpt.core.registry import Registry
 
 METHODS = Registry("method")
 

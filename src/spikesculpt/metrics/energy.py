@@ -20,7 +20,7 @@ T time steps).
 
 from __future__ import annotations
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 
 #: preset -> (pJ per MAC, pJ per AC), 45 nm, Horowitz ISSCC 2014.
 ENERGY_PRESETS: dict[str, tuple[float, float]] = {

@@ -9,7 +9,7 @@
   A layer whose CSR would be larger than dense (density above ~0.5 for float32) stays dense.
 
 This is a storage format (what shipping the weights costs). The sparse inference model
-(``spikesculpt.export.sparse_inference``) holds this CSR plus its transpose (CSC, for the
+(``spikesculpt.inference.sparse_inference``) holds this CSR plus its transpose (CSC, for the
 event-driven kernel), i.e. about twice the sparse weight bytes in memory.
 """
 

@@ -8,17 +8,24 @@ Every model is time-major and ends in a plain linear readout (``model.readout``)
 from ``spikesculpt.neurons`` (``neuron="lif" | "if" | "plif"``, ``neuron_kwargs={...}``).
 """
 
-from spikesculpt.models.factory import (MODELS, create_model, model_options,  # noqa: F401
-                                         register_model)
-from spikesculpt.models.base import SpikingModel  # noqa: F401
-from spikesculpt.models.layers import (ConvBNSpike, LinearSpike, SeqDropout,  # noqa: F401
-                                       TimeDistributed, seq_apply)
-from spikesculpt.models.utils import (count_parameters, prunable_parameters,  # noqa: F401
-                                      spiking_modules)
-
 # Register the built-in models (import order = nothing; the registry sorts names).
-from spikesculpt.models import conv, mlp, resnet, vgg  # noqa: F401,E402
-from spikesculpt.models import spikformer  # noqa: F401,E402
+from spikesculpt.models import (  # noqa: F401,E402
+                                         conv,
+                                         mlp,
+                                         resnet,
+                                         spikformer,  # noqa: F401,E402
+                                         vgg,
+)
+from spikesculpt.models.base import SpikingModel  # noqa: F401
+from spikesculpt.models.factory import MODELS, create_model, model_options, register_model  # noqa: F401
+from spikesculpt.models.layers import (  # noqa: F401
+                                         ConvBNSpike,
+                                         LinearSpike,
+                                         SeqDropout,
+                                         TimeDistributed,
+                                         seq_apply,
+)
+from spikesculpt.models.utils import count_parameters, prunable_parameters, spiking_modules  # noqa: F401
 
 __all__ = ["MODELS", "create_model", "register_model", "model_options", "SpikingModel",
            "TimeDistributed", "ConvBNSpike", "LinearSpike", "SeqDropout", "seq_apply",

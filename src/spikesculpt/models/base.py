@@ -8,7 +8,8 @@ from typing import Optional
 import torch
 from torch import nn
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
+from spikesculpt.models.layers import LinearSpike
 
 
 class SpikingModel(nn.Module):
@@ -56,7 +57,6 @@ class SpikingModel(nn.Module):
         PyTorch's default (BatchNorm follows them), and so does the readout. Our choice; the
         papers' code uses PyTorch's defaults.
         """
-        from spikesculpt.models.layers import LinearSpike
 
         for module in self.modules():
             if isinstance(module, LinearSpike) and module.bn is None:

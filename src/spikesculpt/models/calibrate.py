@@ -33,8 +33,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from spikesculpt.models.utils import (NORM_TYPES, PRUNABLE_TYPES, is_spiking_module,
-                                      stateful_modules)
+from spikesculpt.models.utils import NORM_TYPES, PRUNABLE_TYPES, is_spiking_module, stateful_modules
 
 MAX_DOUBLINGS = 12    # s <= 2**12: beyond that the layer's input itself is (nearly) silent
 BISECTIONS = 8        # s within a factor 2**(1/256) of the smallest that reaches the rate

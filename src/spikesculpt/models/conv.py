@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from spikesculpt.models.factory import (head_pool_arg, int_tuple, pool_kind, positive_float,
-                                         register_model, require_image, scaled)
+from spikesculpt.models.factory import (
+    head_pool_arg,
+    int_tuple,
+    pool_kind,
+    positive_float,
+    register_model,
+    require_image,
+    scaled,
+)
 from spikesculpt.models.layers import NeuronFactory
 from spikesculpt.models.vgg import SpikingVGG
 

@@ -24,9 +24,9 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch import nn
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
+from spikesculpt.core.registry import Registry
 from spikesculpt.neurons import NEURONS, create_neuron
-from spikesculpt.registry import Registry
 
 MODELS = Registry("model")
 

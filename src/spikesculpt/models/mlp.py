@@ -7,10 +7,15 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 from spikesculpt.models.base import SpikingModel
-from spikesculpt.models.factory import (int_tuple, positive_float, positive_int, register_model,
-                                         scaled)
+from spikesculpt.models.factory import (
+    int_tuple,
+    positive_float,
+    positive_int,
+    register_model,
+    scaled,
+)
 from spikesculpt.models.layers import LinearSpike, NeuronFactory
 
 

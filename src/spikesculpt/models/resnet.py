@@ -7,12 +7,23 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 from spikesculpt.models.base import SpikingModel
-from spikesculpt.models.factory import (int_tuple, positive_float, positive_int, register_model,
-                                         require_image, scaled)
-from spikesculpt.models.layers import (ConvBNSpike, LinearSpike, NeuronFactory, TimeDistributed,
-                                       seq_apply)
+from spikesculpt.models.factory import (
+    int_tuple,
+    positive_float,
+    positive_int,
+    register_model,
+    require_image,
+    scaled,
+)
+from spikesculpt.models.layers import (
+    ConvBNSpike,
+    LinearSpike,
+    NeuronFactory,
+    TimeDistributed,
+    seq_apply,
+)
 
 
 class SpikingBasicBlock(nn.Module):

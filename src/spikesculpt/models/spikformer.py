@@ -58,10 +58,15 @@ from typing import Optional
 import torch
 from torch import nn
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 from spikesculpt.models.base import SpikingModel
-from spikesculpt.models.factory import (positive_float, positive_int, register_model,
-                                         require_image, scaled)
+from spikesculpt.models.factory import (
+    positive_float,
+    positive_int,
+    register_model,
+    require_image,
+    scaled,
+)
 from spikesculpt.models.layers import NeuronFactory, seq_apply
 
 SIZES = {

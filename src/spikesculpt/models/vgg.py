@@ -20,10 +20,25 @@ import torch
 from torch import nn
 
 from spikesculpt.models.base import SpikingModel
-from spikesculpt.models.factory import (dropout_arg, head_pool_arg, int_tuple, pool_kind,
-                                         positive_float, register_model, require_image, scaled)
-from spikesculpt.models.layers import (ConvBNSpike, LinearSpike, NeuronFactory, SeqDropout,
-                                       TimeDistributed, pool2d, pooled)
+from spikesculpt.models.factory import (
+    dropout_arg,
+    head_pool_arg,
+    int_tuple,
+    pool_kind,
+    positive_float,
+    register_model,
+    require_image,
+    scaled,
+)
+from spikesculpt.models.layers import (
+    ConvBNSpike,
+    LinearSpike,
+    NeuronFactory,
+    SeqDropout,
+    TimeDistributed,
+    pool2d,
+    pooled,
+)
 
 Cfg = Sequence[Union[int, str]]
 

@@ -13,7 +13,7 @@ Layout of this package:
   ``fast_sigmoid``), ``create_surrogate``, ``spike`` (Θ forward, surrogate derivative backward).
 - ``functional.py``: pure step functions with explicit state (``lif_step``, ``if_step``) and
   fused whole-sequence kernels (``lif_multistep``, ``if_multistep``) with a hand-written backward.
-- ``_native.py``: the C kernel behind the fused functions on CPU (compiled on first use, cached;
+- ``cpu_kernel.py``: the C kernel behind the fused functions on CPU (compiled on first use, cached;
   falls back to PyTorch ops with identical results). ``native_status()`` reports on it;
   ``SPIKESCULPT_NATIVE=0`` turns it off.
 - ``modules.py``: ``SpikingNeuron`` modules ``LIF``, ``IF``, ``ParametricLIF`` and the ``NEURONS``
@@ -23,7 +23,7 @@ The dynamics follow SpikingJelly (Fang et al. 2023, Science Advances), see ``fun
 """
 
 from spikesculpt.neurons import functional  # noqa: F401
-from spikesculpt.neurons._native import status as native_status  # noqa: F401
+from spikesculpt.neurons.cpu_kernel import status as native_status  # noqa: F401
 from spikesculpt.neurons.functional import (  # noqa: F401
     if_multistep,
     if_step,

@@ -44,7 +44,7 @@ tensor is saved for the backward (the PyTorch path also keeps the spikes, which 
 keeps alive anyway; PLIF there also keeps X).
 Two interchangeable kernels compute exactly the same forward:
 
-- ``impl="native"``: a C kernel compiled on first use (``_native.py``; CPU, float32/float64,
+- ``impl="native"``: a C kernel compiled on first use (``cpu_kernel.py``; CPU, float32/float64,
   built-in surrogates) that runs the time loop per neuron in registers: forward one read of X
   and one write of S; it saves X and the backward recomputes H block by block in cache, reads
   dL/dS once and writes dL/dX once.
@@ -68,10 +68,17 @@ from typing import Optional, Union
 
 import torch
 
-from spikesculpt.errors import UserError
-from spikesculpt.neurons import _native
-from spikesculpt.neurons.surrogate import (ATan, FastSigmoid, Sigmoid, Surrogate, Triangle,
-                                           create_surrogate, spike)
+from spikesculpt.core.errors import UserError
+from spikesculpt.neurons import cpu_kernel
+from spikesculpt.neurons.surrogate import (
+    ATan,
+    FastSigmoid,
+    Sigmoid,
+    Surrogate,
+    Triangle,
+    create_surrogate,
+    spike,
+)
 
 Decay = Union[float, torch.Tensor]
 
@@ -313,18 +320,18 @@ def _use_native(x: torch.Tensor, surrogate: Surrogate, impl: str) -> bool:
                         "surrogate; use impl='auto'")
     if not ok or _is_compiling() or _dispatch_mode() is not None:
         return False
-    if _native._lib is not None:
+    if cpu_kernel._lib is not None:
         return True
-    if impl == "native" and not _native.available():
-        raise UserError(f"native neuron kernel {_native.status()}")
-    return _native.available()
+    if impl == "native" and not cpu_kernel.available():
+        raise UserError(f"native neuron kernel {cpu_kernel.status()}")
+    return cpu_kernel.available()
 
 
 class _FusedNeuron(torch.autograd.Function):
     """Whole-sequence LIF / IF / PLIF with a hand-written backward (see the module docstring).
 
     Two interchangeable kernels with identical forward results: PyTorch ops (any device/dtype;
-    saves -H) and the native C kernel (CPU float32/float64, ``_native.py``; saves the input X
+    saves -H) and the native C kernel (CPU float32/float64, ``cpu_kernel.py``; saves the input X
     and recomputes H inside the backward kernel, which is cheaper than writing H out).
     """
 
@@ -336,7 +343,7 @@ class _FusedNeuron(torch.autograd.Function):
         ctx.cfg = (v_threshold, v_reset, detach_reset, surrogate, native)
         ctx.has_rt = r_t is not None
         if native:
-            s, _ = _native.forward(x, decay, v_threshold, v_reset)
+            s, _ = cpu_kernel.forward(x, decay, v_threshold, v_reset)
             ctx.save_for_backward(x, r_t)
         else:
             s, nh = _fused_forward(x, decay, v_threshold, v_reset)
@@ -352,7 +359,7 @@ class _FusedNeuron(torch.autograd.Function):
         if native:
             x, r_t = ctx.saved_tensors
             decay = r_t if ctx.has_rt else ctx.r
-            g, acc = _native.backward(gs, x, decay, thr, v_reset, detach,
+            g, acc = cpu_kernel.backward(gs, x, decay, thr, v_reset, detach,
                                       _native_surrogate_id(surrogate), surrogate.alpha, want_gr)
             if want_gr:
                 gr = torch.tensor(acc, dtype=r_t.dtype, device=r_t.device)
@@ -431,7 +438,7 @@ def _multistep(x: torch.Tensor, r: Optional[Decay], v_threshold: float,
     if not (needs_graph and torch.is_grad_enabled()):
         # inference: no graph, no saved state
         if native:
-            return _native.forward(x, r, v_threshold, v_reset)[0]
+            return cpu_kernel.forward(x, r, v_threshold, v_reset)[0]
         return _fused_forward(x, r, v_threshold, v_reset)[0]
     if r_t is not None:
         return _FusedNeuron.apply(x, r_t, None, v_threshold, v_reset, detach_reset, surrogate,

@@ -19,10 +19,10 @@ from typing import Optional
 import torch
 from torch import nn
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
+from spikesculpt.core.registry import Registry
 from spikesculpt.neurons import functional as F
 from spikesculpt.neurons.surrogate import Surrogate, create_surrogate
-from spikesculpt.registry import Registry
 
 NEURONS = Registry("neuron")
 

@@ -41,8 +41,8 @@ import math
 
 import torch
 
-from spikesculpt.errors import UserError
-from spikesculpt.registry import Registry
+from spikesculpt.core.errors import UserError
+from spikesculpt.core.registry import Registry
 
 SURROGATES = Registry("surrogate")
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from typing import Iterable, Mapping, Sequence
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 
 RULES = ("uniform", "er", "erk")
 

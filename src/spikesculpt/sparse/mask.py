@@ -22,10 +22,12 @@ from typing import Iterator, Mapping
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
-from spikesculpt.errors import UserError
-from spikesculpt.io import atomic_write
+from spikesculpt.core.errors import UserError
+from spikesculpt.core.io import atomic_write
 
 
 class Mask:
@@ -148,14 +150,12 @@ class Mask:
         return cls(masks)
 
     def save(self, path: str | Path) -> Path:
-        from safetensors.torch import save_file
 
         tensors, meta = self.packed()
         return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
     @classmethod
     def load(cls, path: str | Path) -> "Mask":
-        from safetensors import SafetensorError, safe_open
 
         try:
             with safe_open(str(path), framework="pt") as fh:

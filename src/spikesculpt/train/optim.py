@@ -15,9 +15,13 @@ Schedules step once per epoch: ``cosine`` anneals lr from ``config.lr`` to 0 ove
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from spikesculpt.config import TrainConfig
+if TYPE_CHECKING:  # the run's config is read, never imported (it is a floor above)
+    from spikesculpt.config import TrainConfig
+
 
 
 def _make(cls, params: list, **kwargs) -> torch.optim.Optimizer:

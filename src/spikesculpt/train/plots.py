@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spikesculpt.io import atomic_write
+from spikesculpt.core.io import atomic_write
 
 
 def plot_history(history: list[dict], path: Path, title: str = "") -> None:

@@ -20,13 +20,13 @@ import math
 import time
 import warnings
 from contextlib import nullcontext
-from typing import Callable, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from spikesculpt.config import TrainConfig
+from spikesculpt.core.errors import UserError
 from spikesculpt.data.augment import build_augment
 from spikesculpt.encoding import encode
 from spikesculpt.metrics.activity import ActivityRecorder
@@ -36,6 +36,9 @@ from spikesculpt.train.losses import LOSSES
 from spikesculpt.train.norm_stats import warm_running_stats
 from spikesculpt.train.optim import build_optimizer, build_scheduler
 
+if TYPE_CHECKING:  # the run's config is read, never imported (it is a floor above)
+    from spikesculpt.config import TrainConfig
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -43,10 +46,8 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        from spikesculpt.errors import UserError
         raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        from spikesculpt.errors import UserError
         raise UserError("device cuda requested but CUDA is not available; use --device cpu")
     return device
 

@@ -40,12 +40,21 @@ from typing import Optional
 import torch
 from torch import nn
 
-from spikesculpt.config import SparseConfig
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 from spikesculpt.methods.base import Method
+from spikesculpt.methods.dynamic.options import SparseConfig
+from spikesculpt.methods.dynamic.report import write_sparse_report
 from spikesculpt.models.utils import NORM_TYPES, prunable_parameters
-from spikesculpt.sparse import (HebbianRecorder, Mask, MaskEnforcer, cosine_fraction,
-                                drop_and_grow, is_update_step, layer_counts, random_mask)
+from spikesculpt.sparse import (
+    HebbianRecorder,
+    Mask,
+    MaskEnforcer,
+    cosine_fraction,
+    drop_and_grow,
+    is_update_step,
+    layer_counts,
+    random_mask,
+)
 from spikesculpt.sparse.steps import step_skipped, unscaled
 
 MASK_STREAM = 7_919  # offset of the mask generator's seed from the run seed
@@ -55,6 +64,7 @@ class SparseMethod(Method):
     """Fixed-density sparse training; subclasses set ``name``, ``DEFAULTS`` and ``schedule``."""
 
     name = "sparse"
+    options_class = SparseConfig
     config_section = "sparse"
     rewires = True
     calibrates_init = True
@@ -102,8 +112,8 @@ class SparseMethod(Method):
                 setattr(config.sparse, key, value)
 
     @classmethod
-    def from_config(cls, config) -> "SparseMethod":
-        return cls(config.sparse, seed=config.seed)
+    def from_options(cls, options, seed: int = 0) -> "SparseMethod":
+        return cls(options, seed=seed)
 
     # ------------------------------------------------------------------ masks
     def prepare_model(self, model: nn.Module) -> nn.Module:
@@ -314,7 +324,6 @@ class SparseMethod(Method):
 
     # ------------------------------------------------------------------ outputs
     def save_artifacts(self, folder: Path) -> None:
-        from spikesculpt.methods.dynamic.report import write_sparse_report
 
         write_sparse_report(self, Path(folder))
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from spikesculpt.io import atomic_write, write_csv
+from spikesculpt.core.io import atomic_write, write_csv
 
 
 def write_sparse_report(method, folder: Path) -> None:

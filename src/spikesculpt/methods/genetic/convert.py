@@ -30,9 +30,14 @@ from typing import Optional
 import torch
 from torch import nn
 
-from spikesculpt.errors import UserError
-from spikesculpt.methods.genetic.layers import (INIT_STD, GeneConv2d, GeneInteraction, GeneLinear,
-                                                gene_layers)
+from spikesculpt.core.errors import UserError
+from spikesculpt.methods.genetic.layers import (
+    INIT_STD,
+    GeneConv2d,
+    GeneInteraction,
+    GeneLinear,
+    gene_layers,
+)
 from spikesculpt.models.utils import PRUNABLE_TYPES, count_parameters
 
 ROOT_NAME = "gene_interaction"

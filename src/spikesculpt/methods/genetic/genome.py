@@ -19,15 +19,17 @@ standard deviations travel as logarithms so that every vector is a valid genome.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from spikesculpt.errors import UserError
+from spikesculpt.core.errors import UserError
 from spikesculpt.methods.genetic.layers import INIT_STD, gene_layers
 
 STATS = ("in_mean", "in_std", "out_mean", "out_std")
@@ -137,8 +139,6 @@ def apply_genome(model: nn.Module, genome: Genome, generator: Optional[torch.Gen
 
 def read_genome_file(path) -> dict:
     """A genome mapping from a JSON file: a genome itself, or ``evolution.json`` (its ``best``)."""
-    import json
-    from pathlib import Path
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))

@@ -71,7 +71,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 # Std of the initial encodings and of O (the random initial rule). The generated weights do not
 # depend on it (α normalises them), but Adam moves every parameter by ~lr per step, so this scale
 # is in effect an inverse learning-rate multiplier for the genes (scaling the genes by c and lr by

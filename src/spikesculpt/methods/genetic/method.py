@@ -30,12 +30,12 @@ from typing import Optional
 import torch
 from torch import nn
 
-from spikesculpt.config import GeneticConfig
-from spikesculpt.io import write_json
+from spikesculpt.core.io import write_json
 from spikesculpt.methods.base import Method
 from spikesculpt.methods.genetic.convert import genetic_encode, parameter_report
 from spikesculpt.methods.genetic.genome import Genome, apply_genome
 from spikesculpt.methods.genetic.layers import gene_layers
+from spikesculpt.methods.genetic.options import GeneticConfig
 from spikesculpt.methods.registry import register_method
 
 GENE_STREAM = 4_409  # offset of the gene generator's seed from the run seed
@@ -51,6 +51,7 @@ class GeneticMethod(Method):
     """Gene-encoded layers W = α·X_out O X_inᵀ with one shared O (Pan et al. 2024; GEM 2023)."""
 
     name = "genetic"
+    options_class = GeneticConfig
     config_section = "genetic"
 
     def __init__(self, options: Optional[GeneticConfig] = None, seed: int = 0):
@@ -67,8 +68,8 @@ class GeneticMethod(Method):
         self._step_hook = None
 
     @classmethod
-    def from_config(cls, config) -> "GeneticMethod":
-        return cls(config.genetic, seed=config.seed)
+    def from_options(cls, options, seed: int = 0) -> "GeneticMethod":
+        return cls(options, seed=seed)
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         generator = gene_generator(self.seed)

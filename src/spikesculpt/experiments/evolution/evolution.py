@@ -1,0 +1,345 @@
+"""``spikesculpt evolve``: evolve the initial wiring rule, then train the best one fully.
+
+One generation t (of G):
+
+1. the search proposes P genomes (CMA-ES for the single ``accuracy`` objective; NSGA-II for
+   ``accuracy,params[,synops]``, which also searches the gene dimension);
+2. every genome initialises a network that is trained briefly and scored on the validation split
+   (``PopulationScorer``: batched where the model allows);
+3. fitness = accuracy + λ_s(t)·S(O) + λ_d(t)·D(encodings, elite_{t−1}) (``fitness.py``); the
+   search is told the fitness (NSGA-II: ``[−fitness, parameters, SynOps]``);
+4. the generation's elite (highest fitness) becomes the reference of the next temporal difference.
+
+After G generations the genome with the best validation accuracy of the short training (ties:
+higher fitness, then fewer parameters) initialises a network trained for the full ``epochs``
+(``run_training`` into ``DIR/final``). The regularisers steer the search; accuracy picks the
+winner (our choice: the λ-weighted bonus differs between generations, so fitness values of
+different generations are not comparable).
+
+Outputs in ``DIR``: ``evolve_config.yaml`` (both configs and their hash), ``evolution.json``
+(``generations``: one row per generation — generation (counted from 1, as on the console and
+in ``evolution.png``), best_fitness, mean_fitness, best_accuracy, mean_accuracy,
+spatial_entropy and temporal_difference of the elite, lambda_spatial, lambda_temporal,
+evaluations, mode, seconds; ``best``: the chosen genome and its
+scores; ``pareto_front`` for several objectives; ``compute``: epochs spent; ``final``: the full
+training's results), ``candidates.csv`` (every candidate), ``evolution.png``, ``pareto.png``
+(several objectives) and ``final/`` (a normal run directory with ``metrics.json``).
+
+Resume: after every generation the search state (pickled; numpy RNG state included), the
+records and the elite are written atomically to ``evolution_state.pkl``. An interrupted evolution
+continues with ``--resume`` at the first unfinished generation and gives the same result as an
+uninterrupted one; the final training resumes like any run. A finished evolution is a no-op.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import yaml
+
+from spikesculpt.config import TrainConfig, digest
+from spikesculpt.core.errors import UserError
+from spikesculpt.core.io import atomic_write, write_csv, write_json, write_yaml
+from spikesculpt.experiments.evolution.cma_search import CMASearch
+from spikesculpt.experiments.evolution.fitness import (
+    fitness,
+    regulariser_weight,
+    temporal_difference,
+)
+from spikesculpt.experiments.evolution.nsga_search import NSGASearch
+from spikesculpt.experiments.evolution.options import EvolutionConfig
+from spikesculpt.experiments.evolution.population import PopulationScorer
+from spikesculpt.experiments.evolution.report import plot_evolution, plot_pareto
+from spikesculpt.experiments.rundir import (
+    RunLock,
+    check_run_dir_kind,
+    dataset_slug,
+    hashed_train_config,
+)
+from spikesculpt.experiments.train_run import run_training
+from spikesculpt.methods.genetic.genome import Genome
+
+STATE, SUMMARY, CONFIG = "evolution_state.pkl", "evolution.json", "evolve_config.yaml"
+CANDIDATES, PLOT, PARETO, FINAL = "candidates.csv", "evolution.png", "pareto.png", "final"
+
+
+@dataclass
+class EvolutionResult:
+    path: Path
+    summary: dict
+    status: str     # "evolved" | "resumed" | "already-finished"
+
+
+def evolution_hash(train: TrainConfig, evo: EvolutionConfig) -> str:
+    """The hash naming an evolution: the training config's and the search's hashed fields."""
+    evo_d = {k: v for k, v in asdict(evo).items() if k not in EvolutionConfig.NOT_HASHED}
+    return digest({"train": hashed_train_config(train), "evolution": evo_d})
+
+
+def _prepare(train: TrainConfig, evo: EvolutionConfig) -> tuple[TrainConfig, EvolutionConfig]:
+    train = copy.deepcopy(train)
+    train.method = "genetic"
+    train.genetic.genome = None
+    train.validate()
+    evo = copy.deepcopy(evo).validate()
+    return train, evo
+
+
+def _non_dominated(points: np.ndarray) -> np.ndarray:
+    """Indices of the rows of ``points`` (minimised) no other row dominates."""
+    keep = []
+    for i, p in enumerate(points):
+        dominated = np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))
+        if not dominated:
+            keep.append(i)
+    return np.array(keep, dtype=int)
+
+
+class Evolution:
+    """One evolution in directory ``path`` (see the module docstring)."""
+
+    def __init__(self, train: TrainConfig, evo: EvolutionConfig, path: Path,
+                 progress: bool = True):
+        self.train, self.evo = _prepare(train, evo)
+        self.path = Path(path)
+        self.progress = progress
+        self.digest = evolution_hash(self.train, self.evo)
+        self.multi = len(self.evo.objectives) > 1
+        self.rows: list[dict] = []
+        self.candidates: list[dict] = []
+        self.elite = None
+        self.best: Optional[dict] = None
+        self.search = None
+        self.generation = 0
+
+    # ------------------------------------------------------------------ directory
+    def _check_dir(self, resume: bool) -> str:
+        check_run_dir_kind(self.path, CONFIG)
+        cfg = self.path / CONFIG
+        if not cfg.is_file():
+            return "fresh"
+
+        try:
+            stored = yaml.safe_load(cfg.read_text(encoding="utf-8")).get("evolution_hash")
+        except Exception:
+            raise UserError(f"cannot read {cfg}; fix or remove it") from None
+        if stored != self.digest:
+            raise UserError(f"{self.path} holds an evolution of another config (hash {stored}, "
+                            f"this one {self.digest}); choose another --out")
+        summary = self.path / SUMMARY
+        if summary.is_file() and "final" in json.loads(summary.read_text()):
+            return "finished"
+        if (self.path / STATE).is_file():
+            if not resume:
+                raise UserError(f"{self.path} holds an interrupted evolution of this config; "
+                                f"pass --resume to continue it, or --out DIR to start elsewhere")
+            return "resume"
+        return "fresh"
+
+    def _save_state(self) -> None:
+        state = {"digest": self.digest, "generation": self.generation, "search": self.search,
+                 "rows": self.rows, "candidates": self.candidates, "elite": self.elite,
+                 "best": self.best}
+
+        def write(tmp):
+            with open(tmp, "wb") as fh:
+                pickle.dump(state, fh)
+        atomic_write(self.path / STATE, write)
+
+    def _load_state(self) -> None:
+        try:
+            with open(self.path / STATE, "rb") as fh:
+                state = pickle.load(fh)
+            assert state["digest"] == self.digest
+        except Exception:
+            raise UserError(f"cannot resume from {self.path / STATE}: it is corrupt or from "
+                            f"another version; remove it to start over") from None
+        self.generation = int(state["generation"])
+        self.search, self.rows = state["search"], list(state["rows"])
+        self.candidates, self.elite, self.best = list(state["candidates"]), state["elite"], \
+            state["best"]
+
+    # ------------------------------------------------------------------ search
+    def _new_search(self, names: list[str]):
+        g = self.train.genetic.gene_dim
+        if self.multi:
+
+            return NSGASearch(g, min(self.evo.min_gene_dim, g), names,
+                              self.train.genetic.init_std, self.evo.population,
+                              len(self.evo.objectives), self.evo.generations, self.train.seed)
+
+        return CMASearch(g, names, self.train.genetic.init_std, self.evo.population,
+                         self.evo.sigma0, self.train.seed)
+
+    def _objectives(self, results: list[dict]) -> np.ndarray:
+        cols = []
+        for name in self.evo.objectives:
+            if name == "accuracy":
+                cols.append([-r["fitness"] for r in results])
+            elif name == "params":
+                cols.append([float(r["params_total"]) for r in results])
+            else:
+                cols.append([float(r["synops"]) for r in results])
+        return np.array(cols, dtype=np.float64).T
+
+    def summary(self) -> dict:
+        out = {"generations": self.rows, "best": self.best,
+               "objectives": list(self.evo.objectives),
+               "search": self.search.info() if self.search is not None else None,
+               "compute": {"candidate_epochs": sum(r["evaluations"] for r in self.rows)
+                           * self.evo.eval_epochs,
+                           "final_epochs": self.train.epochs},
+               "evolution_hash": self.digest}
+        if self.multi and self.candidates:
+            out["pareto_front"] = self.pareto_front()
+        return out
+
+    def pareto_front(self) -> list[dict]:
+        keys = {"accuracy": lambda c: -c["accuracy"], "params": lambda c: c["params_total"],
+                "synops": lambda c: c["synops"]}
+        pts = np.array([[keys[o](c) for o in self.evo.objectives] for c in self.candidates])
+        front = [self.candidates[i] for i in _non_dominated(pts)]
+        return sorted(front, key=lambda c: c["params_total"])
+
+    def _write_outputs(self) -> None:
+
+        write_json(self.path / SUMMARY, self.summary())
+        write_csv(self.path / CANDIDATES, self.candidates)
+        plot_evolution(self.rows, self.path / PLOT,
+                       title=f"{self.train.model} on {self.train.dataset}: evolution of the "
+                             f"initial wiring rule ({self.search.kind})")
+        if self.multi:
+            plot_pareto(self.candidates, self.pareto_front(), self.path / PARETO)
+
+    # ------------------------------------------------------------------ one generation
+    def step(self, scorer) -> dict:
+        t, G = self.generation, self.evo.generations
+        start = time.perf_counter()
+        genomes = self.search.ask()
+        results = scorer.score(genomes)
+        lam_s = regulariser_weight(self.evo.lambda_spatial, t, G) if self.evo.spatial else 0.0
+        lam_d = regulariser_weight(self.evo.lambda_temporal, t, G) if self.evo.temporal else 0.0
+        for r in results:
+            r["temporal_difference"] = temporal_difference(r["encodings"], self.elite)
+            r["fitness"] = fitness(r["accuracy"], r["spatial_entropy"], r["temporal_difference"],
+                                   lam_s, lam_d)
+        if self.multi:
+            self.search.tell(self._objectives(results))
+        else:
+            self.search.tell([r["fitness"] for r in results])
+        fits = np.array([r["fitness"] for r in results])
+        e = int(np.argmax(fits))
+        elite = results[e]
+        self.elite = elite["encodings"]
+        for i, (genome, r) in enumerate(zip(genomes, results)):
+            rec = {"generation": t + 1, "candidate": i, "accuracy": r["accuracy"],
+                   "fitness": r["fitness"], "spatial_entropy": r["spatial_entropy"],
+                   "temporal_difference": r["temporal_difference"], "gene_dim": r["gene_dim"],
+                   "params_total": r["params_total"], "mode": r["mode"]}
+            if "synops" in r:
+                rec["synops"] = r["synops"]
+            self.candidates.append(rec)
+            key = (r["accuracy"], r["fitness"], -r["params_total"])
+            if self.best is None or key > (self.best["accuracy"], self.best["fitness"],
+                                           -self.best["params_total"]):
+                self.best = {**rec, "genome": genome.to_dict()}
+        row = {"generation": t + 1, "best_fitness": float(fits.max()),
+               "mean_fitness": float(fits.mean()),
+               "best_accuracy": float(max(r["accuracy"] for r in results)),
+               "mean_accuracy": float(np.mean([r["accuracy"] for r in results])),
+               "spatial_entropy": elite["spatial_entropy"],
+               "temporal_difference": elite["temporal_difference"],
+               "lambda_spatial": lam_s, "lambda_temporal": lam_d,
+               "evaluations": len(results), "mode": results[0]["mode"],
+               "seconds": time.perf_counter() - start}
+        self.rows.append(row)
+        self.generation += 1
+        return row
+
+    # ------------------------------------------------------------------ the whole run
+    def run(self, resume: bool = False, scorer=None) -> EvolutionResult:
+        if self._check_dir(resume) == "finished":
+            return EvolutionResult(self.path, json.loads((self.path / SUMMARY).read_text()),
+                                   "already-finished")
+        with RunLock(self.path):  # one writer at a time; checked again under the lock
+            action = self._check_dir(resume)
+            if action == "finished":
+                return EvolutionResult(self.path, json.loads((self.path / SUMMARY).read_text()),
+                                       "already-finished")
+            return self._run_locked(action, scorer)
+
+    def _run_locked(self, action: str, scorer) -> EvolutionResult:
+        if action == "resume":
+            self._load_state()
+        else:
+            write_yaml(self.path / CONFIG, {"evolution_hash": self.digest,
+                                            "train": self.train.to_dict(),
+                                            "evolution": asdict(self.evo)})
+
+        own = scorer is None
+        if own:
+            scorer = PopulationScorer(self.train, self.evo.eval_epochs,
+                                      synops="synops" in self.evo.objectives,
+                                      batched=self.evo.batched, workers=self.evo.workers)
+        try:
+            if self.search is None:
+                self.search = self._new_search(scorer.layer_names(self.train.genetic.gene_dim))
+            while self.generation < self.evo.generations:
+                row = self.step(scorer)
+                self._save_state()
+                self._write_outputs()
+                if self.progress:
+                    print(f"generation {row['generation']}/{self.evo.generations}: best "
+                          f"fitness {row['best_fitness']:.4f} | best val accuracy "
+                          f"{100 * row['best_accuracy']:.2f}% | S {row['spatial_entropy']:.3f} "
+                          f"| D {row['temporal_difference']:.3f} | {row['mode']} | "
+                          f"{row['seconds']:.1f} s", flush=True)
+        finally:
+            if own:
+                scorer.close()
+        summary = self.train_final()
+        return EvolutionResult(self.path, summary, "resumed" if action == "resume" else "evolved")
+
+    def final_config(self) -> TrainConfig:
+        cfg = copy.deepcopy(self.train)
+        cfg.genetic.genome = self.best["genome"]
+        cfg.genetic.gene_dim = int(self.best["gene_dim"])
+        return cfg
+
+    def train_final(self) -> dict:
+
+        result = run_training(self.final_config(), out=str(self.path / FINAL), resume=True,
+                              progress=self.progress)
+        m = result.metrics
+        summary = self.summary()
+        summary["final"] = {k: m.get(k) for k in (
+            "test_accuracy", "val_accuracy", "params_total", "params_plain", "compression",
+            "gene_dim", "epochs", "train_seconds", "firing_rate")}
+        summary["final"]["metrics"] = f"{FINAL}/metrics.json"
+        write_json(self.path / SUMMARY, summary)
+        (self.path / STATE).unlink(missing_ok=True)
+        return summary
+
+
+def run_evolution(train: TrainConfig, evo: EvolutionConfig, out: Optional[str] = None,
+                  runs_root: str = "runs", resume: bool = False, progress: bool = True,
+                  scorer=None) -> EvolutionResult:
+    """Evolve the initial wiring rule for ``train`` (a ``TrainConfig``) and train the best."""
+    prepared, evo_p = _prepare(train, evo)
+    if out:
+        path = Path(out)
+    else:
+        path = Path(runs_root) / f"evolve-{prepared.model}-{dataset_slug(prepared.dataset)}-" \
+                                 f"{evolution_hash(prepared, evo_p)}"
+    return Evolution(train, evo, path, progress=progress).run(resume=resume, scorer=scorer)
+
+
+def best_genome(summary: dict) -> Genome:
+    return Genome.from_dict(summary["best"]["genome"])

@@ -1,0 +1,84 @@
+"""``LotteryConfig``: the options of ``spikesculpt lottery``, declared once, here."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from spikesculpt.core.checks import require_finite
+from spikesculpt.core.errors import UserError
+from spikesculpt.methods.tickets.snapshot import parse_rewind
+
+
+@dataclass
+class LotteryConfig:
+    """Options of ``spikesculpt lottery`` (spiking lottery tickets; see docs/lottery.md).
+
+    The training of every level (epochs, optimizer, T, model, data, seed) is a ``TrainConfig``;
+    this section says how tickets are searched. Defaults follow Kim et al. (ECCV 2022) where
+    they apply: 25% of the remaining weights per round, 15 rounds, global magnitude; early-bird
+    q = 5, τ = 0.02; early-time λ = 0.6 after 2 warm-up epochs.
+    """
+
+    strategy: str = "imp"          # imp | early-bird | score | multilevel
+    rounds: int = 15               # pruning levels after the dense level 0
+    rate: float = 0.25             # fraction of the remaining weights pruned per round, (0, 1)
+    rewind: str = "1ep"            # rewind point: Nit (iterations) or Nep (epochs); 0it = init
+    prune: str = "global"          # global | layer (magnitude ranking scope)
+    dense_first: bool = False      # keep the first prunable layer dense
+    dense_last: bool = False       # keep the readout dense
+    early_time: bool = False       # search with fewer time steps T' (Kim et al.)
+    et_lambda: float = 0.6         # pick the smallest T' with normalised KL < et_lambda
+    et_warmup: int = 2             # epochs at full T before T' is picked
+    eb_q: int = 5                  # early-bird: masks of the last q epochs are compared
+    eb_tau: float = 0.02           # early-bird: stop when their Hamming distance < tau
+    binary_weights: bool = False   # score tickets: alpha * sign(W) (biprop) instead of W
+    evaluate: str = "all"          # all | ends: which levels get a full-T ticket training
+    controls: list = field(default_factory=list)   # reinit, random (branches; not hashed)
+
+    STRATEGIES = ("imp", "early-bird", "score", "multilevel")
+    CONTROLS = ("reinit", "random")
+    NOT_HASHED = ("controls",)
+
+    def validate(self) -> "LotteryConfig":
+        if self.strategy not in self.STRATEGIES:
+            raise UserError(f"unknown lottery strategy {self.strategy!r}; choose one of: "
+                            f"{', '.join(self.STRATEGIES)}")
+        if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds <= 0:
+            raise UserError(f"rounds must be a positive integer (pruning levels), got "
+                            f"{self.rounds!r}; pass e.g. --rounds 5")
+        if isinstance(self.rate, bool) or not isinstance(self.rate, (int, float)) \
+                or not 0 < self.rate < 1:
+            raise UserError(f"rate must be in (0, 1) (the fraction of the remaining weights "
+                            f"pruned per round), got {self.rate!r}; pass e.g. --rate 0.25")
+        parse_rewind(self.rewind)
+        for name, allowed in (("prune", ("global", "layer")), ("evaluate", ("all", "ends"))):
+            if getattr(self, name) not in allowed:
+                raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: "
+                                f"{', '.join(allowed)}")
+        require_finite("et_lambda", self.et_lambda, "--et-lambda 0.6")
+        if not 0 < self.et_lambda:
+            raise UserError(f"et_lambda must be > 0, got {self.et_lambda!r}; pass e.g. "
+                            f"--et-lambda 0.6")
+        for name in ("et_warmup", "eb_q"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise UserError(f"{name} must be a positive integer, got {value!r}")
+        if not 0 < self.eb_tau < 1:
+            raise UserError(f"eb_tau must be in (0, 1) (a normalised Hamming distance), got "
+                            f"{self.eb_tau!r}; pass e.g. --eb-tau 0.02")
+        if not isinstance(self.controls, (list, tuple)):
+            raise UserError(f"controls must be a list (reinit, random), got {self.controls!r}")
+        for c in self.controls:
+            if c not in self.CONTROLS:
+                raise UserError(f"unknown control {c!r}; choose from: {', '.join(self.CONTROLS)}")
+        self.controls = list(dict.fromkeys(self.controls))
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def hashed_dict(self) -> dict:
+        d = self.to_dict()
+        for name in self.NOT_HASHED:
+            d.pop(name, None)
+        return d

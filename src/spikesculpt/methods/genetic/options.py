@@ -1,0 +1,39 @@
+"""``GeneticConfig``: the options of the ``genetic`` method, declared once, here."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+from spikesculpt.core.errors import UserError
+
+
+@dataclass
+class GeneticConfig:
+    """Options of the ``genetic`` method (gene-encoded layers; see docs/genetic.md).
+
+    ``genome`` is an evolved initial wiring rule (the ``best.genome`` mapping that
+    ``spikesculpt evolve`` writes; ``--genome FILE`` reads it); None = the random initial rule.
+    It is stored in the config itself, so the run directory's hash names the rule it started from.
+    """
+
+    gene_dim: int = 16                   # g: length of every gene vector; O is g x g
+    keep_first: bool = False             # leave the first connection layer plain
+    keep_last: bool = False              # leave the last connection layer (readout) plain
+    init_std: float = 0.02               # std of the initial encodings and O (random rule)
+    genome: Optional[dict] = None        # evolved initial wiring rule (see spikesculpt evolve)
+
+    def validate(self) -> "GeneticConfig":
+        if isinstance(self.gene_dim, bool) or not isinstance(self.gene_dim, int) \
+                or self.gene_dim <= 0:
+            raise UserError(f"gene dimension must be a positive integer, got {self.gene_dim!r}; "
+                            f"pass e.g. --gene-dim 16")
+        if isinstance(self.init_std, bool) or not self.init_std > 0 \
+                or not math.isfinite(self.init_std):
+            raise UserError(f"genetic init_std must be > 0, got {self.init_std!r}; pass e.g. "
+                            f"--gene-init-std 0.02")
+        if self.genome is not None and not isinstance(self.genome, dict):
+            raise UserError("genetic genome must be a mapping (the 'genome' written by "
+                            "'spikesculpt evolve'); pass it with --genome FILE.json")
+        return self

@@ -1,0 +1,96 @@
+"""Magnitude pruning for iterative magnitude pruning (IMP) and early-bird masks.
+
+One round removes a fraction ``rate`` of the *remaining* connections (Frankle & Carbin, ICLR
+2019; Kim et al., ECCV 2022: 25% per round), those with the smallest ``|w|``:
+
+- ``global``: one ranking over every masked layer; exactly ``round(rate · A)`` connections go,
+  A = active connections of all masked layers together (Kim et al.'s choice, and Frankle &
+  Carbin's for deep conv nets). Layers may end at different densities.
+- ``layer``: every layer loses exactly ``round(rate · A_l)`` of its own A_l active connections,
+  so every layer keeps the same density.
+
+Only active connections are ranked; pruned ones stay pruned. Ties in ``|w|`` are broken by
+position (stable sort in the order of the mask's names, then the flat index), so the same
+weights always give the same mask. Layers outside the mask (``dense_first`` / ``dense_last``)
+are never pruned.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from spikesculpt.core.errors import UserError
+from spikesculpt.models.utils import prunable_parameters
+from spikesculpt.sparse import Mask
+
+
+def ticket_layers(model: nn.Module, dense_first: bool = False,
+                  dense_last: bool = False) -> list[str]:
+    """Names of the prunable weights a ticket search may prune (forward order)."""
+    names = [n for n, _ in prunable_parameters(model)]
+    if not names:
+        raise UserError("lottery tickets need a model with conv / linear layers to prune; "
+                        "this one has none")
+    keep = set()
+    if dense_first:
+        keep.add(names[0])
+    if dense_last:
+        keep.add(names[-1])
+    chosen = [n for n in names if n not in keep]
+    if not chosen:
+        raise UserError("--dense-first/--dense-last leave no layer to prune; drop one of them")
+    return chosen
+
+
+def full_mask(model: nn.Module, names) -> Mask:
+    """Every connection of ``names`` present (the dense level 0)."""
+    return Mask.ones_like(model, names)
+
+
+@torch.no_grad()
+def magnitude_prune(weights: Mapping[str, torch.Tensor], mask: Mask, rate: float,
+                    scope: str = "global") -> Mask:
+    """A new mask with ``rate`` of ``mask``'s active connections removed (smallest ``|w|``)."""
+    if not 0 < rate < 1:
+        raise UserError(f"rate must be in (0, 1), got {rate!r}")
+    new = mask.clone().to("cpu")
+    names = mask.names()
+    mags = {n: weights[n].detach().abs().float().cpu().reshape(-1) for n in names}
+    if scope == "layer":
+        for n in names:
+            active = torch.nonzero(new[n].reshape(-1)).squeeze(1)
+            _drop(new[n], active, mags[n][active], int(round(rate * len(active))))
+        return new
+    if scope != "global":
+        raise UserError(f"unknown pruning scope {scope!r}; choose global or layer")
+    actives = [torch.nonzero(new[n].reshape(-1)).squeeze(1) for n in names]
+    values = torch.cat([mags[n][a] for n, a in zip(names, actives)])
+    owner = torch.cat([torch.full((len(a),), i, dtype=torch.long) for i, a in enumerate(actives)])
+    where = torch.cat(actives)
+    count = int(round(rate * len(values)))
+    order = torch.sort(values, stable=True).indices[:count]
+    for i, n in enumerate(names):
+        sel = order[owner[order] == i]
+        new[n].view(-1)[where[sel]] = False
+    return new
+
+
+def _drop(layer_mask: torch.Tensor, active: torch.Tensor, values: torch.Tensor, count: int) -> None:
+    order = torch.sort(values, stable=True).indices[:count]
+    layer_mask.view(-1)[active[order]] = False
+
+
+def model_density(model: nn.Module, mask: Mask) -> float:
+    """Active connections / all prunable weights (layers outside ``mask`` count as dense)."""
+    total = active = 0
+    for name, p in prunable_parameters(model):
+        total += p.numel()
+        active += mask.active(name) if name in mask else p.numel()
+    return active / total if total else 1.0
+
+
+def layer_density(model: nn.Module, mask: Mask) -> dict[str, float]:
+    return {n: (mask.density(n) if n in mask else 1.0) for n, _ in prunable_parameters(model)}
