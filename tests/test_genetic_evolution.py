@@ -183,10 +183,10 @@ def test_evolution_writes_documented_outputs(tmp_path, digits, monkeypatch, caps
     assert printed == ["generation 1/2", "generation 2/2"]
     last = [f for f in plotted if f.axes and f.axes[0].get_xlabel() == "generation"][-1]
     assert all(list(line.get_xdata()) == [1, 2] for ax in last.axes for line in ax.lines)
-    for name in ("evolution.json", "evolve_config.yaml", "candidates.csv", "evolution.png",
+    for name in ("evolution.json", "config.yaml", "candidates.csv", "evolution.png",
                  "final/metrics.json", "final/model.safetensors"):
         assert (path / name).is_file(), name
-    assert not (path / "evolution_state.pkl").exists()
+    assert not (path / "checkpoint.pt").exists()
     s = json.loads((path / "evolution.json").read_text())
     assert [row["generation"] for row in s["generations"]] == [1, 2]
     for row in s["generations"]:
@@ -238,7 +238,7 @@ def test_interrupted_evolution_resumes_to_the_same_result(tmp_path, monkeypatch,
     with pytest.raises(KeyboardInterrupt):
         run_evolution(tiny_config(), tiny_evo(), out=str(tmp_path / "cut"), **kw)
     cut = tmp_path / "cut"
-    assert (cut / "evolution_state.pkl").is_file() and not (cut / "final").exists()
+    assert (cut / "checkpoint.pt").is_file() and not (cut / "final").exists()
     assert len(json.loads((cut / "evolution.json").read_text())["generations"]) == 1
     monkeypatch.setattr(Evolution, "step", original)
     with pytest.raises(UserError, match="--resume"):

@@ -61,7 +61,7 @@ def levels_without_timing(summary):
 def test_imp_search_writes_levels_masks_and_summary(imp_run):
     path, summary = imp_run.path, imp_run.summary
     assert imp_run.status == "searched"
-    for name in ("lottery.yaml", "rewind.pt", "summary.json", "accuracy_vs_density.png"):
+    for name in ("config.yaml", "rewind.pt", "summary.json", "accuracy_vs_density.png"):
         assert (path / name).is_file(), name
     assert json.loads((path / "summary.json").read_text()) == summary
     rows = summary["levels"]

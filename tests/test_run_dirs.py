@@ -166,3 +166,19 @@ def test_lock_file_is_the_only_trace_of_a_finished_lock(tmp_path):
         result.metrics["config_hash"]
     hidden = [p.name for p in out.iterdir() if p.name.startswith(".")]
     assert hidden == [LOCK_NAME]
+
+
+def test_every_kind_uses_the_one_run_directory(tmp_path):
+    """train, lottery and evolve all write config.yaml with their kind and hash (RunDir.start),
+    so each recognises the others' folders by the same file."""
+    from spikesculpt.experiments.rundir import RunDir
+
+    for kind in ("train", "lottery", "evolution"):
+        run = RunDir(tmp_path / kind, kind)
+        run.path.mkdir()
+        run.start("abc", {"x": 1})
+        assert run.stored() == (kind, "abc", {"x": 1})
+        assert run.check("abc", resume=False) == "fresh"
+        for other in {"train", "lottery", "evolution"} - {kind}:
+            with pytest.raises(UserError, match="holds "):
+                RunDir(run.path, other).check("abc", resume=False)

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from spikesculpt.config import TrainConfig, from_dict
 from spikesculpt.core.errors import UserError
-from spikesculpt.core.io import atomic_write, write_csv, write_json, write_yaml
+from spikesculpt.core.io import atomic_write, write_csv
 from spikesculpt.core.version import __version__
 from spikesculpt.data import load_dataset
 from spikesculpt.experiments.efficiency import compare_on_split, efficiency_metrics
@@ -25,10 +25,7 @@ from spikesculpt.experiments.rundir import (
     DEFAULT_RUNS_ROOT,
     LOCK_NAME,
     RunDir,
-    RunLock,
-    check_run_dir_kind,
     config_hash,
-    load_config_file,
     resolve_run_dir,
 )
 from spikesculpt.methods import build_method, resolve_config
@@ -70,55 +67,17 @@ def build(config: TrainConfig):
     return splits, model, [method]
 
 
-def _check_run_dir(run: RunDir, digest: str, resume: bool) -> str:
-    """Decide what to do with an existing run directory: 'fresh', 'resume' or 'finished'."""
-    check_run_dir_kind(run.path, run.config_path.name)
-    if not run.path.exists():
-        return "fresh"
-    stored = run.stored_hash()
-    if stored is None:
-        return "fresh"
-    if stored != digest:
-        raise UserError(f"{run.path} holds a run of another config (hash {stored}, this one "
-                        f"{digest}); choose another --out")
-    if run.is_finished():
-        return "finished"
-    if run.has_checkpoint():
-        if not resume:
-            raise UserError(f"{run.path} holds an interrupted run of this config; pass --resume "
-                            f"to continue it, or --out DIR to start elsewhere")
-        return "resume"
-    return "fresh"
-
-
-def _finished_metrics(run: RunDir, digest: str) -> dict:
-    """The metrics of a finished run, checked to belong to this config."""
-    try:
-        metrics = json.loads(run.metrics_path.read_text(encoding="utf-8"))
-        if not isinstance(metrics, dict):
-            raise ValueError("not a mapping")
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{run.metrics_path} is corrupt ({type(exc).__name__}); remove it and "
-                        f"run the same command with --resume to measure the run again, or "
-                        f"choose another --out") from None
-    if metrics.get("config_hash", digest) != digest:
-        raise UserError(f"{run.metrics_path} belongs to another config (hash "
-                        f"{metrics.get('config_hash')}, this one {digest}); the folder holds "
-                        f"mixed runs: choose another --out")
-    return metrics
-
-
 def _save_checkpoint(run: RunDir, trainer: Trainer) -> None:
-    atomic_write(run.checkpoint_path, lambda tmp: torch.save(trainer.state_dict(), tmp))
+    run.save_state(trainer.state_dict())
     write_csv(run.history_path, trainer.history)
 
 
 def _load_checkpoint(run: RunDir, trainer: Trainer) -> None:
+    # on CPU: RNG states stay CPU tensors; load_state_dict moves the rest to the device
+    state = run.load_state()
     try:
-        # on CPU: RNG states must stay CPU tensors; load_state_dict moves the rest to the device
-        state = torch.load(run.checkpoint_path, map_location="cpu", weights_only=True)
         trainer.load_state_dict(state)
-    except Exception as exc:  # any unreadable or mismatched checkpoint is a user-facing problem
+    except Exception as exc:  # a checkpoint of another model or version
         raise UserError(f"cannot resume from {run.checkpoint_path}: {type(exc).__name__}; "
                         f"the checkpoint is corrupt or from another version; remove it to "
                         f"start over") from None
@@ -151,13 +110,13 @@ def run_training(config: TrainConfig, out: str | None = None,
     resolve_config(config)
     digest = config_hash(config)
     run = resolve_run_dir(config, out, runs_root)
-    if _check_run_dir(run, digest, resume) == "finished":
-        return RunResult(run, _finished_metrics(run, digest), "already-finished")
+    if run.check(digest, resume) == "finished":
+        return RunResult(run, run.read_result(digest), "already-finished")
     created = not run.path.exists()
-    with RunLock(run.path):
-        action = _check_run_dir(run, digest, resume)  # again: another process may have written
+    with run.lock():
+        action = run.check(digest, resume)  # again: another process may have written it
         if action == "finished":
-            return RunResult(run, _finished_metrics(run, digest), "already-finished")
+            return RunResult(run, run.read_result(digest), "already-finished")
         try:
             return _train_in(run, config, digest, action, progress)
         except BaseException:
@@ -187,8 +146,7 @@ def _train_in(run: RunDir, config: TrainConfig, digest: str, action: str,
     if action == "resume":
         _load_checkpoint(run, trainer)
     else:
-        write_yaml(run.config_path, {"config_hash": digest, "spikesculpt": __version__,
-                                     "config": config.to_dict()})
+        run.start(digest, config.to_dict())
 
     metrics = trainer.fit(on_epoch_done=lambda t: _save_checkpoint(run, t))
     stats = model_stats(trainer.model)
@@ -217,8 +175,7 @@ def _train_in(run: RunDir, config: TrainConfig, digest: str, action: str,
         cb.save_artifacts(run.path)
     write_csv(run.history_path, trainer.history)
     plot_history(trainer.history, run.plot_path, title=run.path.name)
-    write_json(run.metrics_path, full)  # written last: its presence marks the run finished
-    run.checkpoint_path.unlink(missing_ok=True)
+    run.write_result(full)  # written last: its presence marks the run finished
     return RunResult(run, full, "resumed" if action == "resume" else "trained")
 
 
@@ -230,7 +187,10 @@ def load_run_config(run_dir: str | Path) -> tuple[RunDir, TrainConfig]:
     if not run.config_path.is_file():
         raise UserError(f"{run.path} has no config.yaml; pass a folder written by "
                         f"'spikesculpt train'")
-    values, _ = load_config_file(run.config_path)
+    kind, _, values = run.stored()
+    if kind != "train" or not isinstance(values, dict):
+        raise UserError(f"{run.config_path} is not the config of a training run; pass a folder "
+                        f"written by 'spikesculpt train'")
     return run, from_dict(values, str(run.config_path))
 
 

@@ -16,7 +16,7 @@ higher fitness, then fewer parameters) initialises a network trained for the ful
 winner (our choice: the λ-weighted bonus differs between generations, so fitness values of
 different generations are not comparable).
 
-Outputs in ``DIR``: ``evolve_config.yaml`` (both configs and their hash), ``evolution.json``
+Outputs in ``DIR``: ``config.yaml`` (both configs and their hash; ``experiments/rundir.py``), ``evolution.json``
 (``generations``: one row per generation — generation (counted from 1, as on the console and
 in ``evolution.png``), best_fitness, mean_fitness, best_accuracy, mean_accuracy,
 spatial_entropy and temporal_difference of the elite, lambda_spatial, lambda_temporal,
@@ -26,7 +26,7 @@ training's results), ``candidates.csv`` (every candidate), ``evolution.png``, ``
 (several objectives) and ``final/`` (a normal run directory with ``metrics.json``).
 
 Resume: after every generation the search state (pickled; numpy RNG state included), the
-records and the elite are written atomically to ``evolution_state.pkl``. An interrupted evolution
+records and the elite are written atomically to ``checkpoint.pt`` (``RunDir.save_state``). An interrupted evolution
 continues with ``--resume`` at the first unfinished generation and gives the same result as an
 uninterrupted one; the final training resumes like any run. A finished evolution is a no-op.
 """
@@ -35,18 +35,16 @@ from __future__ import annotations
 
 import copy
 import json
-import pickle
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import yaml
 
 from spikesculpt.config import TrainConfig, digest
 from spikesculpt.core.errors import UserError
-from spikesculpt.core.io import atomic_write, write_csv, write_json, write_yaml
+from spikesculpt.core.io import write_csv, write_json
 from spikesculpt.experiments.evolution.cma_search import CMASearch
 from spikesculpt.experiments.evolution.fitness import (
     fitness,
@@ -58,15 +56,14 @@ from spikesculpt.experiments.evolution.options import EvolutionConfig
 from spikesculpt.experiments.evolution.population import PopulationScorer
 from spikesculpt.experiments.evolution.report import plot_evolution, plot_pareto
 from spikesculpt.experiments.rundir import (
-    RunLock,
-    check_run_dir_kind,
+    RunDir,
     dataset_slug,
     hashed_train_config,
 )
 from spikesculpt.experiments.train_run import run_training
 from spikesculpt.methods.genetic.genome import Genome
 
-STATE, SUMMARY, CONFIG = "evolution_state.pkl", "evolution.json", "evolve_config.yaml"
+SUMMARY = "evolution.json"   # the run directory's result (RESULTS["evolution"]), per generation
 CANDIDATES, PLOT, PARETO, FINAL = "candidates.csv", "evolution.png", "pareto.png", "final"
 
 
@@ -109,6 +106,7 @@ class Evolution:
                  progress: bool = True):
         self.train, self.evo = _prepare(train, evo)
         self.path = Path(path)
+        self.run_dir = RunDir(self.path, "evolution")
         self.progress = progress
         self.digest = evolution_hash(self.train, self.evo)
         self.multi = len(self.evo.objectives) > 1
@@ -121,46 +119,22 @@ class Evolution:
 
     # ------------------------------------------------------------------ directory
     def _check_dir(self, resume: bool) -> str:
-        check_run_dir_kind(self.path, CONFIG)
-        cfg = self.path / CONFIG
-        if not cfg.is_file():
-            return "fresh"
-
-        try:
-            stored = yaml.safe_load(cfg.read_text(encoding="utf-8")).get("evolution_hash")
-        except Exception:
-            raise UserError(f"cannot read {cfg}; fix or remove it") from None
-        if stored != self.digest:
-            raise UserError(f"{self.path} holds an evolution of another config (hash {stored}, "
-                            f"this one {self.digest}); choose another --out")
-        summary = self.path / SUMMARY
-        if summary.is_file() and "final" in json.loads(summary.read_text()):
-            return "finished"
-        if (self.path / STATE).is_file():
-            if not resume:
-                raise UserError(f"{self.path} holds an interrupted evolution of this config; "
-                                f"pass --resume to continue it, or --out DIR to start elsewhere")
-            return "resume"
-        return "fresh"
+        """The run directory's rules (``RunDir.check``); finished when evolution.json holds the
+        final training's result."""
+        return self.run_dir.check(self.digest, resume, complete=lambda s: "final" in s)
 
     def _save_state(self) -> None:
-        state = {"digest": self.digest, "generation": self.generation, "search": self.search,
-                 "rows": self.rows, "candidates": self.candidates, "elite": self.elite,
-                 "best": self.best}
-
-        def write(tmp):
-            with open(tmp, "wb") as fh:
-                pickle.dump(state, fh)
-        atomic_write(self.path / STATE, write)
+        self.run_dir.save_state({
+            "digest": self.digest, "generation": self.generation, "search": self.search,
+            "rows": self.rows, "candidates": self.candidates, "elite": self.elite,
+            "best": self.best})
 
     def _load_state(self) -> None:
-        try:
-            with open(self.path / STATE, "rb") as fh:
-                state = pickle.load(fh)
-            assert state["digest"] == self.digest
-        except Exception:
-            raise UserError(f"cannot resume from {self.path / STATE}: it is corrupt or from "
-                            f"another version; remove it to start over") from None
+        # the search object (pycma / pymoo state) is a pickle: our own file, not untrusted input
+        state = self.run_dir.load_state(weights_only=False)
+        if not isinstance(state, dict) or state.get("digest") != self.digest:
+            raise UserError(f"cannot resume from {self.run_dir.checkpoint_path}: it is from "
+                            f"another config; remove it to start over")
         self.generation = int(state["generation"])
         self.search, self.rows = state["search"], list(state["rows"])
         self.candidates, self.elite, self.best = list(state["candidates"]), state["elite"], \
@@ -268,7 +242,7 @@ class Evolution:
         if self._check_dir(resume) == "finished":
             return EvolutionResult(self.path, json.loads((self.path / SUMMARY).read_text()),
                                    "already-finished")
-        with RunLock(self.path):  # one writer at a time; checked again under the lock
+        with self.run_dir.lock():  # one writer at a time; checked again under the lock
             action = self._check_dir(resume)
             if action == "finished":
                 return EvolutionResult(self.path, json.loads((self.path / SUMMARY).read_text()),
@@ -279,9 +253,8 @@ class Evolution:
         if action == "resume":
             self._load_state()
         else:
-            write_yaml(self.path / CONFIG, {"evolution_hash": self.digest,
-                                            "train": self.train.to_dict(),
-                                            "evolution": asdict(self.evo)})
+            self.run_dir.start(self.digest, {"train": self.train.to_dict(),
+                                             "evolution": asdict(self.evo)})
 
         own = scorer is None
         if own:
@@ -323,8 +296,7 @@ class Evolution:
             "test_accuracy", "val_accuracy", "params_total", "params_plain", "compression",
             "gene_dim", "epochs", "train_seconds", "firing_rate")}
         summary["final"]["metrics"] = f"{FINAL}/metrics.json"
-        write_json(self.path / SUMMARY, summary)
-        (self.path / STATE).unlink(missing_ok=True)
+        self.run_dir.write_result(summary)  # with "final": marks the evolution finished
         return summary
 
 

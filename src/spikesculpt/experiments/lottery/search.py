@@ -2,7 +2,8 @@
 
 Directory (``--out DIR``, default ``runs/lottery-<strategy>-<model>-<dataset>-<hash>``)::
 
-    lottery.yaml              both configs (training + search) and the hash naming the search
+    config.yaml               both configs (training + search) and the hash naming the search
+                              (``experiments/rundir.py``; older searches: lottery.yaml)
     rewind.pt                 the rewind snapshot (IMP / early-bird): weights, BN statistics,
                               optimizer and scheduler state at iteration k
     early_time.json           --early-time: KL table and the chosen T'
@@ -36,19 +37,17 @@ from pathlib import Path
 from typing import Optional
 
 import torch
-import yaml
 
 from spikesculpt.config import TrainConfig, digest
 from spikesculpt.core.errors import UserError
-from spikesculpt.core.io import atomic_write, write_csv, write_json, write_yaml
+from spikesculpt.core.io import atomic_write, write_csv, write_json
 from spikesculpt.core.version import __version__
 from spikesculpt.data import load_dataset
 from spikesculpt.experiments.lottery.options import LotteryConfig
 from spikesculpt.experiments.lottery.registry import STRATEGIES
 from spikesculpt.experiments.lottery.report import plot_accuracy_vs_density
 from spikesculpt.experiments.rundir import (
-    RunLock,
-    check_run_dir_kind,
+    RunDir,
     dataset_slug,
     hashed_train_config,
 )
@@ -108,6 +107,7 @@ class LotterySearch:
         else:
             self.path = Path(runs_root) / (f"lottery-{self.lottery.strategy}-{self.train.model}-"
                                            f"{dataset_slug(self.train.dataset)}-{self.digest}")
+        self.run_dir = RunDir(self.path, "lottery")
         self.resume = resume
         self.progress = progress
         self._snapshot: Optional[Snapshot] = None
@@ -139,22 +139,12 @@ class LotterySearch:
         return action
 
     def _check_dir(self) -> str:
-        check_run_dir_kind(self.path, "lottery.yaml")
-        conf = self.path / "lottery.yaml"
-        if not conf.is_file():
-            return "fresh"
+        """The run directory's rules (``RunDir.check``); finished levels are kept either way."""
+        return self.run_dir.check(self.digest, self.resume, in_progress=self._interrupted(),
+                              complete=self._controls_done)
 
-        try:
-            stored = yaml.safe_load(conf.read_text()).get("config_hash")
-        except Exception:
-            raise UserError(f"cannot read {conf}; fix or remove it") from None
-        if stored != self.digest:
-            raise UserError(f"{self.path} holds a lottery search of another config (hash "
-                            f"{stored}, this one {self.digest}); choose another --out")
-        if self._interrupted() and not self.resume:
-            raise UserError(f"{self.path} holds an interrupted search of this config; pass "
-                            f"--resume to continue it, or --out DIR to start elsewhere")
-        return "resume"
+    def _controls_done(self, summary: dict) -> bool:
+        return all(kind in summary.get("controls", {}) for kind in self.lottery.controls)
 
     def _interrupted(self) -> bool:
         for folder in self.path.glob("level_*"):
@@ -318,7 +308,7 @@ class LotterySearch:
         if self._finished():
             return LotteryResult(self.path, self.read_json(self.path / "summary.json"),
                                  "already-finished")
-        with RunLock(self.path):  # one writer at a time; checked again under the lock
+        with self.run_dir.lock():  # one writer at a time; checked again under the lock
             action = self._check_dir()
             if self._finished():
                 return LotteryResult(self.path, self.read_json(self.path / "summary.json"),
@@ -327,9 +317,8 @@ class LotterySearch:
 
     def _run_locked(self, action: str) -> LotteryResult:
         if action == "fresh":
-            write_yaml(self.path / "lottery.yaml",
-                       {"config_hash": self.digest, "spikesculpt": __version__,
-                        "train": self.train.to_dict(), "lottery": self.lottery.hashed_dict()})
+            self.run_dir.start(self.digest, {"train": self.train.to_dict(),
+                                             "lottery": self.lottery.hashed_dict()})
         for level in range(self.rounds + 1):
             if not self.level_done(level):
                 self.strategy.run_level(self, level)
@@ -341,7 +330,7 @@ class LotterySearch:
         summary = self.summary()
 
         plot_accuracy_vs_density(summary, self.path / "accuracy_vs_density.png")
-        write_json(self.path / "summary.json", summary)
+        self.run_dir.write_result(summary)  # last: marks the search finished
         return LotteryResult(self.path, summary, "resumed" if action == "resume" else "searched")
 
     def control_levels(self) -> list[int]:
@@ -349,12 +338,8 @@ class LotterySearch:
         return [k for k in range(1, self.rounds + 1) if self.evaluates(k)]
 
     def _finished(self) -> bool:
-        if not (self.path / "summary.json").is_file():
-            return False
-        if not all(self.level_done(k) for k in range(self.rounds + 1)):
-            return False
-        summary = self.read_json(self.path / "summary.json")
-        return all(kind in summary.get("controls", {}) for kind in self.lottery.controls)
+        return self.run_dir.is_finished(self._controls_done) and \
+            all(self.level_done(k) for k in range(self.rounds + 1))
 
     def summary(self) -> dict:
         levels = [self.read_json(self.level_dir(k) / "metrics.json")
