@@ -91,8 +91,8 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from spikesculpt.data.digits import digits_arrays, digits_test_split
-    from spikesculpt.data.dvs_emulator import DVSEmulator
+    from spikesculpt.data.events.dvs_emulator import DVSEmulator
+    from spikesculpt.data.sets.digits import digits_arrays, digits_test_split
 
     info = machine_info(args.threads)
     print(f"{info['cpu']}; torch {info['torch']}, {args.threads} threads (emulator: 1)")

@@ -115,3 +115,70 @@ def test_function_local_imports_only_for_optional_dependencies():
                                             ("spikesculpt.config", "config")])
 def test_part_of(target, expect):
     assert part_of(target) == expect
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Module -> the spikesculpt modules it imports at load time (``from pkg import submodule``
+    counts as an import of the submodule; ``from pkg import name`` of the package)."""
+    names = {name for _, name in modules()}
+
+    def module_of(target: str) -> str:
+        while target not in names and "." in target:
+            target = target.rsplit(".", 1)[0]
+        return target if target in names else "spikesculpt.__init__"
+
+    graph = {}
+    for path, name in modules():
+        deps = set()
+        for node, target, in_function in imports(ast.parse(path.read_text())):
+            if in_function or not target.startswith("spikesculpt"):
+                continue
+            if isinstance(node, ast.ImportFrom) and node.module != "spikesculpt":
+                subs = {f"{node.module}.{a.name}" for a in node.names} & names
+                deps |= subs
+                if len(subs) < len(node.names):
+                    deps.add(module_of(node.module))
+            else:
+                deps.add(module_of(target))
+        graph[name] = deps - {name}
+    return graph
+
+
+def test_no_import_cycles_between_modules():
+    graph, state, cycles = _module_graph(), {}, []
+
+    def visit(name, stack):
+        state[name] = "open"
+        for dep in sorted(graph[name]):
+            if state.get(dep) == "open":
+                cycles.append(" -> ".join(stack[stack.index(dep):] + [dep]))
+            elif dep not in state:
+                visit(dep, stack + [dep])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, "modules that import each other:\n" + "\n".join(cycles)
+
+
+def data_layer(module: str) -> str:
+    """Layers inside data/: ``sets`` (one reader each) over ``events`` (the event pipeline) over
+    the base (registry, options, base types, files, augment, show)."""
+    pieces = module.split(".")
+    return pieces[2] if len(pieces) > 2 and pieces[2] in ("events", "sets") else "base"
+
+
+def test_data_layers_point_down():
+    order = {"base": 0, "events": 1, "sets": 2}
+    upward = []
+    for path, name in modules():
+        if part_of(name) != "data" or name == "spikesculpt.data":
+            continue                           # the package itself gathers (and registers) all
+        own = data_layer(name)
+        for node, target, _ in imports(ast.parse(path.read_text())):
+            if (part_of(target) == "data" and target != "spikesculpt.data"
+                    and order[data_layer(target)] > order[own]):
+                upward.append(f"{path.relative_to(SRC)}:{node.lineno} imports {target}")
+    assert not upward, "data/ imports that do not point down (sets -> events -> base):\n" + \
+        "\n".join(upward)

@@ -14,11 +14,11 @@ from spikesculpt.core.errors import UserError
 from spikesculpt.data import load_dataset
 from spikesculpt.data.augment import BatchAugment, build_augment, parse_augment
 from spikesculpt.data.base import DatasetInfo
-from spikesculpt.data.digits import digits_arrays
-from spikesculpt.data.digits_dvs import emulated_frames
-from spikesculpt.data.dvs_emulator import DVSEmulator, simulate_pixels
-from spikesculpt.data.events import make_events
-from spikesculpt.data.frames import events_to_frames
+from spikesculpt.data.events.dvs_emulator import DVSEmulator, simulate_pixels
+from spikesculpt.data.events.frames import events_to_frames
+from spikesculpt.data.events.stream import make_events
+from spikesculpt.data.sets.digits import digits_arrays
+from spikesculpt.data.sets.digits_dvs import emulated_frames
 from spikesculpt.experiments.rundir import config_hash
 
 # a short, coarse recording: 60 ms at 2 ms steps (fast in tests, same code path)

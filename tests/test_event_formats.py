@@ -27,7 +27,7 @@ from event_files import (
 from spikesculpt.cli.main import main
 from spikesculpt.core.errors import UserError
 from spikesculpt.data import load_dataset
-from spikesculpt.data.cifar10dvs import read_aedat2_dvs128
+from spikesculpt.data.sets.cifar10dvs import read_aedat2_dvs128
 
 
 @pytest.fixture(autouse=True)
@@ -380,8 +380,8 @@ def test_cli_bad_event_input_is_one_line_exit_2(tmp_path):
 
 
 def test_frames_t_must_be_positive():
-    from spikesculpt.data.events import empty_events
-    from spikesculpt.data.frames import events_to_frames
+    from spikesculpt.data.events.frames import events_to_frames
+    from spikesculpt.data.events.stream import empty_events
     for bad in (0, -3):
         with pytest.raises(UserError, match="positive number of time steps"):
             events_to_frames(empty_events(), (34, 34, 2), bad)

@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from spikesculpt.cli.main import main
 from spikesculpt.config import TrainConfig
 from spikesculpt.core.errors import UserError
-from spikesculpt.data.digits import digits_arrays
+from spikesculpt.data.sets.digits import digits_arrays
 from spikesculpt.experiments.lottery import run_lottery
 from spikesculpt.experiments.lottery.imp import IMP
 from spikesculpt.experiments.lottery.options import LotteryConfig

@@ -32,9 +32,7 @@ from spikesculpt.neurons import (
     lif_multistep,
     lif_step,
 )
-from spikesculpt.neurons import (
-    functional as F,
-)
+from spikesculpt.neurons import torch_kernel
 
 HAVE_NATIVE = cpu_kernel.available()
 FUSED = ["torch"] + (["native"] if HAVE_NATIVE else [])
@@ -55,7 +53,7 @@ def run_steps(step, x, **kw):
 def kernel_h(x, r, thr, v_reset, impl):
     """Pre-spike membrane H[t] as computed by a fused kernel (internal API)."""
     if impl == "torch":
-        _, nh = F._fused_forward(x, r, thr, v_reset)
+        _, nh = torch_kernel.fused_forward(x, r, thr, v_reset)
         return -nh
     _, h = cpu_kernel.forward(x, r, thr, v_reset, want_h=True)
     return h

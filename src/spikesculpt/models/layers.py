@@ -114,8 +114,3 @@ def pool2d(kind: str) -> TimeDistributed:
 def pooled(size: int) -> int:
     """Side length after :func:`pool2d`."""
     return (size + 1) // 2
-
-
-def conv_out(size: int, stride: int) -> int:
-    """Side length after a 'same'-padded conv3x3 / conv1x1 with ``stride``."""
-    return (size - 1) // stride + 1

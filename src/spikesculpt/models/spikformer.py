@@ -143,7 +143,6 @@ class SpikingPatchSplitting(nn.Module):
         self.rpe.spike = neuron()
         self.pools = pools
         self.last_keep_index: Optional[torch.Tensor] = None
-        self.last_scores: Optional[torch.Tensor] = None
         self.n_tokens = 0
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -160,11 +159,10 @@ class SpikingPatchSplitting(nn.Module):
         t, b, d, h, w = feats.shape
         idx = None
         if keep < 1.0:
-            idx, scores = select_tokens(feats, keep)                # [B, k], [B, N]
+            idx, _ = select_tokens(feats, keep)                     # [B, k]
             on = torch.zeros(b, h * w, dtype=feats.dtype, device=feats.device)
             on.scatter_(1, idx, 1.0)
             feats = feats * on.view(1, b, 1, h, w)                  # dropped tokens -> 0
-            self.last_scores = scores
         pos = self.rpe.spike(seq_apply(lambda z: self.rpe.bn(self.rpe.conv(z)), feats))
         tokens = (feats + pos).flatten(3).transpose(2, 3)           # [T, B, N, D]
         if idx is not None:

@@ -13,9 +13,12 @@ Layout of this package:
   ``fast_sigmoid``), ``create_surrogate``, ``spike`` (Θ forward, surrogate derivative backward).
 - ``functional.py``: pure step functions with explicit state (``lif_step``, ``if_step``) and
   fused whole-sequence kernels (``lif_multistep``, ``if_multistep``) with a hand-written backward.
+- ``torch_kernel.py``: the fused forward / backward in PyTorch ops (any device and dtype; the
+  reference the C kernel reproduces bit for bit).
 - ``cpu_kernel.py``: the C kernel behind the fused functions on CPU (compiled on first use, cached;
-  falls back to PyTorch ops with identical results). ``native_status()`` reports on it;
-  ``SPIKESCULPT_NATIVE=0`` turns it off.
+  falls back to ``torch_kernel`` with identical results). ``native_status()`` reports on it;
+  ``SPIKESCULPT_NATIVE=0`` turns it off. Imports: ``surrogate`` <- ``torch_kernel`` <-
+  ``cpu_kernel`` <- ``functional`` <- ``modules`` (no circle).
 - ``modules.py``: ``SpikingNeuron`` modules ``LIF``, ``IF``, ``ParametricLIF`` and the ``NEURONS``
   registry (``lif``, ``if``, ``plif``); ``create_neuron(name, **kwargs)``.
 

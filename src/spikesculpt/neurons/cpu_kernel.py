@@ -1,6 +1,6 @@
 """Native CPU kernel for the fused multi-step neurons: one pass over memory each way.
 
-Why: on a CPU the PyTorch-ops fused kernel (``functional._fused_forward`` / ``_fused_backward``)
+Why: on a CPU the PyTorch-ops fused kernel (``torch_kernel.fused_forward`` / ``fused_backward``)
 needs ~2 full passes over the [T, ...] tensors plus 2 ops per time step forward, and ~7 full
 passes plus 1 op per time step backward, each a separate trip through memory and through the
 dispatcher. On the 784-512-512-10 benchmark (T=8, batch 64, 2 threads; benchmarks/) that costs
@@ -16,8 +16,8 @@ That brings the benchmark to ~1.05-1.1x ReLU.
 
 How: the C source below is compiled on first use with the system C compiler (``$CC``, else
 ``cc``/``gcc``/``clang``; ``-O2 -ftree-vectorize -march=native -ffp-contract=off
--fno-trapping-math -fopenmp``, falling back to fewer flags) into ``$SPIKESCULPT_CACHE_DIR`` (default ``~/.cache/spikesculpt``),
-keyed by a hash of source, flags, compiler and CPU, and loaded with ``ctypes`` (the shared
+-fno-trapping-math -fopenmp``, falling back to fewer flags) into ``$SPIKESCULPT_CACHE_DIR``
+(default ``~/.cache/spikesculpt``), keyed by a hash of source, flags, compiler and CPU, and loaded with ``ctypes`` (the shared
 helper ``spikesculpt/core/native_build.py``, also used by the sparse-inference kernel): no PyTorch
 headers, a few seconds once per machine. OpenMP resolves to PyTorch's own ``libgomp`` (same
 soname, already loaded), so the kernel shares PyTorch's thread pool and honours
@@ -42,7 +42,11 @@ from typing import Optional
 import torch
 
 from spikesculpt.core import native_build
-from spikesculpt.neurons import functional as F
+from spikesculpt.neurons import torch_kernel
+from spikesculpt.neurons.surrogate import ATan, FastSigmoid, Sigmoid, Surrogate, Triangle
+
+# The built-in surrogates the C kernel implements, by id (``sid`` in the C source below).
+SURROGATE_IDS = {ATan: 0, Sigmoid: 1, Triangle: 2, FastSigmoid: 3}
 
 _SRC = r"""
 #include <stdint.h>
@@ -78,7 +82,7 @@ INL double exp_neg_d(double x) {
   return p * u.f;
 }
 
-/* Surrogate derivatives g'(u), u = H - V_th; ids as functional._NATIVE_SURROGATES.
+/* Surrogate derivatives g'(u), u = H - V_th; ids as SURROGATE_IDS.
    sigmoid: α·σ(αu)(1-σ(αu)) = α·e/(1+e)² with e = exp(-α|u|) (even in u, no overflow). */
 #define SURR(T, EXPNEG, FABS)                                                               \
 INL T surr_##T(T u, const int sid, T al) {                                                  \
@@ -268,7 +272,7 @@ def _self_test() -> None:
         x = torch.randn(6, 3, 4099, generator=g, dtype=dtype) * 1.3 + 0.4
         for r, v_reset in ((0.37, 0.0), (1 / 3, None), (None, 0.0), (None, None), (0.5, -0.25),
                            (plif, 0.0), (plif, None), (plif, 0.3)):
-            s0, nh = F._fused_forward(x, r, 1.0, v_reset)
+            s0, nh = torch_kernel.fused_forward(x, r, 1.0, v_reset)
             s1, h = forward(x, r, 1.0, v_reset, want_h=True)
             if not (torch.equal(s0, s1) and torch.equal(-nh, h)):
                 raise RuntimeError("native forward differs from the PyTorch path "
@@ -305,13 +309,15 @@ def status() -> str:
     return _state
 
 
-def eligible(x: torch.Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+def surrogate_id(surrogate: Surrogate) -> Optional[int]:
+    """Id of a built-in surrogate in the C kernel, None for any other (exact type only: a
+    subclass may redefine g')."""
+    return SURROGATE_IDS.get(type(surrogate))
 
 
 def scalars(r, v_reset: Optional[float]) -> tuple[float, float, float]:
     """(b, a, c) of the charge ``h = fma(a, v, x*b + c)`` with exactly the roundings of the
-    PyTorch path (``functional._neg_input`` / ``_charge_lif``): r is a float (LIF), a 0-dim
+    PyTorch path (``torch_kernel.neg_input`` / ``functional._charge_lif``): r is a float (LIF), a 0-dim
     tensor (PLIF: the products are rounded in its dtype) or None (IF: b = a = 1, c = 0)."""
     if r is None:
         return 1.0, 1.0, 0.0

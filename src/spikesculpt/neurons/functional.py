@@ -48,9 +48,9 @@ Two interchangeable kernels compute exactly the same forward:
   built-in surrogates) that runs the time loop per neuron in registers: forward one read of X
   and one write of S; it saves X and the backward recomputes H block by block in cache, reads
   dL/dS once and writes dL/dX once.
-- ``impl="torch"``: PyTorch ops, any device and dtype; saves -H. Forward: the scaled input
-  ``-(r·X + r·V_reset)`` for all t in one op, written into the buffer that becomes ``-H``; then per
-  step two in-place ops for a hard reset (``-H[t] += (1-r)·(-V)`` and
+- ``impl="torch"``: PyTorch ops (``torch_kernel.py``), any device and dtype; saves -H. Forward:
+  the scaled input ``-(r·X + r·V_reset)`` for all t in one op, written into the buffer that
+  becomes ``-H``; then per step two in-place ops for a hard reset (``-H[t] += (1-r)·(-V)`` and
   ``-V = threshold(-H[t], -V_th, -V_reset)``: working on -H lets one ``torch.threshold`` fire and
   reset; negation is exact) or three for a soft reset; spikes for all t in one comparison.
   Backward: g', D and r·g'·dL/dS for all t in a few vectorised in-place ops, then one
@@ -69,23 +69,11 @@ from typing import Optional, Union
 import torch
 
 from spikesculpt.core.errors import UserError
-from spikesculpt.neurons import cpu_kernel
-from spikesculpt.neurons.surrogate import (
-    ATan,
-    FastSigmoid,
-    Sigmoid,
-    Surrogate,
-    Triangle,
-    create_surrogate,
-    spike,
-)
-
-Decay = Union[float, torch.Tensor]
+from spikesculpt.neurons import cpu_kernel, torch_kernel
+from spikesculpt.neurons.surrogate import Surrogate, create_surrogate, spike
+from spikesculpt.neurons.torch_kernel import Decay, rest_potential
 
 __all__ = ["lif_step", "if_step", "lif_multistep", "if_multistep", "IMPLS"]
-
-_NATIVE_SURROGATES = {ATan: 0, Sigmoid: 1, Triangle: 2, FastSigmoid: 3}
-
 
 # --------------------------------------------------------------------------------------------
 # parameters
@@ -121,10 +109,6 @@ def _check_threshold(v_threshold: float, v_reset: Optional[float]) -> tuple[floa
             raise UserError(f"v_reset ({v_reset}) must be below v_threshold ({v_threshold}); "
                             "use v_reset=None for a soft reset")
     return v_threshold, v_reset
-
-
-def _rest(v_reset: Optional[float]) -> float:
-    return 0.0 if v_reset is None else v_reset
 
 
 # --------------------------------------------------------------------------------------------
@@ -170,7 +154,7 @@ def lif_step(x_t: torch.Tensor, v: Optional[torch.Tensor] = None, *,
     v_threshold, v_reset = _check_threshold(v_threshold, v_reset)
     sur = create_surrogate(surrogate, alpha)
     if v is None:
-        v = torch.full_like(x_t, _rest(v_reset))
+        v = torch.full_like(x_t, rest_potential(v_reset))
     h = _charge_lif(x_t, v, r, v_reset)
     return _fire_reset(h, v_threshold, v_reset, detach_reset, sur)
 
@@ -183,106 +167,12 @@ def if_step(x_t: torch.Tensor, v: Optional[torch.Tensor] = None, *, v_threshold:
     v_threshold, v_reset = _check_threshold(v_threshold, v_reset)
     sur = create_surrogate(surrogate, alpha)
     if v is None:
-        v = torch.full_like(x_t, _rest(v_reset))
+        v = torch.full_like(x_t, rest_potential(v_reset))
     return _fire_reset(torch.add(x_t, v), v_threshold, v_reset, detach_reset, sur)
 
 
 # --------------------------------------------------------------------------------------------
-# fused multi-step kernel
-
-
-def _neg_input(x: torch.Tensor, r: Optional[Decay], v_reset: Optional[float]) -> torch.Tensor:
-    """``-(r·x + r·V_reset)`` (LIF) or ``-x`` (IF, r=None) as a new contiguous [T, ...] buffer."""
-    if r is None:
-        return torch.neg(x).contiguous()
-    out = torch.mul(x, -r).contiguous()
-    if v_reset is not None and v_reset != 0.0:
-        out.sub_(r * v_reset)
-    return out
-
-
-def _fused_forward(x: torch.Tensor, r: Optional[Decay], v_threshold: float,
-                   v_reset: Optional[float]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spikes and the negated pre-spike membrane ``-H`` for all t (no autograd).
-
-    Works on ``-H`` so that "fire and hard-reset" is one ``torch.threshold`` per step:
-    ``threshold(-H, -V_th, -V_reset)`` keeps -H where -H > -V_th (H < V_th, no spike) and writes
-    -V_reset elsewhere. Negation is exact in floating point, so this is bit-identical to the
-    step function.
-    """
-    nh = _neg_input(x, r, v_reset)  # -(r·X + r·V_reset) for all t; becomes -H in place
-    s = torch.empty_like(nh)
-    hs = nh.unbind(0)
-    nv = torch.empty_like(hs[0])  # -V, carried over time
-    v0 = _rest(v_reset)
-    thr = v_threshold
-    if r is None:
-        def charge(h, nv_):
-            h.add_(nv_)
-    elif isinstance(r, torch.Tensor):
-        a_t = 1.0 - r
-
-        def charge(h, nv_):
-            h.addcmul_(nv_, a_t)
-    else:
-        a = 1.0 - r
-
-        def charge(h, nv_):
-            h.add_(nv_, alpha=a)
-    if v_reset is None:
-        ss = s.unbind(0)
-        for t, h in enumerate(hs):
-            if t > 0:
-                charge(h, nv)
-            torch.le(h, -thr, out=ss[t])                # S = [H >= V_th]
-            torch.add(h, ss[t], alpha=thr, out=nv)      # -V = -H + V_th·S
-    else:
-        for t, h in enumerate(hs):
-            if t > 0:
-                charge(h, nv)
-            elif v0 != 0.0:
-                nv.fill_(-v0)
-                charge(h, nv)
-            torch.threshold(h, -thr, -v_reset, out=nv)  # -V = -H if H < V_th else -V_reset
-        torch.le(nh, -thr, out=s)
-    return s, nh
-
-
-def _fused_backward(gs: torch.Tensor, nh: torch.Tensor, s: torch.Tensor, b: float, a: float,
-                    v_threshold: float, v_reset: Optional[float], detach_reset: bool,
-                    surrogate: Surrogate) -> torch.Tensor:
-    """G = dL/dX for all t from dL/dS, the saved -H and S (see the module docstring)."""
-    thr = v_threshold
-    # b·g'(H - V_th) for all t; built-in surrogates are even, so g' is evaluated at V_th - H
-    g = torch.add(nh, thr)
-    if not surrogate.even:
-        g.neg_()
-    g = surrogate.grad_(g, scale=b)
-    # M[t] = (1-r)·dV[t]/dH[t] = a·m[t]
-    if v_reset is not None:
-        m = torch.gt(nh, -thr, out=torch.empty_like(nh))    # 1 - S
-        if not detach_reset:
-            nhv = nh if v_reset == 0.0 else nh + v_reset      # V_reset - H
-            m.addcmul_(nhv, g, value=1.0 / b)                # + (V_reset - H)·g'
-    elif not detach_reset:
-        m = torch.rsub(g, 1.0, alpha=thr / b)                # 1 - V_th·g'
-    else:
-        m = None                                             # 1
-    g.mul_(gs)                                               # b·g'·dL/dS
-    gl = g.unbind(0)
-    if m is None:
-        for t in range(len(gl) - 2, -1, -1):
-            gl[t].add_(gl[t + 1], alpha=a)
-    else:
-        ml = m.unbind(0)
-        for t in range(len(gl) - 2, -1, -1):
-            gl[t].addcmul_(ml[t], gl[t + 1], value=a)
-    return g
-
-
-def _native_surrogate_id(surrogate: Surrogate) -> Optional[int]:
-    """Id of a built-in surrogate in the C kernel (exact type only: subclasses may redefine g')."""
-    return _NATIVE_SURROGATES.get(type(surrogate))
+# fused multi-step: one autograd Function over two kernels (torch_kernel.py, cpu_kernel.py)
 
 
 def _resolve_is_compiling():
@@ -314,7 +204,7 @@ def _use_native(x: torch.Tensor, surrogate: Surrogate, impl: str) -> bool:
     if impl == "torch":
         return False
     ok = (type(x) is torch.Tensor and x.dtype in _NATIVE_DTYPES and x.device.type == "cpu"
-          and type(surrogate) in _NATIVE_SURROGATES)
+          and cpu_kernel.surrogate_id(surrogate) is not None)
     if impl == "native" and not ok:
         raise UserError("impl='native' needs a plain CPU float32/float64 tensor and a built-in "
                         "surrogate; use impl='auto'")
@@ -346,7 +236,7 @@ class _FusedNeuron(torch.autograd.Function):
             s, _ = cpu_kernel.forward(x, decay, v_threshold, v_reset)
             ctx.save_for_backward(x, r_t)
         else:
-            s, nh = _fused_forward(x, decay, v_threshold, v_reset)
+            s, nh = torch_kernel.fused_forward(x, decay, v_threshold, v_reset)
             # S is the output, kept alive by the next layer anyway
             ctx.save_for_backward(nh, s, x if r_t is not None else None, r_t)
         return s
@@ -360,27 +250,17 @@ class _FusedNeuron(torch.autograd.Function):
             x, r_t = ctx.saved_tensors
             decay = r_t if ctx.has_rt else ctx.r
             g, acc = cpu_kernel.backward(gs, x, decay, thr, v_reset, detach,
-                                      _native_surrogate_id(surrogate), surrogate.alpha, want_gr)
+                                         cpu_kernel.surrogate_id(surrogate), surrogate.alpha,
+                                         want_gr)
             if want_gr:
                 gr = torch.tensor(acc, dtype=r_t.dtype, device=r_t.device)
         else:
             nh, s, x, r_t = ctx.saved_tensors
             b = float(r_t) if ctx.has_rt else (1.0 if ctx.r is None else ctx.r)
             a = 1.0 - b if (ctx.has_rt or ctx.r is not None) else 1.0
-            g = _fused_backward(gs, nh, s, b, a, thr, v_reset, detach, surrogate)
+            g = torch_kernel.fused_backward(gs, nh, s, b, a, thr, v_reset, detach, surrogate)
             if want_gr:
-                # dL/dr = Σ dL/dH·(X + V_reset - V[t-1]),  dL/dH = G / r
-                u = torch.empty_like(nh)                         # -V[t-1]
-                u[0].fill_(-_rest(v_reset))
-                if nh.shape[0] > 1:
-                    if v_reset is None:
-                        torch.add(nh[:-1], s[:-1], alpha=thr, out=u[1:])
-                    else:
-                        torch.threshold(nh[:-1], -thr, -v_reset, out=u[1:])
-                u.add_(x)
-                if v_reset is not None and v_reset != 0.0:
-                    u.add_(v_reset)
-                gr = (torch.dot(g.reshape(-1), u.reshape(-1)) / b).to(r_t.dtype)
+                gr = torch_kernel.fused_decay_grad(g, nh, s, x, b, thr, v_reset).to(r_t.dtype)
         gx = g if ctx.needs_input_grad[0] else None
         return gx, gr, None, None, None, None, None, None
 
@@ -439,7 +319,7 @@ def _multistep(x: torch.Tensor, r: Optional[Decay], v_threshold: float,
         # inference: no graph, no saved state
         if native:
             return cpu_kernel.forward(x, r, v_threshold, v_reset)[0]
-        return _fused_forward(x, r, v_threshold, v_reset)[0]
+        return torch_kernel.fused_forward(x, r, v_threshold, v_reset)[0]
     if r_t is not None:
         return _FusedNeuron.apply(x, r_t, None, v_threshold, v_reset, detach_reset, surrogate,
                                   native)

@@ -8,7 +8,8 @@ Knows nothing of methods or the CLI; methods (``spikesculpt.methods``) are built
 - ``random_mask`` (``init.py``): exact-count Erdős–Rényi random masks from a generator.
 - ``MaskEnforcer`` (``enforce.py``): keeps pruned weights, their gradients and optimizer state
   at zero through ``register_step_pre_hook`` / ``register_step_post_hook``.
-- ``scores.py``: magnitude, dense gradient, Hebbian spike coincidence (``HebbianRecorder``).
+- ``scores.py``: what the scores mean (magnitude, dense gradient) and the Hebbian spike
+  coincidence (``HebbianRecorder``).
 - ``drop_and_grow`` (``rewire.py``): one constant-count rewiring step of a layer.
 - ``schedule.py``: cosine-decayed rewiring fraction, update steps.
 - ``steps.py``: whether the step a hook runs in really happens and how its gradients are

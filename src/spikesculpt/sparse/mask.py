@@ -94,9 +94,6 @@ class Mask:
         total = sum(m.numel() for m in self._masks.values())
         return sum(self.active(n) for n in self._masks) / total if total else 1.0
 
-    def layer_densities(self) -> dict[str, float]:
-        return {n: self.density(n) for n in self._masks}
-
     # ------------------------------------------------------------------ model
     def validate(self, model: nn.Module) -> "Mask":
         """Every name is a parameter of ``model`` with the mask's shape; else ``UserError``."""

@@ -1,8 +1,10 @@
 """Scores that rank connections for pruning and regrowth (higher = more worth having).
 
-- ``magnitude``: ``|w|`` (drop the smallest; SET, RigL, ESL).
+- ``magnitude``: ``|w|`` (drop the smallest; SET, RigL, ESL), computed where it is used
+  (``rewire.drop_and_grow``).
 - ``gradient``: ``|dL/dw|`` of the *dense* gradient at the update step (RigL: Evci et al.,
-  ICML 2020). Read from ``weight.grad`` before the gradient is masked.
+  ICML 2020). Read from ``weight.grad`` before the gradient is masked (by the dynamic methods,
+  ``methods/dynamic/base.py``, unscaled under AMP).
 - ``hebbian`` (our spike-native growth rule): the pre/post coincidence of the last batch,
   ``C = Σ_{t,b} post_{t,b} ⊗ pre_{t,b}`` — for a linear layer ``W [out, in]``,
   ``C = postᵀ · pre`` with ``pre [T·B, in]`` the layer's input and ``post [T·B, out]`` the spikes
@@ -26,22 +28,12 @@ snnTorch's ``SpikingNeuron`` (recognised by class, without importing those packa
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 
 from spikesculpt.models.utils import is_spiking_module  # noqa: F401  (re-exported)
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-def magnitude(weight: torch.Tensor) -> torch.Tensor:
-    return weight.detach().abs()
-
-
-def gradient(weight: torch.Tensor) -> Optional[torch.Tensor]:
-    return None if weight.grad is None else weight.grad.detach().abs()
 
 
 def coincidence(layer: nn.Module, pre: torch.Tensor, post: torch.Tensor) -> torch.Tensor:

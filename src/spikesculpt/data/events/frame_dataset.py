@@ -17,7 +17,7 @@ from torch.utils.data import Dataset
 
 from spikesculpt.core.errors import UserError
 from spikesculpt.data.base import DatasetInfo, DataSplits, make_splits, stratified_split
-from spikesculpt.data.frame_cache import FrameSet
+from spikesculpt.data.events.frame_cache import FrameSet
 
 
 def in_memory_limit_bytes() -> float:

@@ -23,8 +23,8 @@ Layout under ``--data-root DIR`` (any of these; names in any letter case)::
     DIR/N-MNIST/Train/0/00002.bin ... Test/9/...            or extracted
     (NMNIST/ or nmnist/ instead of N-MNIST/, or DIR itself holding Train and Test)
 
-Options: ``nmnist:bins=count`` (time | count, see ``spikesculpt.data.frames``), ``size=N`` to
-pool the 34x34 sensor to NxN. Frames ``[T, 2, 34, 34]``; each recording's own span is cut into
+Options: ``nmnist:bins=count`` (time | count, see ``spikesculpt.data.events.frames``),
+``size=N`` to pool the 34x34 sensor to NxN. Frames ``[T, 2, 34, 34]``; each recording's own span is cut into
 T equal slices (``bins=time``).
 """
 
@@ -37,15 +37,13 @@ import numpy as np
 
 from spikesculpt.core.errors import UserError
 from spikesculpt.data.base import DataSplits
-from spikesculpt.data.events import check_events, make_events
-from spikesculpt.data.native import (
-    Recording,
+from spikesculpt.data.events.recordings import Recording, frame_options, recording_splits
+from spikesculpt.data.events.stream import check_events, make_events
+from spikesculpt.data.files import (
     ZipReader,
     child,
     find_dataset_dir,
     fingerprint,
-    frame_options,
-    native_splits,
     read_file,
     require_data_root,
     walk_files,
@@ -140,6 +138,6 @@ def nmnist(arg: Optional[str], *, seed: int, val_fraction: float, data_root=None
         for rec, load in zip(recs, loaders):
             yield read_nmnist_bin(load(), rec.source)
 
-    return native_splits("nmnist" + (f":{arg}" if arg else ""), {"sources": fp},
+    return recording_splits("nmnist" + (f":{arg}" if arg else ""), {"sources": fp},
                          lambda: (recs, events()), SENSOR, timesteps, opts["bins"], 10,
                          val_fraction, seed, size=size)

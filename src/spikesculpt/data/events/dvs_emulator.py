@@ -56,7 +56,7 @@ import torch
 import torch.nn.functional as F
 
 from spikesculpt.core.errors import UserError
-from spikesculpt.data.events import EVENT_DTYPE
+from spikesculpt.data.events.stream import EVENT_DTYPE
 
 LUMA = (0.299, 0.587, 0.114)
 
@@ -95,8 +95,9 @@ class DVSEmulator:
         for name, ok in checks:
             if not ok:
                 raise UserError(f"DVS emulator: {name}={getattr(self, name)!r} is out of range; "
-                                f"see 'spikesculpt.data.dvs_emulator' for the allowed values "
-                                f"(e.g. size > 2 margin, 0 < dt_ms <= saccade_ms, threshold > 0)")
+                                f"see 'spikesculpt.data.events.dvs_emulator' for the allowed "
+                                f"values (e.g. size > 2 margin, 0 < dt_ms <= saccade_ms, "
+                                f"threshold > 0)")
         for name in ("size", "margin", "saccades", "seed"):
             object.__setattr__(self, name, int(getattr(self, name)))
         for f in fields(self):

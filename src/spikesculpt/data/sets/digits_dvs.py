@@ -1,7 +1,7 @@
 """``digits-dvs`` and ``dvs:<static dataset>``: static images seen by the emulated event camera.
 
 ``digits-dvs`` is the embedded event-based default: scikit-learn's 1,797 8x8 digits (see
-``digits``) shown to :class:`~spikesculpt.data.dvs_emulator.DVSEmulator` with its defaults
+``digits``) shown to :class:`~spikesculpt.data.events.dvs_emulator.DVSEmulator` with its defaults
 (34x34 sensor like N-MNIST, the digit drawn 28x28 in the centre, three 100 ms saccades of 3 px,
 thresholds 0.2 +- 3%, 0.1 Hz noise, seed 0), binned into ``T`` frames ``[T, 2, 34, 34]`` (the
 run's ``--timesteps``; equal-duration slices of the 300 ms recording by default). Same splits
@@ -18,9 +18,9 @@ Options follow the name after a comma (``digits-dvs:threshold=0.3,bins=count``,
 run's seed: the recordings are a fixed dataset, as N-MNIST is; the run's seed only draws the
 validation split.
 
-Frames are cached on disk (``spikesculpt.data.frame_cache``), keyed by the SHA-256 of the input
-images, every emulator parameter, T and the binning; the first load emulates (a few seconds for
-digits), later loads read the cache.
+Frames are cached on disk (``spikesculpt.data.events.frame_cache``), keyed by the SHA-256 of the
+input images, every emulator parameter, T and the binning; the first load emulates (a few seconds
+for digits), later loads read the cache.
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ import numpy as np
 
 from spikesculpt.core.errors import UserError
 from spikesculpt.data.base import DatasetInfo, DataSplits, make_splits, tensor_dataset
-from spikesculpt.data.digits import digits_arrays, digits_test_split
-from spikesculpt.data.dvs_emulator import DVSEmulator, emulator_from_options, grey_images
-from spikesculpt.data.frame_cache import FrameSet, cached_frames
-from spikesculpt.data.frames import check_mode, check_timesteps, events_to_frames
+from spikesculpt.data.events.dvs_emulator import DVSEmulator, emulator_from_options, grey_images
+from spikesculpt.data.events.frame_cache import FrameSet, cached_frames
+from spikesculpt.data.events.frames import check_mode, check_timesteps, events_to_frames
 from spikesculpt.data.options import parse_options
 from spikesculpt.data.registry import load_dataset, register_dataset
+from spikesculpt.data.sets.digits import digits_arrays, digits_test_split
 
 DEFAULT_TIMESTEPS = 4  # = TrainConfig.timesteps; used when a caller gives no T
 

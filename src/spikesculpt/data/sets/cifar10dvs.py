@@ -10,9 +10,9 @@ Split (the dataset ships none): per class, the recordings sorted by their number
 as test instead (the split of TEBN / SpikingJelly's ``CIFAR10DVSTEBNSplit``: 0..99 test);
 validation is a stratified ``val_fraction`` of the training recordings, drawn by the run's seed.
 
-File format: jAER AEDAT 2.0 (see :mod:`spikesculpt.data.aedat2`) — ASCII header lines starting
-with ``#`` (the first is ``#!AER-DAT2.0``), then big-endian 32-bit pairs ``(address, timestamp in
-us)``. A DVS128 address holds polarity in bit 0, x in bits 1..7 and y in bits 8..14; special
+File format: jAER AEDAT 2.0 (see :mod:`spikesculpt.data.events.aedat2`) — ASCII header lines
+starting with ``#`` (the first is ``#!AER-DAT2.0``), then big-endian 32-bit pairs ``(address,
+timestamp in us)``. A DVS128 address holds polarity in bit 0, x in bits 1..7 and y in bits 8..14; special
 events (bit 15 or 31) are skipped and timestamps are jAER's wrapping int32, unwrapped. As
 SpikingJelly and Tonic do (to match the reference MATLAB reader), the frame is turned to
 upright: ``x = 127 - y_raw``, ``y = 127 - x_raw``, ``p = 1 - p_raw``. A recording of another
@@ -40,17 +40,15 @@ from typing import Callable, Optional
 import numpy as np
 
 from spikesculpt.core.errors import UserError
-from spikesculpt.data.aedat2 import read_dvs128
 from spikesculpt.data.base import DataSplits
-from spikesculpt.data.events import make_events
-from spikesculpt.data.native import (
-    Recording,
+from spikesculpt.data.events.aedat2 import read_dvs128
+from spikesculpt.data.events.recordings import Recording, frame_options, recording_splits
+from spikesculpt.data.events.stream import make_events
+from spikesculpt.data.files import (
     ZipReader,
     child,
     find_dataset_dir,
     fingerprint,
-    frame_options,
-    native_splits,
     read_file,
     require_data_root,
     walk_files,
@@ -148,7 +146,7 @@ def cifar10_dvs(arg: Optional[str], *, seed: int, val_fraction: float, data_root
             yield read_aedat2_dvs128(load(), rec.source)
 
     size = opts["size"]
-    return native_splits("cifar10-dvs" + (f":{arg}" if arg else ""),
+    return recording_splits("cifar10-dvs" + (f":{arg}" if arg else ""),
                          {"sources": fp, "test_split": opts["test"]}, lambda: (recs, events()),
                          SENSOR, timesteps, opts["bins"], 10, val_fraction, seed,
                          size=None if size == 128 else (size, size))

@@ -44,15 +44,9 @@ import numpy as np
 
 from spikesculpt.core.errors import UserError
 from spikesculpt.data.base import DataSplits
-from spikesculpt.data.events import check_events, empty_events, make_events
-from spikesculpt.data.native import (
-    Recording,
-    fingerprint,
-    frame_options,
-    native_splits,
-    read_file,
-    require_data_root,
-)
+from spikesculpt.data.events.recordings import Recording, frame_options, recording_splits
+from spikesculpt.data.events.stream import check_events, empty_events, make_events
+from spikesculpt.data.files import fingerprint, read_file, require_data_root
 from spikesculpt.data.options import parse_options
 from spikesculpt.data.registry import register_dataset
 
@@ -269,6 +263,6 @@ def dvs128_gesture(arg: Optional[str], *, seed: int, val_fraction: float, data_r
         fp = fingerprint([archive], archive.parent)
         listing = lambda: _archive_listing(archive)  # noqa: E731
     size = opts["size"]
-    return native_splits("dvs128-gesture" + (f":{arg}" if arg else ""), {"sources": fp}, listing,
+    return recording_splits("dvs128-gesture" + (f":{arg}" if arg else ""), {"sources": fp}, listing,
                          SENSOR, timesteps, opts["bins"], NUM_CLASSES, val_fraction, seed,
                          size=None if size == 128 else (size, size))

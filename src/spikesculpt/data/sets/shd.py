@@ -39,17 +39,10 @@ import numpy as np
 
 from spikesculpt.core.errors import UserError
 from spikesculpt.data.base import DataSplits
-from spikesculpt.data.events import check_events, make_events
-from spikesculpt.data.frame_cache import cache_root
-from spikesculpt.data.native import (
-    Recording,
-    child,
-    find_dataset_dir,
-    fingerprint,
-    frame_options,
-    native_splits,
-    require_data_root,
-)
+from spikesculpt.data.events.frame_cache import cache_root
+from spikesculpt.data.events.recordings import Recording, frame_options, recording_splits
+from spikesculpt.data.events.stream import check_events, make_events
+from spikesculpt.data.files import child, find_dataset_dir, fingerprint, require_data_root
 from spikesculpt.data.options import parse_options
 from spikesculpt.data.registry import register_dataset
 
@@ -172,6 +165,6 @@ def shd(arg: Optional[str], *, seed: int, val_fraction: float, data_root=None,
         window = auto_window if opts["bins"] == "time" else None
     key = {"sources": fingerprint(files, folder), "duration_us": duration_us}
     ch = opts["channels"]
-    return native_splits("shd" + (f":{arg}" if arg else ""), key, listing, (CHANNELS, 1, 1),
+    return recording_splits("shd" + (f":{arg}" if arg else ""), key, listing, (CHANNELS, 1, 1),
                          timesteps, opts["bins"], NUM_CLASSES, val_fraction, seed,
                          size=(1, ch), window=window, sample_shape=(ch,))

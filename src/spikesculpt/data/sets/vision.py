@@ -45,7 +45,7 @@ from torch.utils.data import Dataset
 
 from spikesculpt.core.errors import UserError
 from spikesculpt.data.base import DatasetInfo, DataSplits, make_splits, stratified_split
-from spikesculpt.data.native import child, read_file, require_data_root
+from spikesculpt.data.files import child, read_file, require_data_root
 from spikesculpt.data.options import parse_options
 from spikesculpt.data.registry import register_dataset
 
@@ -64,7 +64,7 @@ def download(dataset: str, root: Path) -> None:
     except Exception as exc:  # ImportError, or a torchvision built for another torch
         raise UserError(f"--download needs torchvision ({type(exc).__name__} on import): pip "
                         f"install 'spikesculpt[vision]', or download the {dataset} files by "
-                        f"hand into {root} (see 'spikesculpt.data.vision')") from None
+                        f"hand into {root} (see 'spikesculpt.data.sets.vision')") from None
     cls = getattr(tvd, TORCHVISION[dataset])
     try:
         for train in (True, False):
