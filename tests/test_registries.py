@@ -27,6 +27,9 @@ from spikesculpt.core.errors import UserError
 from spikesculpt.core.options import declared, field_default
 from spikesculpt.data import DATASETS, load_dataset
 from spikesculpt.encoding import ENCODERS, encode, static_encoders
+from spikesculpt.experiments.evolution.options import EvolutionConfig
+from spikesculpt.experiments.lottery import STRATEGIES
+from spikesculpt.experiments.lottery.options import LotteryConfig
 from spikesculpt.experiments.rundir import config_hash
 from spikesculpt.methods import METHODS, create_method, resolved_config
 from spikesculpt.models import MODELS, create_model
@@ -241,6 +244,18 @@ def test_loss_takes_time_major_logits(name):
     assert torch.isfinite(logits.grad).all()
 
 
+# --------------------------------------------------------------------- lottery strategies
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_lottery_strategy_is_built_by_name(name):
+    """The search builds its strategy as ``STRATEGIES.get(name)()``; the config accepts it."""
+    assert STRATEGIES.get(name)() is not None
+    LotteryConfig(strategy=name).validate()
+
+
+def test_lottery_default_strategy_is_registered():
+    assert LotteryConfig().strategy in STRATEGIES
+
+
 # -------------------------------------------------- option declarations (config, hash, CLI)
 def _option_classes():
     config = TrainConfig()
@@ -278,10 +293,8 @@ def test_flags_are_unique_and_their_defaults_read_back(flags):
 
 def _section_class(flag: Flag):
     if flag in lottery_flags():
-        from spikesculpt.experiments.lottery.options import LotteryConfig
         return LotteryConfig
     if flag in evolve_flags():
-        from spikesculpt.experiments.evolution.options import EvolutionConfig
         return EvolutionConfig
     obj = TrainConfig()
     for key in flag.section:

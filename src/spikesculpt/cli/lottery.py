@@ -26,14 +26,15 @@ from spikesculpt.cli.train import (
 )
 from spikesculpt.config import overlay
 from spikesculpt.core.options import comma_list
-from spikesculpt.experiments.lottery import run_lottery
+from spikesculpt.experiments.lottery import STRATEGIES, run_lottery
 from spikesculpt.experiments.lottery.options import LotteryConfig
 
 # The declarations of LotteryConfig's flags, kept here until experiments/lottery/options.py
 # declares its fields itself (``core.options.option``; a declaration there wins over this one,
 # and then this entry can go; see docs/architecture.md).
 LOTTERY_OPTIONS = {
-    "strategy": {"help": "ticket search: imp | early-bird | score | multilevel"},
+    "strategy": {"help": "ticket search", "choices": STRATEGIES.names,
+                 "kind": "lottery strategy"},
     "rounds": {"help": "pruning levels after the dense level 0"},
     "rate": {"help": "fraction of the remaining weights pruned per round, (0, 1); "
                      "score/multilevel: level K has density (1-rate)^K"},
