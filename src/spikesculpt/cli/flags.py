@@ -155,4 +155,5 @@ def without(flags: Iterable[Flag], names: Iterable[str] = (),
             sections: Iterable[str] = ()) -> list[Flag]:
     """``flags`` less those named in ``names`` and those of the option ``sections``."""
     names, sections = set(names), set(sections)
-    return [f for f in flags if f.name not in names and not (f.section and f.section[0] in sections)]
+    return [f for f in flags
+            if f.name not in names and not (f.section and f.section[0] in sections)]

@@ -27,7 +27,8 @@ class NeuronConfig:
                    "reset by subtracting the threshold instead of to v_reset"),))
     detach_reset: bool = option(False, help="no gradient through the reset")
     surrogate: str = option("atan", choices=SURROGATES.names, help="surrogate gradient")
-    alpha: Optional[float] = option(None, flag="--surrogate-alpha", none_means="the surrogate's own",
+    alpha: Optional[float] = option(None, flag="--surrogate-alpha",
+                                    none_means="the surrogate's own",
                                     help="surrogate width parameter")
 
     def validate(self) -> "NeuronConfig":
