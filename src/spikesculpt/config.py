@@ -19,11 +19,23 @@ from typing import Optional
 
 from spikesculpt.core.checks import require_finite
 from spikesculpt.core.errors import UserError
-from spikesculpt.core.options import overlay_dataclass
+from spikesculpt.core.options import (
+    check_choices,
+    hashed_if_set,
+    option,
+    overlay_dataclass,
+    positive_int,
+    unhashed_fields,
+)
 from spikesculpt.data.augment import parse_augment
+from spikesculpt.encoding import static_encoders
 from spikesculpt.methods.dynamic.options import SparseConfig
 from spikesculpt.methods.genetic.options import GeneticConfig
+from spikesculpt.methods.registry import METHODS
+from spikesculpt.models import MODELS
 from spikesculpt.neurons.options import NeuronConfig
+from spikesculpt.train.losses import LOSSES
+from spikesculpt.train.optim import OPTIMIZERS, SCHEDULES
 
 MAX_SEED = 2**32 - 1  # numpy's and many libraries' limit; torch's generators take it too
 
@@ -32,24 +44,31 @@ MAX_SEED = 2**32 - 1  # numpy's and many libraries' limit; torch's generators ta
 class TrainConfig:
     """Everything that defines one training run."""
 
-    dataset: str = "digits"
-    model: str = "mlp"
+    dataset: str = option("digits", help="digits, npz:PATH, ... (spikesculpt list datasets)")
+    model: str = option("mlp", choices=MODELS.names, kind="model", help="network")
     model_kwargs: dict = field(default_factory=dict)   # extra model arguments (e.g. hidden, width)
-    method: str = "dense"
-    epochs: int = 30
-    timesteps: int = 4
-    batch_size: int = 64
-    lr: float = 1e-3
-    optimizer: str = "adam"      # sgd | adam | adamw
-    momentum: float = 0.9        # sgd only
-    weight_decay: float = 0.0
-    schedule: str = "cosine"     # cosine | constant
-    loss: str = "ce"             # ce (on the time-averaged output) | tet (Deng et al. 2022)
-    encoding: str = "direct"     # direct | poisson | latency (static data only)
-    augment: str = "none"        # none | standard | flip+shift+cutout (data/augment.py)
-    init_firing: float = 0.1     # dense/sparse methods: wake layers firing below this at init
-    val_fraction: float = 0.1
-    seed: int = 0
+    method: str = option("dense", choices=METHODS.names, kind="method", help="training method")
+    epochs: int = option(30, parse=positive_int, help="training epochs")
+    timesteps: int = option(4, parse=positive_int, help="simulation time steps T")
+    batch_size: int = option(64, parse=positive_int, help="batch size")
+    lr: float = option(1e-3, help="learning rate")
+    optimizer: str = option("adam", choices=OPTIMIZERS.names, help="optimizer")
+    momentum: float = option(0.9, help="SGD momentum (sgd only)")
+    weight_decay: float = option(0.0, help="weight decay")
+    schedule: str = option("cosine", choices=SCHEDULES.names, help="per-epoch lr schedule")
+    loss: str = option("ce", choices=lambda: sorted(LOSSES),
+                       help="loss (ce: on the time-averaged output; tet: Deng et al. 2022)")
+    encoding: str = option("direct", choices=static_encoders, kind="encoding",
+                           help="input encoding of static data")
+    augment: str = option("none", hash="if_set",
+                          help="training-batch augmentation: none | standard (flip+shift) | "
+                               "flip, shift, cutout joined with +")
+    init_firing: float = option(0.1, hash="if_set",
+                                help="dense and sparse methods: before training, scale up the "
+                                     "Linear/Conv layers whose neurons fire below this rate "
+                                     "(0 = off)")
+    val_fraction: float = option(0.1, help="fraction of train held out for validation")
+    seed: int = option(0, help="random seed")
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     # Method option sections: a method names the one it reads (``Method.config_section``); only
     # that section is part of the run's hash, so e.g. --density does not rename a dense run.
@@ -57,15 +76,13 @@ class TrainConfig:
     genetic: GeneticConfig = field(default_factory=GeneticConfig,
                                    metadata={"method_options": True})
     # Bookkeeping: not part of the hash.
-    device: str = "auto"         # auto | cpu | cuda | cuda:N
-    amp: bool = False            # mixed precision on CUDA
-    data_root: Optional[str] = None
-    download: bool = False       # let torchvision datasets fetch missing files into data_root
-
-    NOT_HASHED = ("device", "amp", "data_root", "download")
-    # Hashed only when set away from their default, so that adding them did not rename the run
-    # directories of existing configs.
-    HASHED_IF_SET = {"augment": "none", "init_firing": 0.1}
+    device: str = option("auto", hash="never", help="auto | cpu | cuda | cuda:N")
+    amp: bool = option(False, hash="never", help="mixed precision (CUDA)")
+    data_root: Optional[str] = option(None, hash="never", none_means="none",
+                                      help="folder with downloaded datasets")
+    download: bool = option(False, hash="never",
+                            help="fetch missing torchvision datasets (mnist, cifar10, ...) into "
+                                 "--data-root")
 
     def validate(self) -> "TrainConfig":
         for name in ("epochs", "timesteps", "batch_size"):
@@ -90,12 +107,7 @@ class TrainConfig:
             raise UserError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0 < self.val_fraction < 1:
             raise UserError(f"val_fraction must be in (0, 1), got {self.val_fraction!r}")
-        for name, allowed in (("optimizer", ("sgd", "adam", "adamw")),
-                              ("schedule", ("cosine", "constant")), ("loss", ("ce", "tet")),
-                              ("encoding", ("direct", "poisson", "latency"))):
-            if getattr(self, name) not in allowed:
-                raise UserError(f"unknown {name} {getattr(self, name)!r}; choose one of: "
-                                f"{', '.join(allowed)}")
+        check_choices(self)
         if isinstance(self.init_firing, bool) or not 0 <= self.init_firing < 1:
             raise UserError(f"init_firing must be in [0, 1) (a firing rate; 0 = off), got "
                             f"{self.init_firing!r}; pass e.g. --init-firing 0.1")
@@ -123,12 +135,12 @@ class TrainConfig:
                              f"{method_section!r}, which TrainConfig does not have "
                              f"(sections: {', '.join(sections)})")
         d = self.to_dict()
-        for name in self.NOT_HASHED:
+        for name in unhashed_fields(self):
             d.pop(name, None)
         for section in sections:
             if section != method_section:
                 d.pop(section, None)
-        for name, default in self.HASHED_IF_SET.items():
+        for name, default in hashed_if_set(self).items():
             if d.get(name) == default:
                 d.pop(name, None)
         return d

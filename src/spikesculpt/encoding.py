@@ -41,6 +41,12 @@ ENCODERS = Registry("encoder")
 Encoder = Callable[[torch.Tensor, int, Optional[torch.Generator]], torch.Tensor]
 
 
+def static_encoders() -> list[str]:
+    """The encoders of static samples ``[B, ...]`` (all registered ones but those that take
+    time-major input, ``none``): the choices of ``TrainConfig.encoding``."""
+    return [n for n in ENCODERS.names() if not getattr(ENCODERS.get(n), "time_major_input", False)]
+
+
 def encode(x: torch.Tensor, timesteps: int, method: str = "direct",
            generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Encode ``x [B, ...]`` into ``[T, B, ...]`` with the registered encoder ``method``."""
@@ -110,3 +116,6 @@ def passthrough(x: torch.Tensor, timesteps: int, generator: Optional[torch.Gener
                         f"shape {list(x.shape)}; set timesteps to the number of frames, or "
                         f"encode static data with direct/poisson/latency")
     return x
+
+
+passthrough.time_major_input = True  # not a choice for static data

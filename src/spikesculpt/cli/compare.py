@@ -13,9 +13,11 @@ from __future__ import annotations
 import argparse
 import copy
 
+from spikesculpt.cli.flags import without
 from spikesculpt.cli.train import (
     add_config_flags,
     check_method_flags,
+    config_flags,
     config_from_args,
     method_flags_given,
 )
@@ -28,7 +30,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("compare", help="train several methods side by side", description=__doc__)
     p.add_argument("--methods", default="dense,esl",
                    help="comma-separated methods (spikesculpt list methods); default dense,esl")
-    add_config_flags(p, method_flag=False)
+    add_config_flags(p, without(config_flags(), ['--method']))  # every method: --methods
     p.set_defaults(func=run)
 
 

@@ -1,5 +1,6 @@
 """``spikesculpt list [WHAT]``: the registered models, datasets, neurons, surrogates, methods,
-encoders and lottery strategies."""
+encoders, lottery strategies, sparse layer-density (``--init``) and growth (``--grow``) rules,
+optimizers and schedules."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from spikesculpt.experiments.lottery import STRATEGIES
 from spikesculpt.methods import METHODS
 from spikesculpt.models import MODELS
 from spikesculpt.neurons import NEURONS, SURROGATES
+from spikesculpt.sparse import ALLOCATION_RULES, GROWTH_RULES
+from spikesculpt.train.optim import OPTIMIZERS, SCHEDULES
 
 
 def registries() -> dict:
 
     return {"models": MODELS, "datasets": DATASETS, "neurons": NEURONS,
             "surrogates": SURROGATES, "methods": METHODS, "encoders": ENCODERS,
-            "strategies": STRATEGIES}
+            "strategies": STRATEGIES, "init-rules": ALLOCATION_RULES,
+            "growth-rules": GROWTH_RULES, "optimizers": OPTIMIZERS, "schedules": SCHEDULES}
 
 
 def add_parser(sub) -> None:

@@ -8,6 +8,7 @@ import sys
 import yaml
 
 from spikesculpt.core.errors import UserError
+from spikesculpt.core.options import positive_int  # noqa: F401  (re-exported: argparse type)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -16,16 +17,6 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         sys.stderr.write(f"{self.prog}: error: {message}; see {self.prog} --help\n")
         raise SystemExit(2)
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def key_value(text: str) -> tuple[str, object]:

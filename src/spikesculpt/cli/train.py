@@ -4,60 +4,21 @@ from __future__ import annotations
 
 import argparse
 
-from spikesculpt.cli.parser import key_value, positive_int, read_yaml_config
-from spikesculpt.config import GeneticConfig, NeuronConfig, SparseConfig, TrainConfig, overlay
+from spikesculpt.cli.flags import Flag, add_flags, declared_flags, flags_given, given_values
+from spikesculpt.cli.parser import key_value, read_yaml_config
+from spikesculpt.config import TrainConfig, overlay
 from spikesculpt.core.errors import UserError
 from spikesculpt.experiments.rundir import DEFAULT_RUNS_ROOT
 from spikesculpt.experiments.train_run import run_training
 from spikesculpt.methods import METHODS
-from spikesculpt.methods.genetic.genome import read_genome_file
 from spikesculpt.methods.tickets.patch import check_patch_keep_option
-from spikesculpt.neurons import NEURONS, SURROGATES
 
-# flag -> (config key, type); flags default to None so that only given flags overlay the config.
-TRAIN_FLAGS = {
-    "--dataset": ("dataset", str, "digits, npz:PATH, ... (spikesculpt list)"),
-    "--model": ("model", str, "mlp, conv, vggsnn, ... (spikesculpt list)"),
-    "--method": ("method", str, "{methods}"),
-    "--epochs": ("epochs", positive_int, "training epochs"),
-    "--timesteps": ("timesteps", positive_int, "simulation time steps T"),
-    "--batch-size": ("batch_size", positive_int, "batch size"),
-    "--lr": ("lr", float, "learning rate"),
-    "--optimizer": ("optimizer", str, "sgd | adam | adamw"),
-    "--momentum": ("momentum", float, "SGD momentum"),
-    "--weight-decay": ("weight_decay", float, "weight decay"),
-    "--schedule": ("schedule", str, "cosine | constant"),
-    "--loss": ("loss", str, "ce (time-averaged output) | tet"),
-    "--encoding": ("encoding", str, "direct | poisson | latency (static data)"),
-    "--val-fraction": ("val_fraction", float, "fraction of train held out for validation"),
-    "--seed": ("seed", int, "random seed"),
-    "--device": ("device", str, "auto | cpu | cuda | cuda:N"),
-    "--data-root": ("data_root", str, "folder with downloaded datasets"),
-    "--augment": ("augment", str, "training-batch augmentation: none | standard (flip+shift) | "
-                  "flip, shift, cutout joined with +"),
-    "--init-firing": ("init_firing", float, "dense and sparse methods: before training, scale up "
-                      "the Linear/Conv layers whose neurons fire below this rate (0 = off)"),
-}
-SPARSE_FLAGS = {
-    "--density": ("density", float, "sparse methods: fraction of connections kept, in (0, 1]"),
-    "--init": ("init", str, "layer densities: uniform | er | erk"),
-    "--grow": ("grow", str, "regrowth: random | gradient | hebbian"),
-    "--update-every": ("update_every", positive_int, "optimizer steps between mask updates"),
-    "--drop-fraction": ("drop_fraction", float, "fraction rewired at the first update, [0, 1)"),
-    "--update-until": ("update_until", float, "mask updates stop at this fraction of training"),
-}
-GENETIC_FLAGS = {
-    "--gene-dim": ("gene_dim", int, "genetic: gene dimension g (O is g x g), > 0"),
-    "--gene-init-std": ("init_std", float, "genetic: std of the initial genes and O"),
-}
-NEURON_FLAGS = {
-    "--neuron": ("name", str, "{neurons}"),
-    "--tau": ("tau", float, "membrane time constant (plif: initial value)"),
-    "--v-threshold": ("v_threshold", float, "firing threshold"),
-    "--v-reset": ("v_reset", float, "hard-reset potential (see --soft-reset)"),
-    "--surrogate": ("surrogate", str, "{surrogates}"),
-    "--surrogate-alpha": ("alpha", float, "surrogate width parameter"),
-}
+
+def config_flags() -> list[Flag]:
+    """The flags that overlay a ``TrainConfig``, derived from the declarations of its fields and
+    of its sections (``neurons/options.py``, ``methods/dynamic/options.py``,
+    ``methods/genetic/options.py``): names, types, help and defaults are never copied here."""
+    return declared_flags(TrainConfig)
 
 
 def add_parser(sub) -> None:
@@ -68,123 +29,53 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def flag_help(flag: str, key: str, text: str) -> str:
-    """``text`` with the registered names filled in (``{methods}``, ``{neurons}``,
-    ``{surrogates}``) and the default read from the config dataclasses, never copied by hand."""
-
-    text = text.format(methods=" | ".join(METHODS.names()),
-                       neurons=" | ".join(NEURONS.names()),
-                       surrogates=" | ".join(SURROGATES.names()))
-    if flag in NEURON_FLAGS:
-        default = getattr(NeuronConfig(), key)
-    elif flag in SPARSE_FLAGS:
-        default = getattr(SparseConfig(), key)
-    elif flag in GENETIC_FLAGS:
-        default = getattr(GeneticConfig(), key)
-    else:
-        default = getattr(TrainConfig(), key)
-    if default is None:
-        default = {"--surrogate-alpha": "the surrogate's own", "--data-root": "none"}.get(
-            flag, "the method's own")
-    return f"{text} (default: {default})"
-
-
-def add_config_flags(p, method_flag: bool = True, sparse_flags: bool = True) -> None:
-    """The flags that overlay a ``TrainConfig`` (shared by ``train``, ``compare`` and
-    ``lottery``; the last has no ``--method`` and no sparse-method options)."""
-    flags = {**TRAIN_FLAGS, **(SPARSE_FLAGS if sparse_flags else {}), **NEURON_FLAGS}
-    for flag, (key, typ, text) in flags.items():
-        if flag == "--method" and not method_flag:
-            continue
-        p.add_argument(flag, type=typ, default=None, help=flag_help(flag, key, text))
-    add_genetic_arguments(p)
-    p.add_argument("--dense-first", action="store_true", default=None,
-                   help="sparse methods, lottery: keep the first prunable layer dense")
-    p.add_argument("--dense-last", action="store_true", default=None,
-                   help="sparse methods, lottery: keep the last prunable layer (readout) dense")
-    p.add_argument("--soft-reset", action="store_true", default=None,
-                   help="reset by subtracting the threshold instead of to v_reset")
-    p.add_argument("--detach-reset", action="store_true", default=None,
-                   help="no gradient through the reset")
-    p.add_argument("--amp", action="store_true", default=None, help="mixed precision (CUDA)")
-    p.add_argument("--download", action="store_true", default=None,
-                   help="fetch missing torchvision datasets (mnist, cifar10, ...) into --data-root")
+def add_config_flags(p, flags: list[Flag] | None = None) -> None:
+    """The flags that overlay a ``TrainConfig`` (``flags``, default all of ``config_flags()``;
+    ``compare`` and ``lottery`` leave some out) and the command-line-only ones."""
+    add_flags(p, config_flags() if flags is None else flags)
     p.add_argument("--patch-keep", type=float, default=None, metavar="FRACTION",
                    help="models with tokens (spikformer): fraction of tokens kept per sample, "
                         "(0, 1] (patch tickets: the most spikes after the patch embedding)")
-    p.add_argument("--model-arg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="extra model argument, value in YAML (e.g. hidden=[128,128]); repeatable")
-    p.add_argument("--config", metavar="FILE.yaml", help="YAML config; flags override it")
+    add_source_flags(p)
     p.add_argument("--runs-root", default=DEFAULT_RUNS_ROOT, help="where run directories go")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    config = TrainConfig()
+def add_source_flags(p, config_help: str = "YAML config; flags override it") -> None:
+    """``--model-arg`` and ``--config``: where a config comes from besides its flags."""
+    p.add_argument("--model-arg", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                   help="extra model argument, value in YAML (e.g. hidden=[128,128]); repeatable")
+    p.add_argument("--config", metavar="FILE.yaml", help=config_help)
+
+
+def overlay_args(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    """``config`` overlaid with the ``--config`` YAML file, then the config flags given, then
+    ``--model-arg`` (in place)."""
     if args.config:
         overlay(config, read_yaml_config(args.config), args.config)
-    flags = {key: getattr(args, flag[2:].replace("-", "_"), None)
-             for flag, (key, _, _) in TRAIN_FLAGS.items()}
-    neuron = {key: getattr(args, flag[2:].replace("-", "_"))
-              for flag, (key, _, _) in NEURON_FLAGS.items()}
-    if args.soft_reset:
-        neuron["v_reset"] = None
-    if args.detach_reset:
-        neuron["detach_reset"] = True
-    if args.amp:
-        flags["amp"] = True
-    if args.download:
-        flags["download"] = True
-    overlay(config, {k: v for k, v in flags.items() if v is not None}, "command line")
-    overlay(config.neuron, {k: v for k, v in neuron.items()
-                            if v is not None or (k == "v_reset" and args.soft_reset)},
-            "command line")
-    sparse = {key: getattr(args, flag[2:].replace("-", "_"), None)
-              for flag, (key, _, _) in SPARSE_FLAGS.items()}
-    sparse["dense_first"], sparse["dense_last"] = args.dense_first, args.dense_last
-    overlay(config.sparse, {k: v for k, v in sparse.items() if v is not None}, "command line")
-    overlay(config.genetic, genetic_overrides(args), "command line")
+    overlay(config, given_values(args, config_flags()), "command line")
     if args.model_arg:
         config.model_kwargs = {**config.model_kwargs, **dict(args.model_arg)}
+    return config
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    config = overlay_args(TrainConfig(), args)
     if getattr(args, "patch_keep", None) is not None:
         config.model_kwargs = {**config.model_kwargs, "patch_keep": args.patch_keep}
-
     check_patch_keep_option(config.model, config.model_kwargs)
     return config.validate()
 
 
-def add_genetic_arguments(p) -> None:
-    for flag, (key, typ, text) in GENETIC_FLAGS.items():
-        p.add_argument(flag, type=typ, default=None, help=flag_help(flag, key, text))
-    p.add_argument("--keep-first", action="store_true", default=None,
-                   help="genetic: leave the first connection layer plain (not encoded)")
-    p.add_argument("--keep-last", action="store_true", default=None,
-                   help="genetic: leave the last connection layer (readout) plain")
-    p.add_argument("--genome", metavar="FILE.json", default=None,
-                   help="genetic: start from an evolved initial wiring rule (evolution.json "
-                        "of 'spikesculpt evolve', or a genome JSON)")
-
-
-def genetic_overrides(args: argparse.Namespace) -> dict:
-    """The genetic section's values given on the command line (None = not given)."""
-    values = {key: getattr(args, flag[2:].replace("-", "_"))
-              for flag, (key, _, _) in GENETIC_FLAGS.items()}
-    values["keep_first"], values["keep_last"] = args.keep_first, args.keep_last
-    if args.genome:
-
-        values["genome"] = read_genome_file(args.genome)
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def method_flags_given(args: argparse.Namespace, dense_flags: bool = True) -> dict:
+def method_flags_given(args: argparse.Namespace, also_read: tuple[str, ...] = ()) -> dict:
     """``{config section: [flags given]}`` for the method-option flags on the command line
-    (``--density``... for ``sparse``, ``--gene-dim``... for ``genetic``)."""
-    def given(flags):
-        return [f for f in flags if getattr(args, f[2:].replace("-", "_"), None) is not None]
-
-    sparse = given(SPARSE_FLAGS) + (given(("--dense-first", "--dense-last")) if dense_flags else [])
-    genetic = given(list(GENETIC_FLAGS) + ["--keep-first", "--keep-last", "--genome"])
-    return {"sparse": sparse, "genetic": genetic}
+    (``--density``... for ``sparse``, ``--gene-dim``... for ``genetic``), leaving out the flags
+    of the fields named in ``also_read`` (read by the command itself, e.g. the lottery's
+    ``dense_first``)."""
+    sections = TrainConfig.option_sections()
+    flags = [f for f in config_flags() if f.section and f.section[0] in sections
+             and f.field not in also_read]
+    return {s: flags_given(args, [f for f in flags if f.section[0] == s]) for s in sections}
 
 
 def check_method_flags(methods: list[str], given: dict) -> None:

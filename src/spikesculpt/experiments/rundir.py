@@ -52,6 +52,7 @@ from spikesculpt.config import TrainConfig, digest
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.io import atomic_write, write_json, write_yaml
 from spikesculpt.core.version import __version__
+from spikesculpt.methods import resolved_config
 from spikesculpt.methods.registry import METHODS
 
 DEFAULT_RUNS_ROOT = "runs"
@@ -268,10 +269,14 @@ def read_yaml_mapping(path: Path) -> dict:
 
 
 def hashed_train_config(config: TrainConfig) -> dict:
-    """What names a training run: ``config.hashed_dict`` with the option section that the
-    method itself declares (``Method.config_section``), so a newly registered method's options
-    are hashed without being listed anywhere else."""
-    return config.hashed_dict(getattr(METHODS.get(config.method), "config_section", None))
+    """What names a training run: ``hashed_dict`` of the *resolved* config (the method's
+    defaults in place of its unset options: ``methods.resolved_config``, a copy; ``config`` is
+    not changed) with the option section that the method itself declares
+    (``Method.config_section``), so a newly registered method's options are hashed without
+    being listed anywhere else, and leaving an option unset or setting it to the method's
+    default names the same run."""
+    resolved = resolved_config(config)
+    return resolved.hashed_dict(getattr(METHODS.get(config.method), "config_section", None))
 
 
 def config_hash(config: TrainConfig) -> str:

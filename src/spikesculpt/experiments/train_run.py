@@ -28,7 +28,7 @@ from spikesculpt.experiments.rundir import (
     config_hash,
     resolve_run_dir,
 )
-from spikesculpt.methods import build_method, resolve_config
+from spikesculpt.methods import build_method, resolved_config
 from spikesculpt.metrics.efficiency import add_to_metrics
 from spikesculpt.metrics.model_stats import model_stats
 from spikesculpt.models import create_model
@@ -106,8 +106,10 @@ def load_model_weights(path: Path, model: torch.nn.Module) -> None:
 def run_training(config: TrainConfig, out: str | None = None,
                  runs_root: str = DEFAULT_RUNS_ROOT, resume: bool = False,
                  progress: bool = True) -> RunResult:
-    config.validate()
-    resolve_config(config)
+    """Train ``config`` in its run directory (``out``, or ``runs_root/<name>-<hash>``), or return
+    the finished result there. The directory's config.yaml and hash are those of the resolved
+    config (the method's defaults filled in); ``config`` itself is not changed."""
+    config = resolved_config(config.validate())  # a copy: the caller's config is not changed
     digest = config_hash(config)
     run = resolve_run_dir(config, out, runs_root)
     if run.check(digest, resume) == "finished":

@@ -8,8 +8,11 @@
     for x, y in loader: ...; loss.backward(); optimizer.step()   # rewiring happens in the hooks
 
 Registered: ``dense``; the sparse methods ``static``, ``set``, ``rigl``, ``esl``
-(``methods/dynamic/``); ``genetic`` (gene-encoded layers, ``methods/genetic/``). The training loop builds them with ``build_method(config)``.
+(``methods/dynamic/``); ``genetic`` (gene-encoded layers, ``methods/genetic/``). The training
+loop builds them with ``build_method(config)``.
 """
+
+import copy
 
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.options import overlay_dataclass
@@ -23,16 +26,21 @@ from spikesculpt.methods.registry import METHODS, register_method  # noqa: F401
 
 
 def build_method(config) -> Method:
-    """The method named by ``config.method``, configured from ``config`` (a ``TrainConfig``,
-    whose unset method options are first filled with the method's defaults)."""
+    """The method named by ``config.method``, configured from ``config`` (a ``TrainConfig``;
+    the method's defaults fill its unset options, ``config`` itself is not changed)."""
+    return METHODS.get(config.method).from_config(resolved_config(config))
+
+
+def resolved_config(config):
+    """A copy of ``config`` (a ``TrainConfig``) whose method options section has the method's
+    defaults in place of the options left unset (``Method.resolve_options``); ``config`` is
+    not changed. What a run hashes and saves as config.yaml."""
     cls = METHODS.get(config.method)
-    cls.resolve_config(config)
-    return cls.from_config(config)
-
-
-def resolve_config(config) -> None:
-    """Fill ``config``'s unset method options with the method's defaults (in place)."""
-    METHODS.get(config.method).resolve_config(config)
+    resolved = copy.deepcopy(config)
+    if cls.config_section is not None:
+        section = getattr(resolved, cls.config_section)
+        setattr(resolved, cls.config_section, cls.resolve_options(section))
+    return resolved
 
 
 def create_method(name: str, seed: int = 0, **options) -> Method:
@@ -49,4 +57,4 @@ def create_method(name: str, seed: int = 0, **options) -> Method:
 
 
 __all__ = ["METHODS", "Method", "SparseMethod", "build_method", "create_method",
-           "register_method"]
+           "register_method", "resolved_config"]

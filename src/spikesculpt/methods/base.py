@@ -56,10 +56,12 @@ class Method(Callback):
         return cls.from_options(section, int(config.seed))
 
     @classmethod
-    def resolve_config(cls, config) -> None:
-        """Fill the options the user left unset (None) in ``config`` with this method's
-        defaults, in place, so that config.yaml and the run's hash record what really ran
-        (changing a default then changes the hash instead of reusing an old run)."""
+    def resolve_options(cls, options):
+        """``options`` (an ``options_class`` instance) with the fields the user left unset
+        (None) filled with this method's defaults, as a new object (``options`` is unchanged).
+        The run's config.yaml and hash record the resolved options, so changing a default
+        changes the hash instead of reusing an old run."""
+        return options
 
     def prepare_model(self, model: nn.Module) -> nn.Module:
         return model

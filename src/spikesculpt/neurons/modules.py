@@ -32,7 +32,15 @@ class SpikingNeuron(nn.Module):
 
     Common attributes: ``v_threshold`` (float), ``v_reset`` (float for a hard reset, None for a
     soft reset by subtraction), ``detach_reset`` (bool), ``surrogate`` (a ``Surrogate``).
+
+    ``config_arguments`` says how a ``NeuronConfig`` (``--tau``, ``--v-threshold``, ...) maps to
+    the neuron's ``__init__``: ``{config field: argument}``. A neuron without a leak leaves
+    ``tau`` out; one whose time constant is learned calls it ``init_tau``.
     """
+
+    config_arguments = {"v_threshold": "v_threshold", "v_reset": "v_reset",
+                        "detach_reset": "detach_reset", "surrogate": "surrogate",
+                        "alpha": "alpha"}
 
     def __init__(self, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
                  detach_reset: bool = False, surrogate: "str | Surrogate" = "atan",
@@ -78,6 +86,8 @@ class LIF(SpikingNeuron):
         alpha: surrogate width (None = the surrogate's default).
     """
 
+    config_arguments = {**SpikingNeuron.config_arguments, "tau": "tau"}
+
     def __init__(self, tau: float = 2.0, v_threshold: float = 1.0, v_reset: Optional[float] = 0.0,
                  detach_reset: bool = False, surrogate: "str | Surrogate" = "atan",
                  alpha: Optional[float] = None):
@@ -118,6 +128,8 @@ class ParametricLIF(SpikingNeuron):
     with ``1/tau`` replaced by ``sigmoid(w)``, and the gradient reaches ``w`` through the charge
     ``H = V + (X - (V - V_reset))·sigmoid(w)``. Same arguments as ``LIF`` except ``init_tau``.
     """
+
+    config_arguments = {**SpikingNeuron.config_arguments, "tau": "init_tau"}
 
     def __init__(self, init_tau: float = 2.0, v_threshold: float = 1.0,
                  v_reset: Optional[float] = 0.0, detach_reset: bool = False,

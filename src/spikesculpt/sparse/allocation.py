@@ -5,8 +5,9 @@ weights kept) and a rule, returns the exact number of active connections per lay
 in ``dense`` keep every weight; their weights count towards the budget ``D·Σ N_l``, and the rest
 of the budget is spread over the other layers.
 
-Rules (``p_l`` = the relative density of layer l; each sparse layer gets density ``ε·p_l`` with
-one ``ε`` chosen so that the budget is met exactly):
+Rules (registered in ``ALLOCATION_RULES``, name -> ``p_l(shape)``; ``p_l`` = the relative density
+of layer l; each sparse layer gets density ``ε·p_l`` with one ``ε`` chosen so that the budget is
+met exactly; a new rule is one more registered function):
 
 - ``uniform``: ``p_l = 1`` (every sparse layer at the same density).
 - ``er`` (Erdős–Rényi, SET: Mocanu et al., Nat. Commun. 2018):
@@ -28,25 +29,42 @@ import math
 from typing import Iterable, Mapping, Sequence
 
 from spikesculpt.core.errors import UserError
+from spikesculpt.core.registry import Registry
 
-RULES = ("uniform", "er", "erk")
+ALLOCATION_RULES = Registry("layer-density rule")
 
 
-def _relative_density(shape: Sequence[int], rule: str) -> float:
-    if rule == "uniform":
-        return 1.0
+@ALLOCATION_RULES.register("uniform")
+def uniform(shape: Sequence[int]) -> float:
+    """``p_l = 1``: every sparse layer at the same density."""
+    return 1.0
+
+
+@ALLOCATION_RULES.register("er")
+def erdos_renyi(shape: Sequence[int]) -> float:
+    """``p_l = (n_in + n_out) / (n_in · n_out)`` (SET's Erdős–Rényi rule; kernel ignored)."""
     n_out, n_in = shape[0], (shape[1] if len(shape) > 1 else 1)
+    return (n_in + n_out) / (n_in * n_out)
+
+
+@ALLOCATION_RULES.register("erk")
+def erdos_renyi_kernel(shape: Sequence[int]) -> float:
+    """``p_l = (n_in + n_out + k_h + k_w) / (n_in · n_out · k_h · k_w)`` (RigL's ERK; equals
+    ``er`` for linear layers)."""
     kernel = list(shape[2:])
-    if rule == "er" or not kernel:
-        return (n_in + n_out) / (n_in * n_out)
+    if not kernel:
+        return erdos_renyi(shape)
+    n_out, n_in = shape[0], shape[1]
     return (n_in + n_out + sum(kernel)) / (n_in * n_out * math.prod(kernel))
+
+
+RULES = tuple(ALLOCATION_RULES.names())  # the registered names (kept for older imports)
 
 
 def layer_counts(shapes: Mapping[str, Sequence[int]], density: float, rule: str = "er",
                  dense: Iterable[str] = ()) -> dict[str, int]:
     """Active connections per layer: ``{name: count}`` (see the module docstring)."""
-    if rule not in RULES:
-        raise UserError(f"unknown layer-density rule {rule!r}; choose one of: {', '.join(RULES)}")
+    relative_density = ALLOCATION_RULES.get(rule)  # UserError listing the rules
     if not 0 < density <= 1:
         raise UserError(f"density must be in (0, 1], got {density!r}")
     if not shapes:
@@ -68,7 +86,7 @@ def layer_counts(shapes: Mapping[str, Sequence[int]], density: float, rule: str 
     sparse = [n for n in sizes if n not in dense]
     if not sparse:
         return dict(sizes)
-    rel = {n: _relative_density(shapes[n], rule) for n in sparse}
+    rel = {n: relative_density(shapes[n]) for n in sparse}
     while True:
         remaining = budget - fixed
         weight = sum(rel[n] * sizes[n] for n in sparse)

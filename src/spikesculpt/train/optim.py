@@ -9,8 +9,10 @@ torch 2.13: 107 vs 23 µs for 65k floats), and a sparse network's Adam second mo
 exactly zero at every pruned position: the default Adam step of a 90%-sparse MLP took 195 µs
 against 82 µs dense, the fused one 41 µs either way.
 
-Schedules step once per epoch: ``cosine`` anneals lr from ``config.lr`` to 0 over
-``config.epochs`` (``CosineAnnealingLR``); ``constant`` keeps it.
+Both are registries (``OPTIMIZERS``, ``SCHEDULES``: name -> builder taking the run's config), so
+the config's choices and the CLI's help list whatever is registered. Schedules step once per
+epoch: ``cosine`` anneals lr from ``config.lr`` to 0 over ``config.epochs``
+(``CosineAnnealingLR``); ``constant`` keeps it.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from spikesculpt.core.registry import Registry
+
 if TYPE_CHECKING:  # the run's config is read, never imported (it is a floor above)
     from spikesculpt.config import TrainConfig
-
 
 
 def _make(cls, params: list, **kwargs) -> torch.optim.Optimizer:
@@ -31,17 +34,46 @@ def _make(cls, params: list, **kwargs) -> torch.optim.Optimizer:
         return cls(params, **kwargs)
 
 
-def build_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
-    params = list(params)
-    if config.optimizer == "sgd":
-        return _make(torch.optim.SGD, params, lr=config.lr, momentum=config.momentum,
-                     weight_decay=config.weight_decay)
-    if config.optimizer == "adam":
-        return _make(torch.optim.Adam, params, lr=config.lr, weight_decay=config.weight_decay)
+OPTIMIZERS = Registry("optimizer")
+SCHEDULES = Registry("schedule")
+
+
+@OPTIMIZERS.register("sgd")
+def sgd(params: list, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with ``config.momentum`` (β) and ``config.weight_decay``."""
+    return _make(torch.optim.SGD, params, lr=config.lr, momentum=config.momentum,
+                 weight_decay=config.weight_decay)
+
+
+@OPTIMIZERS.register("adam")
+def adam(params: list, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (L2 weight decay added to the gradient)."""
+    return _make(torch.optim.Adam, params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+@OPTIMIZERS.register("adamw")
+def adamw(params: list, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW (decoupled weight decay)."""
     return _make(torch.optim.AdamW, params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def build_scheduler(optimizer, config: TrainConfig):
-    if config.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+@SCHEDULES.register("cosine")
+def cosine(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    """lr from ``config.lr`` to 0 over ``config.epochs`` (one step per epoch)."""
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+
+
+@SCHEDULES.register("constant")
+def constant(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    """lr stays ``config.lr``."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+
+
+def build_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimizer ``config.optimizer`` (``OPTIMIZERS``) over ``params``."""
+    return OPTIMIZERS.get(config.optimizer)(list(params), config)
+
+
+def build_scheduler(optimizer, config: TrainConfig):
+    """The per-epoch lr schedule ``config.schedule`` (``SCHEDULES``)."""
+    return SCHEDULES.get(config.schedule)(optimizer, config)

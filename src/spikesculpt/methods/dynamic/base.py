@@ -12,9 +12,9 @@ only in their defaults (``DEFAULTS``) and schedule. Built from the sparse core:
    ``models.calibrate.calibrate_firing``, ``config.init_firing``).
 2. ``attach``: a ``MaskEnforcer`` keeps pruned weights, gradients and optimizer state at zero;
    for rewiring methods two more optimizer hooks run the update:
-   - pre-step, at an update step: read the grow scores (dense ``|grad|`` for ``gradient``; the
-     Hebbian coincidence recorded during this batch's forward for ``hebbian``) before the
-     enforcer masks the gradient;
+   - pre-step, at an update step: read the grow scores of the growth rule
+     (``sparse/growth.py``: dense ``|grad|`` for ``gradient``; the Hebbian coincidence recorded
+     during this batch's forward for ``hebbian``) before the enforcer masks the gradient;
    - post-step: count the step; at an update step (``schedule.is_update_step``), for every
      masked layer drop the ``n_l = round(α_t · active_l)`` smallest-``|w|`` active connections
      and grow as many where the grow score is largest among those inactive before the update
@@ -33,6 +33,7 @@ and seed give the same masks.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Optional
@@ -50,12 +51,13 @@ from spikesculpt.sparse import (
     Mask,
     MaskEnforcer,
     cosine_fraction,
+    create_growth_rule,
     drop_and_grow,
     is_update_step,
     layer_counts,
     random_mask,
 )
-from spikesculpt.sparse.steps import step_skipped, unscaled
+from spikesculpt.sparse.steps import step_skipped
 
 MASK_STREAM = 7_919  # offset of the mask generator's seed from the run seed
 
@@ -83,6 +85,8 @@ class SparseMethod(Method):
                 resolved[k] = v
         self.init = resolved["init"]
         self.grow = resolved["grow"]
+        # a method that never rewires (static) has no growth rule: it behaves as random
+        self.growth = create_growth_rule(self.grow or "random")
         self.update_every = resolved["update_every"]      # None = once per epoch
         self.drop_fraction = float(resolved["drop_fraction"])
         self.update_until = float(resolved["update_until"])
@@ -106,10 +110,11 @@ class SparseMethod(Method):
         self.last_update: dict[str, dict] = {}
 
     @classmethod
-    def resolve_config(cls, config) -> None:
-        for key, value in cls.DEFAULTS.items():
-            if getattr(config.sparse, key) is None and value is not None:
-                setattr(config.sparse, key, value)
+    def resolve_options(cls, options: SparseConfig) -> SparseConfig:
+        """A copy of ``options`` with every None that ``DEFAULTS`` gives a value filled in."""
+        unset = {k: v for k, v in cls.DEFAULTS.items()
+                 if getattr(options, k) is None and v is not None}
+        return dataclasses.replace(options, **unset)
 
     @classmethod
     def from_options(cls, options, seed: int = 0) -> "SparseMethod":
@@ -175,7 +180,7 @@ class SparseMethod(Method):
         if self._recorder is not None:
             self._recorder.detach()
             self._recorder = None
-        if self.grow == "hebbian" and self._next_is_update():
+        if self.growth.records and self._next_is_update():
             self._recorder = HebbianRecorder(self.model, self._layers).attach()
 
     def _pre_step(self, optimizer, args, kwargs) -> None:
@@ -186,13 +191,12 @@ class SparseMethod(Method):
         self.enforcer.apply_grads()
 
     def _read_grow_scores(self, optimizer) -> None:
-        if self.grow == "gradient":  # |dL/dw|: under AMP the gradients are still scaled here
-            self._scores = {n: unscaled(optimizer, p.grad.detach()).abs()
-                            for n, p in self._params.items() if p.grad is not None}
-        elif self.grow == "hebbian" and self._recorder is not None:
-            self._scores = self._recorder.detach()
-            self._warn_hebbian_fallback(self._recorder.fallback)
-            self._recorder = None
+        recorder, self._recorder = self._recorder, None
+        if self.growth.records and recorder is None:
+            return  # nothing was recorded for this step (e.g. a skipped AMP step before)
+        self._scores = self.growth.scores(optimizer, self._params, recorder)
+        if recorder is not None:
+            self._warn_hebbian_fallback(recorder.fallback)
 
     def _warn_hebbian_fallback(self, names: set[str]) -> None:
         """Warn once per layer whose Hebbian score had to use output currents, not spikes."""
@@ -216,7 +220,7 @@ class SparseMethod(Method):
         self.step += 1
         if is_update_step(self.step, self.every, self.end_step):
             self.update(self.fraction(self.step))
-        if self.grow == "hebbian" or self._recorder is not None:
+        if self.growth.records or self._recorder is not None:
             self._arm()
 
     @torch.no_grad()
@@ -229,7 +233,7 @@ class SparseMethod(Method):
             weight = self._params[name]
             m = self.mask[name]
             n = int(round(alpha * int(m.sum())))
-            score = self._scores.get(name) if self.grow != "random" else None
+            score = self._scores.get(name)  # None: random growth (random rule, no gradient)
             new, dropped, grown = drop_and_grow(m, weight, n, score, self.generator)
             m.copy_(new)
             flat = weight.view(-1)

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 from spikesculpt.core.errors import UserError
+from spikesculpt.core.options import check_choices, option, positive_int
+from spikesculpt.sparse import ALLOCATION_RULES, GROWTH_RULES
+
+METHODS_OWN = "the method's own"
 
 
 @dataclass
@@ -16,26 +20,31 @@ class SparseConfig:
     ``None`` means "the method's own default" (each method documents its defaults, e.g. ESL
     allocates layer densities Erdős–Rényi, RigL ERK), so the values stored in config.yaml are
     the ones the user chose; the resolved values are in metrics.json's ``method_params``.
+    The names ``init`` and ``grow`` accept are those registered in ``sparse/``
+    (``ALLOCATION_RULES``, ``GROWTH_RULES``).
     """
 
-    density: float = 0.1                 # fraction of prunable weights kept, in (0, 1]
-    init: Optional[str] = None           # layer densities: uniform | er | erk
-    grow: Optional[str] = None           # regrowth: random | gradient | hebbian
-    update_every: Optional[int] = None   # T_iter: optimizer steps between mask updates
-    drop_fraction: Optional[float] = None  # alpha_0: fraction rewired at the first update
-    update_until: Optional[float] = None   # updates stop at this fraction of training
-    dense_first: bool = False            # keep the first prunable layer dense
-    dense_last: bool = False             # keep the last prunable layer (readout) dense
+    density: float = option(0.1, help="sparse methods: fraction of connections kept, in (0, 1]")
+    init: Optional[str] = option(None, choices=ALLOCATION_RULES.names, none_means=METHODS_OWN,
+                                 help="layer densities")
+    grow: Optional[str] = option(None, choices=GROWTH_RULES.names, none_means=METHODS_OWN,
+                                 help="regrowth")
+    update_every: Optional[int] = option(None, parse=positive_int, none_means=METHODS_OWN,
+                                         help="T_iter: optimizer steps between mask updates")
+    drop_fraction: Optional[float] = option(
+        None, none_means=METHODS_OWN, help="alpha_0: fraction rewired at the first update, [0, 1)")
+    update_until: Optional[float] = option(
+        None, none_means=METHODS_OWN, help="mask updates stop at this fraction of training")
+    dense_first: bool = option(False, help="sparse methods, lottery: keep the first prunable "
+                                           "layer dense")
+    dense_last: bool = option(False, help="sparse methods, lottery: keep the last prunable layer "
+                                          "(readout) dense")
 
     def validate(self) -> "SparseConfig":
         if isinstance(self.density, bool) or not (0 < self.density <= 1):
             raise UserError(f"density must be in (0, 1] (the fraction of connections kept), "
                             f"got {self.density!r}; pass e.g. --density 0.1")
-        for name, allowed in (("init", ("uniform", "er", "erk")),
-                              ("grow", ("random", "gradient", "hebbian"))):
-            value = getattr(self, name)
-            if value is not None and value not in allowed:
-                raise UserError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
+        check_choices(self)
         if self.update_every is not None and (isinstance(self.update_every, bool)
                                               or self.update_every <= 0):
             raise UserError(f"update_every must be a positive number of steps, got "

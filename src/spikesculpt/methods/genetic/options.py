@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from spikesculpt.core.errors import UserError
+from spikesculpt.core.options import option
+from spikesculpt.methods.genetic.genome import read_genome_file
 
 
 @dataclass
@@ -18,11 +20,17 @@ class GeneticConfig:
     It is stored in the config itself, so the run directory's hash names the rule it started from.
     """
 
-    gene_dim: int = 16                   # g: length of every gene vector; O is g x g
-    keep_first: bool = False             # leave the first connection layer plain
-    keep_last: bool = False              # leave the last connection layer (readout) plain
-    init_std: float = 0.02               # std of the initial encodings and O (random rule)
-    genome: Optional[dict] = None        # evolved initial wiring rule (see spikesculpt evolve)
+    gene_dim: int = option(16, help="genetic: gene dimension g (O is g x g), > 0")
+    keep_first: bool = option(False, help="genetic: leave the first connection layer plain "
+                                          "(not encoded)")
+    keep_last: bool = option(False, help="genetic: leave the last connection layer (readout) "
+                                         "plain")
+    init_std: float = option(0.02, flag="--gene-init-std",
+                             help="genetic: std of the initial genes and O (random rule)")
+    genome: Optional[dict] = option(
+        None, metavar="FILE.json", read=read_genome_file, none_means="the random initial rule",
+        help="genetic: start from an evolved initial wiring rule (evolution.json of "
+             "'spikesculpt evolve', or a genome JSON)")
 
     def validate(self) -> "GeneticConfig":
         if isinstance(self.gene_dim, bool) or not isinstance(self.gene_dim, int) \
