@@ -2,7 +2,7 @@
 
 ``TrainConfig`` composes the option sections that each part declares itself: ``NeuronConfig``
 (``neurons/options.py``), ``SparseConfig`` (``methods/dynamic/options.py``), ``GeneticConfig``
-(``methods/genetic/options.py``). The lottery and evolution options live with their runs
+(``methods/genetic/options.py``), ``TicketConfig`` (``methods/tickets/options.py``). The lottery and evolution options live with their runs
 (``experiments/lottery/options.py``, ``experiments/evolution/options.py``).
 
 The run directory is named by :func:`config_hash`, a hash of every field that can change the
@@ -23,6 +23,7 @@ from spikesculpt.core.options import overlay_dataclass
 from spikesculpt.data.augment import parse_augment
 from spikesculpt.methods.dynamic.options import SparseConfig
 from spikesculpt.methods.genetic.options import GeneticConfig
+from spikesculpt.methods.tickets.options import TicketConfig
 from spikesculpt.neurons.options import NeuronConfig
 
 MAX_SEED = 2**32 - 1  # numpy's and many libraries' limit; torch's generators take it too
@@ -56,6 +57,7 @@ class TrainConfig:
     sparse: SparseConfig = field(default_factory=SparseConfig, metadata={"method_options": True})
     genetic: GeneticConfig = field(default_factory=GeneticConfig,
                                    metadata={"method_options": True})
+    ticket: TicketConfig = field(default_factory=TicketConfig, metadata={"method_options": True})
     # Bookkeeping: not part of the hash.
     device: str = "auto"         # auto | cpu | cuda | cuda:N
     amp: bool = False            # mixed precision on CUDA
@@ -101,6 +103,7 @@ class TrainConfig:
                             f"{self.init_firing!r}; pass e.g. --init-firing 0.1")
         self.sparse.validate()
         self.genetic.validate()
+        self.ticket.validate()
         parse_augment(self.augment)  # UserError for unknown ops
         self.neuron.validate()
         return self
@@ -116,7 +119,8 @@ class TrainConfig:
     def hashed_dict(self, method_section: Optional[str]) -> dict:
         """The fields that can change the result: all but the bookkeeping ones, and of the
         method option sections only ``method_section`` (the one the method declares it reads,
-        ``Method.config_section``; None for a method without options)."""
+        ``Method.config_section``; None for a method without options), less the fields that
+        section lists in its ``NOT_HASHED``."""
         sections = self.option_sections()
         if method_section is not None and method_section not in sections:
             raise ValueError(f"method {self.method!r} declares config section "
@@ -128,6 +132,9 @@ class TrainConfig:
         for section in sections:
             if section != method_section:
                 d.pop(section, None)
+        if method_section is not None:  # a section may leave fields out (e.g. a file's path)
+            for name in getattr(getattr(self, method_section), "NOT_HASHED", ()):
+                d[method_section].pop(name, None)
         for name, default in self.HASHED_IF_SET.items():
             if d.get(name) == default:
                 d.pop(name, None)

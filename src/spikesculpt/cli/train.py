@@ -5,12 +5,20 @@ from __future__ import annotations
 import argparse
 
 from spikesculpt.cli.parser import key_value, positive_int, read_yaml_config
-from spikesculpt.config import GeneticConfig, NeuronConfig, SparseConfig, TrainConfig, overlay
+from spikesculpt.config import (
+    GeneticConfig,
+    NeuronConfig,
+    SparseConfig,
+    TicketConfig,
+    TrainConfig,
+    overlay,
+)
 from spikesculpt.core.errors import UserError
 from spikesculpt.experiments.rundir import DEFAULT_RUNS_ROOT
 from spikesculpt.experiments.train_run import run_training
 from spikesculpt.methods import METHODS
 from spikesculpt.methods.genetic.genome import read_genome_file
+from spikesculpt.methods.tickets.options import MASK_HELP
 from spikesculpt.methods.tickets.patch import check_patch_keep_option
 from spikesculpt.neurons import NEURONS, SURROGATES
 
@@ -50,6 +58,9 @@ GENETIC_FLAGS = {
     "--gene-dim": ("gene_dim", int, "genetic: gene dimension g (O is g x g), > 0"),
     "--gene-init-std": ("init_std", float, "genetic: std of the initial genes and O"),
 }
+TICKET_FLAGS = {
+    "--mask": ("mask", str, f"ticket: {MASK_HELP}"),
+}
 NEURON_FLAGS = {
     "--neuron": ("name", str, "{neurons}"),
     "--tau": ("tau", float, "membrane time constant (plif: initial value)"),
@@ -81,10 +92,13 @@ def flag_help(flag: str, key: str, text: str) -> str:
         default = getattr(SparseConfig(), key)
     elif flag in GENETIC_FLAGS:
         default = getattr(GeneticConfig(), key)
+    elif flag in TICKET_FLAGS:
+        default = getattr(TicketConfig(), key)
     else:
         default = getattr(TrainConfig(), key)
     if default is None:
-        default = {"--surrogate-alpha": "the surrogate's own", "--data-root": "none"}.get(
+        default = {"--surrogate-alpha": "the surrogate's own", "--data-root": "none",
+                   "--mask": "none"}.get(
             flag, "the method's own")
     return f"{text} (default: {default})"
 
@@ -92,7 +106,8 @@ def flag_help(flag: str, key: str, text: str) -> str:
 def add_config_flags(p, method_flag: bool = True, sparse_flags: bool = True) -> None:
     """The flags that overlay a ``TrainConfig`` (shared by ``train``, ``compare`` and
     ``lottery``; the last has no ``--method`` and no sparse-method options)."""
-    flags = {**TRAIN_FLAGS, **(SPARSE_FLAGS if sparse_flags else {}), **NEURON_FLAGS}
+    flags = {**TRAIN_FLAGS, **(SPARSE_FLAGS if sparse_flags else {}),
+             **(TICKET_FLAGS if sparse_flags else {}), **NEURON_FLAGS}
     for flag, (key, typ, text) in flags.items():
         if flag == "--method" and not method_flag:
             continue
@@ -144,6 +159,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     sparse["dense_first"], sparse["dense_last"] = args.dense_first, args.dense_last
     overlay(config.sparse, {k: v for k, v in sparse.items() if v is not None}, "command line")
     overlay(config.genetic, genetic_overrides(args), "command line")
+    ticket = {key: getattr(args, flag[2:].replace("-", "_"), None)
+              for flag, (key, _, _) in TICKET_FLAGS.items()}
+    overlay(config.ticket, {k: v for k, v in ticket.items() if v is not None}, "command line")
     if args.model_arg:
         config.model_kwargs = {**config.model_kwargs, **dict(args.model_arg)}
     if getattr(args, "patch_keep", None) is not None:
@@ -178,13 +196,14 @@ def genetic_overrides(args: argparse.Namespace) -> dict:
 
 def method_flags_given(args: argparse.Namespace, dense_flags: bool = True) -> dict:
     """``{config section: [flags given]}`` for the method-option flags on the command line
-    (``--density``... for ``sparse``, ``--gene-dim``... for ``genetic``)."""
+    (``--density``... for ``sparse``, ``--gene-dim``... for ``genetic``, ``--mask`` for
+    ``ticket``)."""
     def given(flags):
         return [f for f in flags if getattr(args, f[2:].replace("-", "_"), None) is not None]
 
     sparse = given(SPARSE_FLAGS) + (given(("--dense-first", "--dense-last")) if dense_flags else [])
     genetic = given(list(GENETIC_FLAGS) + ["--keep-first", "--keep-last", "--genome"])
-    return {"sparse": sparse, "genetic": genetic}
+    return {"sparse": sparse, "genetic": genetic, "ticket": given(TICKET_FLAGS)}
 
 
 def check_method_flags(methods: list[str], given: dict) -> None:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional
 
-import torch
-
 from spikesculpt.methods.tickets.pruning import magnitude_prune
 from spikesculpt.sparse import Mask, MaskEnforcer
 from spikesculpt.train.callbacks import Callback
@@ -128,8 +126,3 @@ class SearchRecorder(Callback):
         self.found = bool(state["found"])
         if self.detector is not None and state.get("detector") is not None:
             self.detector.load_state_dict(state["detector"])
-
-
-def prunable_weights(model: torch.nn.Module, mask: Mask) -> dict[str, torch.Tensor]:
-    params = dict(model.named_parameters())
-    return {n: params[n] for n in mask}
