@@ -95,13 +95,13 @@ def test_fit_trains_under_the_mask_and_reports_it():
     model = mlp(hidden=(32,))
     mask = half_mask(model)
     metrics = spikesculpt.fit(model, splits, method="ticket", mask=mask, epochs=2, timesteps=2,
-                              progress=False)
+                              lr=1e-2, progress=False)
     assert_enforced(model, mask)
     assert metrics["method"] == "ticket"
     assert metrics["mask_density"] == pytest.approx(mask.density())
     assert metrics["density"] == pytest.approx(mask.density())   # zeros in the weights
     assert metrics["method_params"]["mask_sha256"] == mask_digest(mask)
-    assert metrics["test_accuracy"] > 0.3
+    assert metrics["test_accuracy"] > 0.4     # 64% (seed 0); chance 10%
 
 
 def test_magnitude_ticket_keeps_the_largest_weights_exactly():
@@ -190,6 +190,7 @@ def test_cli_trains_a_ticket_and_evaluates_it(tmp_path, capsys):
     (["train", "--method", "ticket"], "--mask FILE"),
     (["train", "--mask", "x.safetensors"], "add --method ticket"),
     (["train", "--method", "ticket", "--mask", "nope.safetensors"], "does not exist"),
+    (["compare", "--methods", "dense,ticket"], "--mask FILE"),
 ])
 def test_cli_rejects_before_anything_runs(tmp_path, capsys, argv, word):
     code, err = run_cli([*argv, *SMALL, "--runs-root", str(tmp_path / "runs")], capsys)

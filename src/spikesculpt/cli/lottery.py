@@ -23,11 +23,11 @@ from spikesculpt.cli.train import (
     method_flags_given,
 )
 from spikesculpt.config import overlay
-from spikesculpt.experiments.lottery import run_lottery
+from spikesculpt.experiments.lottery import STRATEGIES, run_lottery
 from spikesculpt.experiments.lottery.options import LotteryConfig
 
 LOTTERY_FLAGS = {
-    "--strategy": ("strategy", str, "imp | early-bird | score | multilevel"),
+    "--strategy": ("strategy", str, "{strategies}"),
     "--rounds": ("rounds", int, "pruning levels after the dense level 0"),
     "--rate": ("rate", float, "fraction of the remaining weights pruned per round, (0, 1); "
                               "score/multilevel: level K has density (1-rate)^K"),
@@ -44,10 +44,12 @@ LOTTERY_FLAGS = {
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("lottery", help="find spiking lottery tickets (IMP, early-bird, score, "
-                                       "multilevel)", description=__doc__,
+    names = STRATEGIES.names()
+    p = sub.add_parser("lottery", help=f"find spiking lottery tickets ({', '.join(names)})",
+                       description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     for flag, (key, typ, text) in LOTTERY_FLAGS.items():
+        text = text.format(strategies=" | ".join(names))  # the registry's, never a copy
         p.add_argument(flag, type=typ, default=None,
                        help=f"{text} (default: {getattr(LotteryConfig(), key)})")
     p.add_argument("--early-time", action="store_true", default=None,

@@ -14,9 +14,10 @@ the mask stay dense.
 Like the tickets of ``spikesculpt lottery`` (``ticket.TicketCallback``, docs/lottery.md), the
 kept weights are not rescaled by 1/√density: a ticket is defined by its weights θ ⊙ m. Like
 ``dense`` and the sparse methods, a fresh run wakes the layers that are silent on the first
-training batch (``init_firing``, ``Method.on_fit_start``; measured: a digits MLP 64-32-10 under
-a random half mask, lr 1e-3, stayed silent at 10% without it). Layers that already fire are
-left alone; ``init_firing=0`` (``--init-firing 0``) trains the weights exactly as given, as
+training batch (``init_firing``, ``Method.on_fit_start``; measured on digits, MLP 64-32-10
+under a random half mask, T = 2, lr 1e-3, 10 epochs, seeds 0 / 1: 45.7 / 32.6% test with it,
+17.8 / 30.1% without, the hidden layer firing at 0.16 against 0.02-0.04). Layers that already
+fire are left alone; ``init_firing=0`` (``--init-firing 0``) trains the weights exactly as given, as
 ``spikesculpt lottery`` does. To train a lottery ticket from its initialisation θ_0, build the
 model with the search's seed; to rewind it to θ_k, load those weights first.
 
