@@ -2,8 +2,9 @@
 
 ``TrainConfig`` composes the option sections that each part declares itself: ``NeuronConfig``
 (``neurons/options.py``), ``SparseConfig`` (``methods/dynamic/options.py``), ``GeneticConfig``
-(``methods/genetic/options.py``), ``TicketConfig`` (``methods/tickets/options.py``). The lottery and evolution options live with their runs
-(``experiments/lottery/options.py``, ``experiments/evolution/options.py``).
+(``methods/genetic/options.py``), ``TicketConfig`` (``methods/tickets/options.py``). The
+lottery and evolution options live with their runs (``experiments/lottery/options.py``,
+``experiments/evolution/options.py``).
 
 The run directory is named by :func:`config_hash`, a hash of every field that can change the
 result (device and bookkeeping fields are left out), so the same config always lands in the same

@@ -26,7 +26,11 @@ from spikesculpt.experiments.lottery import early_bird, imp, multilevel, score  
 from spikesculpt.experiments.lottery.base import LevelResult, Strategy  # noqa: F401
 from spikesculpt.experiments.lottery.context import LevelContext  # noqa: F401
 from spikesculpt.experiments.lottery.registry import STRATEGIES, register_strategy  # noqa: F401
-from spikesculpt.experiments.lottery.search import LotteryResult, LotterySearch, run_lottery  # noqa: F401,E402
+from spikesculpt.experiments.lottery.search import (  # noqa: F401
+    LotteryResult,
+    LotterySearch,
+    run_lottery,
+)
 
 __all__ = ["STRATEGIES", "register_strategy", "Strategy", "LevelContext", "LevelResult",
            "LotterySearch", "LotteryResult", "run_lottery"]
