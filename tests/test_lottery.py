@@ -10,10 +10,9 @@ from torch import nn
 from spikesculpt.config import TrainConfig
 from spikesculpt.core.errors import UserError
 from spikesculpt.data.base import DatasetInfo, DataSplits
-from spikesculpt.experiments.lottery.early_bird import EarlyBirdDetector, mask_distance
 from spikesculpt.experiments.lottery.options import LotteryConfig
-from spikesculpt.experiments.lottery.score import ScoreNet, TopK, effective_weight
 from spikesculpt.experiments.lottery.search import lottery_hash
+from spikesculpt.methods.tickets.early_bird import EarlyBirdDetector, mask_distance
 from spikesculpt.methods.tickets.early_time import (
     kl_divergence,
     normalised_kl,
@@ -21,6 +20,7 @@ from spikesculpt.methods.tickets.early_time import (
     prefix_distributions,
 )
 from spikesculpt.methods.tickets.pruning import full_mask, magnitude_prune, ticket_layers
+from spikesculpt.methods.tickets.score import ScoreNet, TopK, effective_weight
 from spikesculpt.methods.tickets.snapshot import (
     Snapshot,
     SnapshotCallback,

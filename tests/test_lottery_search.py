@@ -131,8 +131,7 @@ def test_interrupted_search_resumes_to_the_uninterrupted_summary(imp_run, data, 
     ran = []
     original_level = IMP.run_level
     monkeypatch.setattr(IMP, "run_level",
-                        lambda self, search, level: (ran.append(level),
-                                                     original_level(self, search, level)))
+                        lambda self, ctx: (ran.append(ctx.level), original_level(self, ctx)))
     resumed = run_lottery(train_config(data), LotteryConfig(**IMP_OPTIONS), out=str(out),
                           resume=True, progress=False)
     assert resumed.status == "resumed" and ran == [1, 2]           # level 0 not recomputed

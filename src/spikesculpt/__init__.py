@@ -7,6 +7,8 @@ fraction of weights kept. The package is built in floors whose imports only poin
     import spikesculpt
     metrics = spikesculpt.fit(model, splits, method="esl", density=0.1)   # any time-major SNN
     esl = spikesculpt.sparsify(model, optimizer, "esl", total_steps=1000)  # your own loop
+    mask = spikesculpt.magnitude_ticket(trained, density=0.1)               # one-shot pruning
+    metrics = spikesculpt.fit(model, splits, method="ticket", mask=mask)   # a fixed mask
     result = spikesculpt.run_training(spikesculpt.TrainConfig(method="esl"))  # a whole run
 """
 
@@ -20,8 +22,9 @@ from spikesculpt.experiments.lottery import run_lottery  # noqa: E402
 from spikesculpt.experiments.lottery.options import LotteryConfig
 from spikesculpt.experiments.train_run import evaluate_run, run_training  # noqa: E402
 from spikesculpt.methods import create_method  # noqa: E402
+from spikesculpt.methods.tickets.pruning import magnitude_ticket
 from spikesculpt.models.calibrate import calibrate_firing  # noqa: E402
 
 __all__ = ["__version__", "TrainConfig", "LotteryConfig", "EvolutionConfig", "UserError", "fit",
-           "sparsify", "calibrate_firing", "create_method", "run_training", "evaluate_run",
-           "run_lottery", "run_evolution"]
+           "sparsify", "calibrate_firing", "create_method", "magnitude_ticket", "run_training",
+           "evaluate_run", "run_lottery", "run_evolution"]

@@ -2,8 +2,9 @@
 
 ``TrainConfig`` composes the option sections that each part declares itself: ``NeuronConfig``
 (``neurons/options.py``), ``SparseConfig`` (``methods/dynamic/options.py``), ``GeneticConfig``
-(``methods/genetic/options.py``). The lottery and evolution options live with their runs
-(``experiments/lottery/options.py``, ``experiments/evolution/options.py``).
+(``methods/genetic/options.py``), ``TicketConfig`` (``methods/tickets/options.py``). The
+lottery and evolution options live with their runs (``experiments/lottery/options.py``,
+``experiments/evolution/options.py``).
 
 The run directory is named by :func:`config_hash`, a hash of every field that can change the
 result (device and bookkeeping fields are left out), so the same config always lands in the same
@@ -33,6 +34,7 @@ from spikesculpt.methods.dynamic.options import SparseConfig
 from spikesculpt.methods.genetic.options import GeneticConfig
 from spikesculpt.methods.registry import METHODS
 from spikesculpt.models import MODELS
+from spikesculpt.methods.tickets.options import TicketConfig
 from spikesculpt.neurons.options import NeuronConfig
 from spikesculpt.train.losses import LOSSES
 from spikesculpt.train.optim import OPTIMIZERS, SCHEDULES
@@ -75,6 +77,7 @@ class TrainConfig:
     sparse: SparseConfig = field(default_factory=SparseConfig, metadata={"method_options": True})
     genetic: GeneticConfig = field(default_factory=GeneticConfig,
                                    metadata={"method_options": True})
+    ticket: TicketConfig = field(default_factory=TicketConfig, metadata={"method_options": True})
     # Bookkeeping: not part of the hash.
     device: str = option("auto", hash="never", help="auto | cpu | cuda | cuda:N")
     amp: bool = option(False, hash="never", help="mixed precision (CUDA)")
@@ -113,6 +116,7 @@ class TrainConfig:
                             f"{self.init_firing!r}; pass e.g. --init-firing 0.1")
         self.sparse.validate()
         self.genetic.validate()
+        self.ticket.validate()
         parse_augment(self.augment)  # UserError for unknown ops
         self.neuron.validate()
         return self
@@ -128,7 +132,8 @@ class TrainConfig:
     def hashed_dict(self, method_section: Optional[str]) -> dict:
         """The fields that can change the result: all but the bookkeeping ones, and of the
         method option sections only ``method_section`` (the one the method declares it reads,
-        ``Method.config_section``; None for a method without options)."""
+        ``Method.config_section``; None for a method without options), less the fields that
+        section declares ``hash="never"`` (e.g. the ticket's mask path)."""
         sections = self.option_sections()
         if method_section is not None and method_section not in sections:
             raise ValueError(f"method {self.method!r} declares config section "
@@ -140,6 +145,9 @@ class TrainConfig:
         for section in sections:
             if section != method_section:
                 d.pop(section, None)
+        if method_section is not None:  # a section may leave fields out (e.g. a file's path)
+            for name in unhashed_fields(type(getattr(self, method_section))):
+                d[method_section].pop(name, None)
         for name, default in hashed_if_set(self).items():
             if d.get(name) == default:
                 d.pop(name, None)

@@ -23,7 +23,7 @@ from spikesculpt.cli.train import (
 )
 from spikesculpt.core.errors import UserError
 from spikesculpt.experiments.train_run import run_training
-from spikesculpt.methods import METHODS
+from spikesculpt.methods import METHODS, resolve_config
 
 
 def add_parser(sub) -> None:
@@ -44,11 +44,14 @@ def run(args: argparse.Namespace) -> int:
         METHODS.get(m)  # unknown names fail before anything trains
     base = config_from_args(args)
     check_method_flags(methods, method_flags_given(args))
-    rows = []
+    configs = []
     for m in methods:
         config = copy.deepcopy(base)
         config.method = m
-        config.validate()
+        resolve_config(config.validate())  # a method's missing input fails before any training
+        configs.append(config)
+    rows = []
+    for m, config in zip(methods, configs):
         result = run_training(config, runs_root=args.runs_root, progress=not args.no_progress)
         rows.append((m, result))
     print(f"\n{base.model} on {base.dataset}, {base.epochs} epochs, T={base.timesteps}, "

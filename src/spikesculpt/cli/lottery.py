@@ -72,8 +72,9 @@ def train_flags() -> list[Flag]:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("lottery", help="find spiking lottery tickets (IMP, early-bird, score, "
-                                       "multilevel)", description=__doc__,
+    names = STRATEGIES.names()
+    p = sub.add_parser("lottery", help=f"find spiking lottery tickets ({', '.join(names)})",
+                       description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     add_flags(p, lottery_flags())
     add_config_flags(p, train_flags())

@@ -5,6 +5,9 @@
 
     splits = load_dataset("digits")
     metrics = spikesculpt.fit(model, splits, method="esl", density=0.1, epochs=30)
+    # a fixed mask: a lottery level's, a sparse run's, or one-shot magnitude pruning
+    mask = spikesculpt.magnitude_ticket(trained_model, density=0.1)
+    metrics = spikesculpt.fit(model, splits, method="ticket", mask=mask, epochs=30)
 
     # or keep your own loop: the method runs inside the optimizer's step hooks
     esl = spikesculpt.sparsify(model, optimizer, "esl", total_steps=1000, density=0.1)
@@ -25,7 +28,7 @@ from torch import nn
 
 from spikesculpt.config import TrainConfig, overlay
 from spikesculpt.core.errors import UserError
-from spikesculpt.methods import build_method, create_method
+from spikesculpt.methods import METHODS, build_method, create_method
 from spikesculpt.metrics.model_stats import model_stats
 from spikesculpt.train.trainer import Trainer
 
@@ -66,14 +69,12 @@ def fit(model: nn.Module, splits, config: Optional[TrainConfig] = None,
         config.method = method
     top, section = _split_options(config, options)
     overlay(config, top, "fit options")
-    built = build_method(config)
-    if section:
-        name = getattr(built, "config_section", None)
+    if section:  # the method's own options go into the section it reads
+        name = METHODS.get(config.method).config_section
         if name is None:
             raise UserError(f"method {config.method!r} takes no options, got {sorted(section)}")
         overlay(getattr(config, name), section, f"{config.method} options")
-        built = build_method(config.validate())
-    config.validate()
+    built = build_method(config.validate())
     model = built.prepare_model(model)
     trainer = Trainer(model, splits, config, [built], progress=progress)
     metrics = trainer.fit()

@@ -8,8 +8,9 @@
     for x, y in loader: ...; loss.backward(); optimizer.step()   # rewiring happens in the hooks
 
 Registered: ``dense``; the sparse methods ``static``, ``set``, ``rigl``, ``esl``
-(``methods/dynamic/``); ``genetic`` (gene-encoded layers, ``methods/genetic/``). The training
-loop builds them with ``build_method(config)``.
+(``methods/dynamic/``); ``genetic`` (gene-encoded layers, ``methods/genetic/``); ``ticket``
+(training under a fixed mask, ``methods/tickets/``). The training loop builds them with
+``build_method(config)``.
 """
 
 import copy
@@ -19,6 +20,7 @@ from spikesculpt.core.options import overlay_dataclass
 from spikesculpt.methods import (
     dense,  # noqa: F401,E402
     genetic,  # noqa: F401,E402
+    tickets,  # noqa: F401,E402
 )
 from spikesculpt.methods.base import Method  # noqa: F401
 from spikesculpt.methods.dynamic import SparseMethod  # noqa: F401,E402
@@ -46,7 +48,8 @@ def resolved_config(config):
 def create_method(name: str, seed: int = 0, **options) -> Method:
     """Build method ``name`` for use in your own loop; ``options`` are its config fields
     (for sparse methods the fields of ``SparseConfig``: density, init, grow, update_every,
-    drop_fraction, update_until, dense_first, dense_last)."""
+    drop_fraction, update_until, dense_first, dense_last; for ``ticket``: ``mask``, a mask
+    file or a ``Mask``)."""
     cls = METHODS.get(name)
     if cls.options_class is None:
         if options:

@@ -13,46 +13,32 @@ Both use the ticket's training schedule and data order:
   rewind snapshot for IMP / early-bird, the initialisation for score tickets), trained like the
   ticket.
 
-Seeds: the re-initialisation uses ``control_seed(seed, level)`` for the weights only (the data
-order stays the run's); the random mask draws from a generator seeded by (seed, level).
-For ``multilevel`` the controls replace the embedding ticket only (``multilevel.py``).
+Seeds (``methods/tickets/controls.py``): the re-initialisation uses ``control_seed(seed,
+level)`` for the weights only (the data order stays the run's); the random mask draws from a
+generator seeded by (seed, level). For ``multilevel`` the controls replace the embedding ticket
+only (``multilevel.py``).
 """
 
 from __future__ import annotations
 
 import copy
 
-import torch
-
-from spikesculpt.methods.tickets.ticket import PhaseClock
-from spikesculpt.sparse import Mask, random_mask
-
-REINIT_STREAM = 104_729
-RANDOM_STREAM = 130_363
+from spikesculpt.experiments.lottery.context import LevelContext
+from spikesculpt.methods.tickets.controls import control_seed, random_like
+from spikesculpt.sparse import Mask
 
 
-def control_seed(seed: int, level: int) -> int:
-    return (seed * 1_000_003 + REINIT_STREAM + 101 * level) % (2**31)
-
-
-def random_like(mask: Mask, seed: int, level: int) -> Mask:
-    """A random mask with exactly ``mask``'s active count in every layer (seeded)."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + RANDOM_STREAM + 101 * level)
-    shapes = {n: tuple(m.shape) for n, m in mask.items()}
-    counts = {n: mask.active(n) for n in mask}
-    return random_mask(shapes, counts, g)
-
-
-def train_control(search, kind: str, level: int, folder) -> None:
-    ticket = Mask.load(search.level_dir(level) / "mask.safetensors")
-    config = copy.deepcopy(search.train)
-    if kind == "reinit":
-        model = search.build_model(config, init_seed=control_seed(search.train.seed, level))
+def train_control(ctx: LevelContext) -> None:
+    """Train and write control ``ctx.control`` of level ``ctx.level``'s ticket."""
+    ticket = Mask.load(ctx.level_folder / "mask.safetensors")
+    config = copy.deepcopy(ctx.train)
+    seed = ctx.train.seed
+    if ctx.control == "reinit":
+        model = ctx.build_model(config, init_seed=control_seed(seed, ctx.level))
         mask, start = ticket, "init"
     else:
-        model = search.build_model(config)
-        mask, start = random_like(ticket, search.train.seed, level), \
-            search.strategy.ticket_start(level)
+        model = ctx.build_model(config)
+        mask, start = random_like(ticket, seed, ctx.level), ctx.start
     mask.validate(model)
-    phase = search.train_phase(folder, "train", config, model, mask, start, [], PhaseClock())
-    search.write_run(folder, mask, phase.trainer.model, phase, {"control": kind, "level": level})
+    phase = ctx.train_phase("train", model, mask, start, config=config)
+    ctx.write(mask, phase.trainer.model, phase)

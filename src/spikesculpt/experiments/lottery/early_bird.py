@@ -1,70 +1,24 @@
 """``early-bird``: IMP whose search trainings stop once the pruning mask has settled.
 
-You, Li, Xu, Fu, Wang, Chen, Baraniuk, Lin, Wang, *Drawing early-bird tickets: towards more
-efficient training of deep networks*, ICLR 2020; used on SNNs by Kim et al. (ECCV 2022, q = 5,
-τ = 0.02). At the end of every epoch of a search training, the mask that pruning would give now
-(``rate`` of the level's remaining weights, by magnitude) is drawn; the last q masks are kept
-(FIFO). When the largest normalised Hamming distance between the newest mask and each of the
-q - 1 before it is below τ, the ticket has been "drawn early": that mask becomes the next level's
-mask and the search training of this level stops (or, when the level's ticket accuracy is also
-wanted, training goes on for the accuracy only; the search time counts up to the stop).
+You et al., *Drawing early-bird tickets*, ICLR 2020; used on SNNs by Kim et al. (ECCV 2022,
+q = 5, τ = 0.02); the detector (FIFO of per-epoch masks, normalised Hamming distance):
+``methods/tickets/early_bird.py``. At the end of every epoch of a search training, the mask
+that pruning would give now (``rate`` of the level's remaining weights, by magnitude) is drawn;
+when the detector converges, that mask becomes the next level's mask and the search training
+of this level stops (or, when the level's ticket accuracy is also wanted, training goes on for
+the accuracy only; the search time counts up to the stop).
 
-Normalised Hamming distance (You et al.): ``d(m1, m2) = |m1 xor m2| / n`` over the n
-connections of the masked layers. From the papers: q, τ, FIFO of per-epoch masks, Hamming
-distance. Our choices: unstructured magnitude masks (You et al. prune channels by BatchNorm
-scale; Kim et al. use magnitudes like IMP), and no stop before the rewind point has been passed.
+From the papers: q, τ, FIFO of per-epoch masks, Hamming distance. Our choices: unstructured
+magnitude masks (You et al. prune channels by BatchNorm scale; Kim et al. use magnitudes like
+IMP), and no stop before the rewind point has been passed.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Optional
-
+from spikesculpt.experiments.lottery.context import LevelContext
 from spikesculpt.experiments.lottery.imp import IMP
 from spikesculpt.experiments.lottery.registry import register_strategy
-from spikesculpt.sparse import Mask
-
-
-def mask_distance(a: Mask, b: Mask) -> float:
-    """Normalised Hamming distance: differing entries / all entries of the masked layers."""
-    if a.names() != b.names():
-        raise ValueError("masks over different layers")
-    total = sum(a[n].numel() for n in a)
-    diff = sum(int((a[n].cpu() != b[n].cpu()).sum()) for n in a)
-    return diff / total if total else 0.0
-
-
-class EarlyBirdDetector:
-    """FIFO of the last ``q`` masks; ``converged()`` when max distance to the newest < ``tau``."""
-
-    def __init__(self, q: int = 5, tau: float = 0.02):
-        self.q = int(q)
-        self.tau = float(tau)
-        self.masks: deque = deque(maxlen=self.q)
-        self.last_distance: Optional[float] = None
-
-    def update(self, mask: Mask) -> Optional[float]:
-        """Add this epoch's mask; return the max distance to the previous ones (None if first)."""
-        self.masks.append(mask.clone().to("cpu"))
-        if len(self.masks) < 2:
-            self.last_distance = None
-        else:
-            newest = self.masks[-1]
-            self.last_distance = max(mask_distance(newest, m) for m in list(self.masks)[:-1])
-        return self.last_distance
-
-    def converged(self) -> bool:
-        return len(self.masks) == self.q and self.last_distance is not None \
-            and self.last_distance < self.tau
-
-    def state_dict(self) -> dict:
-        return {"masks": [m.state_dict() for m in self.masks],
-                "last_distance": self.last_distance}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.masks = deque((Mask({k: v.bool() for k, v in s.items()}) for s in state["masks"]),
-                           maxlen=self.q)
-        self.last_distance = state["last_distance"]
+from spikesculpt.methods.tickets.early_bird import EarlyBirdDetector
 
 
 @register_strategy("early-bird")
@@ -73,6 +27,5 @@ class EarlyBird(IMP):
 
     name = "early-bird"
 
-    def detector(self, search) -> EarlyBirdDetector:
-        return EarlyBirdDetector(search.lottery.eb_q, search.lottery.eb_tau)
-
+    def detector(self, ctx: LevelContext) -> EarlyBirdDetector:
+        return EarlyBirdDetector(ctx.lottery.eb_q, ctx.lottery.eb_tau)

@@ -30,10 +30,9 @@ same at every level); no rescaling of kept weights (see ``ticket.py``).
 
 from __future__ import annotations
 
-import copy
-
 from spikesculpt.core.errors import UserError
-from spikesculpt.experiments.lottery.base import Strategy
+from spikesculpt.experiments.lottery.base import LevelResult, Strategy
+from spikesculpt.experiments.lottery.context import LevelContext
 from spikesculpt.experiments.lottery.registry import register_strategy
 from spikesculpt.methods.tickets.early_time import EarlyTimeCallback, check_early_time
 from spikesculpt.methods.tickets.snapshot import SnapshotCallback
@@ -48,71 +47,69 @@ class IMP(Strategy):
     uses_rewind = True
     allows_early_time = True
 
-    def detector(self, search):
+    def detector(self, ctx: LevelContext):
         return None  # early-bird returns an EarlyBirdDetector
 
-    def check(self, search, model) -> None:
-        if search.lottery.early_time:
-            check_early_time(search.train.timesteps, search.splits.info.kind)
-            if search.lottery.et_warmup >= search.train.epochs:
-                raise UserError(f"--et-warmup ({search.lottery.et_warmup} epochs) must be shorter "
-                                f"than training ({search.train.epochs} epochs)")
+    def check(self, ctx: LevelContext, model) -> None:
+        if ctx.lottery.early_time:
+            check_early_time(ctx.train.timesteps, ctx.info.kind)
+            if ctx.lottery.et_warmup >= ctx.train.epochs:
+                raise UserError(f"--et-warmup ({ctx.lottery.et_warmup} epochs) must be shorter "
+                                f"than training ({ctx.train.epochs} epochs)")
 
-    def run_level(self, search, level: int) -> None:
-        lot = search.lottery
-        rounds = lot.rounds
-        model = search.build_model(search.train)
-        mask = search.level_mask(level, model)
-        evaluate = search.evaluates(level)
-        start = self.ticket_start(level)
-        folder = search.level_dir(level)
+    def train_dense(self, ctx: LevelContext) -> LevelResult:
+        return self.imp_level(ctx)  # level 0 also stores the rewind snapshot and finds m_1
+
+    def find_ticket(self, ctx: LevelContext) -> LevelResult:
+        return self.imp_level(ctx)
+
+    def imp_level(self, ctx: LevelContext) -> LevelResult:
+        """Train level K from its start with m_K; the same (or a T') training finds m_{K+1}."""
+        lot = ctx.lottery
+        level = ctx.level
+        model = ctx.build_model()
+        mask = ctx.mask(model)
+        start = ctx.start
 
         # no early-bird stop before the rewind snapshot exists and (level 0 with
         # --early-time) before T' has been picked
-        min_epoch = search.rewind_step // search.steps_per_epoch + 1
+        min_epoch = ctx.rewind_step // ctx.steps_per_epoch + 1
         if lot.early_time and level == 0:
             min_epoch = max(min_epoch, lot.et_warmup)
 
         def recorder(clock, stop):
-            if level >= rounds:
+            if level >= lot.rounds:
                 return []
-            rec = SearchRecorder(mask, lot.rate, lot.prune,
-                                 on_found=lambda m, info: search.save_search(level, m, info),
-                                 clock=clock, detector=self.detector(search),
-                                 min_epoch=min_epoch,
+            rec = SearchRecorder(mask, lot.rate, lot.prune, on_found=ctx.save_search,
+                                 clock=clock, detector=self.detector(ctx), min_epoch=min_epoch,
                                  stop=stop)
-            rec.found = search.search_done(level)
+            rec.found = ctx.search_done()
             return [rec]
 
         def level0_extras():
             if level != 0:
                 return []
-            extras = [SnapshotCallback(search.rewind_step, on_capture=search.save_snapshot,
-                                       snapshot=search.stored_snapshot())]
+            extras = [SnapshotCallback(ctx.rewind_step, on_capture=ctx.save_snapshot,
+                                       snapshot=ctx.stored_snapshot())]
             if lot.early_time:
                 extras.append(EarlyTimeCallback(lot.et_warmup, lot.et_lambda,
-                                                on_pick=search.save_early_time))
+                                                on_pick=ctx.save_early_time))
             return extras
 
         phase = None
         if not lot.early_time:
-            if evaluate or not search.search_done(level):
+            if ctx.evaluates or not ctx.search_done():
                 clock = PhaseClock()
-                cbs = level0_extras() + recorder(clock, stop=not evaluate)
-                phase = search.train_phase(folder, "train", copy.deepcopy(search.train), model,
-                                           mask, start, cbs, clock)
-            search.write_level(level, mask, phase.trainer.model if phase else model,
-                               phase if evaluate else None)
-            return
+                cbs = level0_extras() + recorder(clock, stop=not ctx.evaluates)
+                phase = ctx.train_phase("train", model, mask, start, cbs, clock)
+            return LevelResult(mask, phase.trainer.model if phase else model,
+                               phase if ctx.evaluates else None)
 
-        if level < rounds and not search.search_done(level):
-            config = search.search_config(level)
+        if level < lot.rounds and not ctx.search_done():
             clock = PhaseClock()
             cbs = level0_extras() + recorder(clock, stop=True)
-            search.train_phase(folder, "search", config, model, mask, start, cbs, clock)
-        if evaluate:
-            model = search.build_model(search.train)
-            clock = PhaseClock()
-            phase = search.train_phase(folder, "train", copy.deepcopy(search.train), model, mask,
-                                       start, [], clock)
-        search.write_level(level, mask, phase.trainer.model if phase else model, phase)
+            ctx.train_phase("search", model, mask, start, cbs, clock, config=ctx.search_config())
+        if ctx.evaluates:
+            model = ctx.build_model()
+            phase = ctx.train_phase("train", model, mask, start)
+        return LevelResult(mask, phase.trainer.model if phase else model, phase)

@@ -6,7 +6,8 @@ networks* (arXiv 2309.13302, "MultiSp": patch-number sparsity, sparse and binari
 convolutional patch-embedding weights). For a model with a convolutional patch embedding
 (``spikformer``'s SPS), level K ≥ 1:
 
-1. **connection ticket of the embedding**: a score search (``score.py``: edge-popup, or biprop
+1. **connection ticket of the embedding**: a score search (``methods/tickets/score.py``:
+   edge-popup, or biprop
    with ``--binary-weights``) over the SPS convolutions at density d_K = (1 - rate)^K per layer,
    with the SPS weights frozen at their initialisation and a *temporary* linear head on the mean
    token (``EmbeddingProbe``) trained with it; the head is then thrown away;
@@ -25,21 +26,25 @@ per-layer density schedule and which parts train in step 3 are our choices. ``pa
 
 from __future__ import annotations
 
-import copy
+from typing import Optional
 
 import torch
 from torch import nn
 
-from spikesculpt.experiments.lottery.base import Strategy
-from spikesculpt.experiments.lottery.controls import control_seed, random_like
+from spikesculpt.config import TrainConfig
+from spikesculpt.experiments.lottery.base import LevelResult, Strategy
+from spikesculpt.experiments.lottery.context import LevelContext
 from spikesculpt.experiments.lottery.registry import register_strategy
-from spikesculpt.experiments.lottery.score import ScoreNet, apply_ticket, frozen, score_generator
+from spikesculpt.methods.tickets.controls import control_seed, random_like
 from spikesculpt.methods.tickets.patch import require_tokens
+from spikesculpt.methods.tickets.score import ScoreNet, apply_ticket, frozen, score_generator
 from spikesculpt.methods.tickets.ticket import PhaseClock
 from spikesculpt.models.utils import prunable_parameters
 from spikesculpt.sparse import Mask
 
 DEFAULT_PATCH_KEEP = 0.5
+EMBEDDING_MASK = "embedding_mask.safetensors"
+EMBEDDING_INFO = "embedding.json"
 
 
 class EmbeddingProbe(nn.Module):
@@ -66,83 +71,70 @@ class Multilevel(Strategy):
     name = "multilevel"
     allows_binary = True
 
-    def check(self, search, model) -> None:
-        require_tokens(model, search.train.model, "the multilevel strategy")
+    def check(self, ctx: LevelContext, model) -> None:
+        require_tokens(model, ctx.train.model, "the multilevel strategy")
 
-    def patch_keep(self, search) -> float:
-        return float(search.train.model_kwargs.get("patch_keep", DEFAULT_PATCH_KEEP))
+    def patch_keep(self, ctx: LevelContext) -> float:
+        return float(ctx.train.model_kwargs.get("patch_keep", DEFAULT_PATCH_KEEP))
 
-    def level_config(self, search, level: int):
-        config = copy.deepcopy(search.train)
+    def level_config(self, ctx: LevelContext, level: Optional[int] = None) -> TrainConfig:
+        """The run's config with ``patch_keep``: all tokens at level 0, ``--patch-keep`` after."""
+        config = super().level_config(ctx)
         kwargs = dict(config.model_kwargs)
-        kwargs["patch_keep"] = self.patch_keep(search) if level > 0 else 1.0
+        level = ctx.level if level is None else level
+        kwargs["patch_keep"] = self.patch_keep(ctx) if level > 0 else 1.0
         config.model_kwargs = kwargs
         return config
 
-    def run_level(self, search, level: int) -> None:
-        folder = search.level_dir(level)
-        config = self.level_config(search, level)
-        if level == 0:
-            model = search.build_model(config)
-            mask = search.level_mask(0, model)
-            phase = search.train_phase(folder, "train", config, model, mask, "init", [],
-                                       PhaseClock())
-            search.write_level(0, mask, phase.trainer.model, phase)
-            return
-        mask_path = folder / "embedding_mask.safetensors"
-        info_path = folder / "embedding.json"
-        if not info_path.is_file():
-            mask, info = self.search_embedding(search, level, folder)
-            mask.save(mask_path)
-            search.write_json(info_path, info)
-        mask = Mask.load(mask_path)
-        info = search.read_json(info_path)
-        phase, model = self.train_rest(search, level, folder, mask, init_seed=None)
-        search.write_level(level, mask, model, phase, search_info=info,
+    def find_ticket(self, ctx: LevelContext) -> LevelResult:
+        if not (ctx.level_folder / EMBEDDING_INFO).is_file():
+            mask, info = self.search_embedding(ctx)
+            mask.save(ctx.level_folder / EMBEDDING_MASK)
+            ctx.write_json(EMBEDDING_INFO, info)
+        mask = Mask.load(ctx.level_folder / EMBEDDING_MASK)
+        info = ctx.read_json(EMBEDDING_INFO)
+        phase, model = self.train_rest(ctx, mask)
+        return LevelResult(mask, model, phase, search_info=info,
                            extra={"embedding_density": mask.density(),
-                                  "patch_keep": self.patch_keep(search)})
+                                  "patch_keep": self.patch_keep(ctx)})
 
-    def search_embedding(self, search, level: int, folder):
+    def search_embedding(self, ctx: LevelContext) -> tuple[Mask, dict]:
         """Step 1: score search over the SPS convolutions with a temporary head."""
-        model = search.build_model(self.level_config(search, 0))
-        embed = require_tokens(model, search.train.model, "the multilevel strategy")
-        probe = EmbeddingProbe(embed.patch_embed, embed.dim, search.splits.info.num_classes)
+        model = ctx.build_model(self.level_config(ctx, level=0))
+        embed = require_tokens(model, ctx.train.model, "the multilevel strategy")
+        probe = EmbeddingProbe(embed.patch_embed, embed.dim, ctx.info.num_classes)
         names = ["embed." + n[len("patch_embed."):] for n in embedding_layers(embed)]
-        net = ScoreNet(probe, names, search.target_density(level),
-                       search.lottery.binary_weights, score_generator(search.train.seed, level),
+        net = ScoreNet(probe, names, ctx.target_density, ctx.lottery.binary_weights,
+                       score_generator(ctx.train.seed, ctx.level),
                        trainable=("head.weight", "head.bias"))
         clock = PhaseClock()
-        phase = search.train_phase(folder, "embedding", copy.deepcopy(search.train), net, None,
-                                   "init", [], clock)
+        phase = ctx.train_phase("embedding", net, None, "init", clock=clock)
         found = net.mask()
         mask = Mask({"patch_embed." + n[len("embed."):]: found[n] for n in found})
         info = {"seconds": clock.elapsed, "cpu_seconds": clock.cpu_elapsed,
-                "epochs": search.train.epochs,
+                "epochs": ctx.train.epochs,
                 "probe_val_accuracy": phase.metrics["val_accuracy"],
                 "probe_test_accuracy": phase.metrics["test_accuracy"],
                 "embedding_density": mask.density(),
-                "binary_weights": search.lottery.binary_weights}
+                "binary_weights": ctx.lottery.binary_weights}
         return mask, info
 
-    def train_rest(self, search, level: int, folder, mask: Mask, init_seed=None, name="train"):
+    def train_rest(self, ctx: LevelContext, mask: Mask, init_seed=None):
         """Steps 2-3: the embedding fixed to ``mask`` (frozen), patch tickets on, rest trained."""
-        config = self.level_config(search, level)
-        model = search.build_model(config, init_seed=init_seed)
-        apply_ticket(model, mask, search.lottery.binary_weights)
+        config = self.level_config(ctx)
+        model = ctx.build_model(config, init_seed=init_seed)
+        apply_ticket(model, mask, ctx.lottery.binary_weights)
         frozen(model, mask.names())
-        phase = search.train_phase(folder, name, config, model, mask, "init", [], PhaseClock())
+        phase = ctx.train_phase("train", model, mask, "init", config=config)
         return phase, phase.trainer.model
 
-    def control(self, search, kind: str, level: int, folder) -> None:
+    def control(self, ctx: LevelContext) -> None:
         """The embedding ticket replaced by a re-initialised one (same mask) or a random mask
         at the same per-layer densities (same initial weights); steps 2-3 as for the ticket."""
-
-        ticket = Mask.load(search.level_dir(level) / "embedding_mask.safetensors")
-        if kind == "reinit":
-            mask, seed = ticket, control_seed(search.train.seed, level)
+        ticket = Mask.load(ctx.level_folder / EMBEDDING_MASK)
+        if ctx.control == "reinit":
+            mask, seed = ticket, control_seed(ctx.train.seed, ctx.level)
         else:
-            mask, seed = random_like(ticket, search.train.seed, level), None
-        phase, model = self.train_rest(search, level, folder, mask, init_seed=seed)
-        search.write_run(folder, mask, model, phase,
-                         {"control": kind, "level": level,
-                          "embedding_density": mask.density()})
+            mask, seed = random_like(ticket, ctx.train.seed, ctx.level), None
+        phase, model = self.train_rest(ctx, mask, init_seed=seed)
+        ctx.write(mask, model, phase, extra={"embedding_density": mask.density()})

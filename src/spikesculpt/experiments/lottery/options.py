@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from spikesculpt.core.checks import require_finite
 from spikesculpt.core.errors import UserError
+from spikesculpt.experiments.lottery.registry import STRATEGIES
 from spikesculpt.methods.tickets.snapshot import parse_rewind
 
 
@@ -19,7 +20,7 @@ class LotteryConfig:
     q = 5, τ = 0.02; early-time λ = 0.6 after 2 warm-up epochs.
     """
 
-    strategy: str = "imp"          # imp | early-bird | score | multilevel
+    strategy: str = "imp"          # a registered strategy (``STRATEGIES``; spikesculpt list)
     rounds: int = 15               # pruning levels after the dense level 0
     rate: float = 0.25             # fraction of the remaining weights pruned per round, (0, 1)
     rewind: str = "1ep"            # rewind point: Nit (iterations) or Nep (epochs); 0it = init
@@ -35,14 +36,13 @@ class LotteryConfig:
     evaluate: str = "all"          # all | ends: which levels get a full-T ticket training
     controls: list = field(default_factory=list)   # reinit, random (branches; not hashed)
 
-    STRATEGIES = ("imp", "early-bird", "score", "multilevel")
     CONTROLS = ("reinit", "random")
     NOT_HASHED = ("controls",)
 
     def validate(self) -> "LotteryConfig":
-        if self.strategy not in self.STRATEGIES:
+        if not isinstance(self.strategy, str) or self.strategy not in STRATEGIES:
             raise UserError(f"unknown lottery strategy {self.strategy!r}; choose one of: "
-                            f"{', '.join(self.STRATEGIES)}")
+                            f"{', '.join(STRATEGIES.names())}")
         if isinstance(self.rounds, bool) or not isinstance(self.rounds, int) or self.rounds <= 0:
             raise UserError(f"rounds must be a positive integer (pruning levels), got "
                             f"{self.rounds!r}; pass e.g. --rounds 5")

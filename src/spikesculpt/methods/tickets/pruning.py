@@ -1,4 +1,5 @@
-"""Magnitude pruning for iterative magnitude pruning (IMP) and early-bird masks.
+"""Magnitude pruning: the masks of iterative magnitude pruning (IMP) and early-bird, and
+one-shot ticket masks of a trained model (``magnitude_ticket``).
 
 One round removes a fraction ``rate`` of the *remaining* connections (Frankle & Carbin, ICLR
 2019; Kim et al., ECCV 2022: 25% per round), those with the smallest ``|w|``:
@@ -76,6 +77,31 @@ def magnitude_prune(weights: Mapping[str, torch.Tensor], mask: Mask, rate: float
         sel = order[owner[order] == i]
         new[n].view(-1)[where[sel]] = False
     return new
+
+
+def magnitude_ticket(model: nn.Module, density: float, scope: str = "global",
+                     dense_first: bool = False, dense_last: bool = False) -> Mask:
+    """One-shot magnitude pruning: the mask keeping the ``density`` fraction of ``model``'s
+    prunable weights with the largest ``|w|`` (a ticket mask for the ``ticket`` method).
+
+    ``scope``: ``global`` (one ranking over every layer; layers may end at different densities)
+    or ``layer`` (every layer keeps ``density`` of its own weights). ``density`` counts the
+    masked layers; ``dense_first`` / ``dense_last`` leave those layers out of the mask (dense).
+    Exactly ``round((1 - density) · n)`` weights go (n: of all masked layers, or of each layer);
+    ties are broken by position (``magnitude_prune``). The model is not changed.
+
+        mask = magnitude_ticket(trained, 0.1)            # then, e.g. from the initialisation:
+        spikesculpt.fit(fresh_model, splits, method="ticket", mask=mask)
+    """
+    if isinstance(density, bool) or not isinstance(density, (int, float)) \
+            or not 0 < density <= 1:
+        raise UserError(f"density must be in (0, 1] (the fraction of connections kept), got "
+                        f"{density!r}; pass e.g. density=0.1")
+    mask = full_mask(model, ticket_layers(model, dense_first, dense_last)).to("cpu")
+    if density == 1:
+        return mask
+    params = dict(model.named_parameters())
+    return magnitude_prune({n: params[n] for n in mask}, mask, 1.0 - density, scope)
 
 
 def _drop(layer_mask: torch.Tensor, active: torch.Tensor, values: torch.Tensor, count: int) -> None:
