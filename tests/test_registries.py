@@ -35,7 +35,7 @@ from spikesculpt.methods import METHODS, create_method, resolved_config
 from spikesculpt.models import MODELS, create_model
 from spikesculpt.neurons import NEURONS, SURROGATES, create_neuron, create_surrogate, spike
 from spikesculpt.neurons.options import NeuronConfig
-from spikesculpt.sparse import ALLOCATION_RULES, GROWTH_RULES, layer_counts
+from spikesculpt.sparse import ALLOCATION_RULES, GROWTH_RULES, Mask, layer_counts
 from spikesculpt.train.losses import LOSSES
 from spikesculpt.train.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_scheduler
 
@@ -56,20 +56,32 @@ def batch(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # ------------------------------------------------------------------------------------ methods
+def method_inputs(name: str, tmp_path) -> dict:
+    """The options a method cannot run without (the ``ticket`` method's mask file)."""
+    if name != "ticket":
+        return {}
+    path = tmp_path / "masks.safetensors"
+    Mask({"hidden.0.weight": torch.rand(4, 6) < 0.5}).save(path)
+    return {"mask": str(path)}
+
+
 @pytest.mark.parametrize("name", METHODS.names())
-def test_method_declares_its_options_and_resolves_them_purely(name):
+def test_method_declares_its_options_and_resolves_them_purely(name, tmp_path):
     cls = METHODS.get(name)
     assert cls.name == name
+    inputs = method_inputs(name, tmp_path)
     if cls.config_section is None:
         assert cls.options_class is None
     else:
         assert cls.config_section in TrainConfig.option_sections()
         assert isinstance(getattr(TrainConfig(), cls.config_section), cls.options_class)
-        options = cls.options_class()
+        options = cls.options_class(**inputs)
         resolved = cls.resolve_options(options)
-        assert options == cls.options_class()           # the input is not changed
+        assert options == cls.options_class(**inputs)   # the input is not changed
         assert cls.resolve_options(resolved) == resolved  # resolving twice changes nothing
     config = TrainConfig(method=name)
+    if inputs:
+        setattr(config, cls.config_section, cls.options_class(**inputs))
     before = config.to_dict()
     resolved_run = resolved_config(config)
     assert config.to_dict() == before and resolved_run is not config
@@ -79,8 +91,12 @@ def test_method_declares_its_options_and_resolves_them_purely(name):
 @pytest.mark.filterwarnings("ignore:gene dimension")  # a tiny MLP: genes save nothing
 @pytest.mark.parametrize("name", METHODS.names())
 def test_method_trains_in_a_plain_loop(name):
-    method = create_method(name, seed=0)
-    model = method.prepare_model(spiking_mlp())
+    model = spiking_mlp()
+    # the ticket method's input: a mask of this model (half of each weight kept)
+    inputs = {"mask": Mask({n: torch.rand(p.shape) < 0.5 for n, p in model.named_parameters()
+                            if n.endswith("weight") and p.dim() > 1})} if name == "ticket" else {}
+    method = create_method(name, seed=0, **inputs)
+    model = method.prepare_model(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     method.attach(model, optimizer, total_steps=4, steps_per_epoch=2)
     x, y = batch()

@@ -15,7 +15,7 @@ from spikesculpt.core.errors import UserError
 from spikesculpt.data import load_dataset
 from spikesculpt.experiments.rundir import config_hash
 from spikesculpt.experiments.train_run import evaluate_run
-from spikesculpt.methods import METHODS, create_method, resolve_config
+from spikesculpt.methods import METHODS, create_method, resolved_config
 from spikesculpt.methods.tickets import TicketMethod, magnitude_ticket
 from spikesculpt.methods.tickets.method import mask_digest
 from spikesculpt.models import create_model, prunable_parameters
@@ -142,8 +142,7 @@ def test_bad_masks_are_one_line_errors(tmp_path):
 def ticket_config(path) -> TrainConfig:
     config = TrainConfig(method="ticket")
     config.ticket.mask = str(path)
-    resolve_config(config)
-    return config
+    return resolved_config(config)
 
 
 def test_the_run_hash_names_the_mask_contents_not_its_path(tmp_path):

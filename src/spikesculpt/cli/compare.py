@@ -23,7 +23,7 @@ from spikesculpt.cli.train import (
 )
 from spikesculpt.core.errors import UserError
 from spikesculpt.experiments.train_run import run_training
-from spikesculpt.methods import METHODS, resolve_config
+from spikesculpt.methods import METHODS, resolved_config
 
 
 def add_parser(sub) -> None:
@@ -35,7 +35,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     methods = list(dict.fromkeys(m.strip() for m in args.methods.split(",") if m.strip()))
     if not methods:
         raise UserError(f"--methods names no method ({args.methods!r}); pass e.g. "
@@ -48,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     for m in methods:
         config = copy.deepcopy(base)
         config.method = m
-        resolve_config(config.validate())  # a method's missing input fails before any training
+        resolved_config(config.validate())  # a method's missing input fails before any training
         configs.append(config)
     rows = []
     for m, config in zip(methods, configs):

@@ -27,6 +27,8 @@ model with the search's seed; to rewind it to θ_k, load those weights first.
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import json
 from pathlib import Path
@@ -98,11 +100,13 @@ class TicketMethod(Method):
         return cls(options, seed)
 
     @classmethod
-    def resolve_config(cls, config) -> None:
-        """Record the mask's contents (``mask_sha256``) in the config: the run's hash."""
-        section = config.ticket
-        if section.mask_sha256 is None:
-            section.mask_sha256 = mask_digest(load_ticket_mask(section.validate().source()))
+    def resolve_options(cls, options: TicketConfig) -> TicketConfig:
+        """A copy of ``options`` recording the mask's contents (``mask_sha256``): the run's
+        hash names the mask by what it holds, not by its path."""
+        if options.mask_sha256 is not None:
+            return options
+        digest = mask_digest(load_ticket_mask(options.validate().source()))
+        return dataclasses.replace(options, mask_sha256=digest)
 
     def _where(self) -> str:
         return "given" if isinstance(self.source, Mask) else str(self.source)
