@@ -19,6 +19,7 @@ from spikesculpt.cli.train import (
 from spikesculpt.config import TrainConfig, overlay
 from spikesculpt.experiments.evolution.evolution import run_evolution
 from spikesculpt.experiments.evolution.options import EvolutionConfig
+from spikesculpt.experiments.evolution.search import SEARCHES
 from spikesculpt.experiments.rundir import DEFAULT_RUNS_ROOT
 
 EVOLVE_FLAGS = {
@@ -48,6 +49,9 @@ def add_parser(sub) -> None:
     add_genetic_arguments(p)
     p.add_argument("--objectives", default=None, metavar="LIST",
                    help="accuracy (CMA-ES) or e.g. accuracy,params,synops (NSGA-II, needs pymoo)")
+    p.add_argument("--search", default=None, metavar="NAME",
+                   help=f"search algorithm: {', '.join(SEARCHES.names())} (default: cma-es for "
+                        f"one objective, nsga-ii for several)")
     p.add_argument("--no-spatial", action="store_true", help="switch the spatial entropy off")
     p.add_argument("--no-temporal", action="store_true",
                    help="switch the temporal difference off")
@@ -82,6 +86,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, EvolutionC
               for flag, (key, _, _) in EVOLVE_FLAGS.items()}
     if args.objectives is not None:
         values["objectives"] = [o.strip() for o in args.objectives.split(",") if o.strip()]
+    if args.search is not None:
+        values["search"] = args.search
     if args.no_spatial:
         values["spatial"] = False
     if args.no_temporal:
