@@ -263,7 +263,7 @@ class Trainer:
         ``on_epoch_done(trainer)`` runs after each epoch's bookkeeping (the run directory uses it
         to write a checkpoint and history).
         """
-        self._start()
+        self._fit_start()
         while self.epoch < self.config.epochs:
             epoch = self.epoch
             train = self._train_one_epoch()
@@ -289,13 +289,16 @@ class Trainer:
     def train_epochs(self) -> None:
         """Train from ``self.epoch`` to ``config.epochs`` without evaluating: no validation, no
         best-weights selection, no history; the model keeps its last weights. The short training
-        that scores an evolution's candidates (``experiments/evolution/population.py``)."""
-        self._start()
+        that scores an evolution's candidates (``experiments/evolution/population.py``).
+        Callbacks get ``on_fit_start`` (fresh runs), ``on_epoch_start`` and the per-step events;
+        ``on_epoch_end`` and ``on_fit_end`` need the validation row and final metrics that
+        ``fit`` makes, and are not called."""
+        self._fit_start()
         while self.epoch < self.config.epochs:
             self._train_one_epoch()
             self.epoch += 1
 
-    def _start(self) -> None:
+    def _fit_start(self) -> None:
         if self.epoch == 0:
             for cb in self.callbacks:
                 cb.on_fit_start(self)

@@ -172,7 +172,6 @@ class Evolution:
         return sorted(front, key=lambda c: c["params_total"])
 
     def _write_outputs(self) -> None:
-
         write_json(self.path / SUMMARY, self.summary())
         write_csv(self.path / CANDIDATES, self.candidates)
         plot_evolution(self.rows, self.path / PLOT,
@@ -273,7 +272,6 @@ class Evolution:
         return cfg
 
     def train_final(self) -> dict:
-
         result = run_training(self.final_config(), out=str(self.path / FINAL), resume=True,
                               progress=self.progress)
         m = result.metrics

@@ -164,8 +164,7 @@ class PopulationScorer:
         results = []
         for i, accuracy in enumerate(accuracies):
             params, buffers = population.candidate_state(i)
-            if self.want_synops:   # the template holds candidate i's tensors while it is counted
-                template.load_state_dict({**params, **buffers})
+            template.load_state_dict({**params, **buffers})   # the template: candidate i
             results.append(self._result(template, accuracy, params, trainer))
         return results
 
