@@ -170,6 +170,8 @@ def test_evolve_cli_then_train_from_the_genome(tmp_path, capsys):
     (["evolve", "--population", "1"], "population must be"),
     (["evolve", "--generations", "0"], "generations must be"),
     (["evolve", "--objectives", "accuracy,latency"], "unknown objective 'latency'"),
+    (["evolve", "--search", "simplex"], "unknown evolution search 'simplex'"),
+    (["evolve", "--search", "cma-es", "--objectives", "accuracy,params"], "optimises 1"),
     (["evolve", "--gene-dim", "0"], "gene dimension must be a positive"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, args, word):

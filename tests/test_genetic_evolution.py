@@ -12,6 +12,7 @@ import torch
 from spikesculpt.config import TrainConfig
 from spikesculpt.core.errors import UserError
 from spikesculpt.data import load_dataset
+from spikesculpt.experiments.efficiency import efficiency_metrics
 from spikesculpt.experiments.evolution.evolution import Evolution, run_evolution
 from spikesculpt.experiments.evolution.fitness import (
     encoding_summary,
@@ -21,10 +22,12 @@ from spikesculpt.experiments.evolution.fitness import (
     temporal_difference,
 )
 from spikesculpt.experiments.evolution.options import EvolutionConfig
-from spikesculpt.experiments.evolution.population import PopulationScorer, SynOpsCounter
+from spikesculpt.experiments.evolution.population import PopulationScorer
 from spikesculpt.experiments.evolution.stacked import NotStackable, StackedPopulation
 from spikesculpt.methods.genetic import Genome, genetic_encode
+from spikesculpt.metrics.synops import SynOpsCounter
 from spikesculpt.models import MODELS, create_model
+from spikesculpt.train import PopulationTrainer, Trainer
 
 pytest.importorskip  # (pycma and pymoo are test dependencies: no skip below)
 
@@ -151,15 +154,56 @@ def test_plif_model_falls_back_and_workers_match_sequential(digits):
         off.close()
 
 
+def test_synops_objective_is_the_metrics_count(digits):
+    """The ``synops`` objective is what metrics.json reports for the candidate's network:
+    ``metrics.measure_efficiency`` (NeuroBench's definition) on the validation batches."""
+    scorer = PopulationScorer(tiny_config(), eval_epochs=1, splits=digits, synops=True)
+    gs = genomes(scorer, 2)
+    trainer = scorer.train_one(gs[0])
+    ops = efficiency_metrics(trainer, digits.val, seed_stream=7)["synops"]
+    expected = ops["effective_acs"] + ops["effective_macs"]
+    assert ops["effective_macs"] > 0 and ops["effective_acs"] > 0   # analog input, spikes after
+    assert scorer.score_one(gs[0])["synops"] == expected
+    assert scorer.score_batched(gs, engine="stack")[0]["synops"] == pytest.approx(expected,
+                                                                                   rel=1e-6)
+
+
+def test_population_trainer_equals_separate_trainers_with_batch_norm(digits):
+    """The stacked population trained by the one loop (PopulationTrainer) is P Trainers: same
+    weights, same running statistics (BatchNorm's warm start included), same accuracies."""
+    cfg = tiny_config(model="conv", epochs=2)
+    splits = digits
+    models = []
+    for i in range(2):
+        torch.manual_seed(i)
+        models.append(create_model("conv", in_channels=1, image_size=8, num_classes=10,
+                                   width=0.25))
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in models[0].modules())
+    stacked = StackedPopulation(models)
+    population = PopulationTrainer(stacked, splits, cfg, progress=False)
+    population.train_epochs()
+    accuracies = population.evaluate(splits.val)["accuracy"]
+    for i, model in enumerate(models):
+        single = Trainer(copy.deepcopy(model), splits, cfg, progress=False)
+        single.train_epochs()
+        assert accuracies[i] == single.evaluate(splits.val)["accuracy"]
+        params, buffers = stacked.candidate_state(i)
+        for name, t in list(single.model.named_parameters()) + \
+                list(single.model.named_buffers()):
+            got = params.get(name, buffers.get(name))
+            assert torch.allclose(got, t, atol=1e-4), name
+
+
 def test_synops_counter_by_hand():
     layer = torch.nn.Linear(4, 3, bias=False)
     with torch.no_grad():
         layer.weight.copy_(torch.tensor([[1.0, 0, 0, 2], [0, 0, 0, 0], [1, 1, 1, 1]]))
     x = torch.tensor([[1.0, 0, 1, 1], [0, 0, 0, 1]])      # spikes: accumulates
-    with SynOpsCounter(layer) as c:
+    with SynOpsCounter(layer) as c:   # the one counter (metrics/synops.py) the objective uses
         layer(x)
     # row 1: inputs 0, 2, 3 -> (1 + 0 + 2) + (0) + (3) ; row 2: input 3 -> 1 + 0 + 1
-    assert c.acs == 2 + 0 + 3 + 2 and c.macs == 0
+    ops = c.per_sample()
+    assert ops["effective_acs"] == 2 + 0 + 3 + 2 and ops["effective_macs"] == 0
 
 
 # --------------------------------------------------------------------------- evolution

@@ -14,7 +14,8 @@ model, a few epochs) and asserts two outcomes:
 Cases are parametrized over the registries (``METHODS``, the lottery ``STRATEGIES``, ``MODELS``),
 so a newly registered name is covered with the default settings below; a name needs an entry in
 the tables only if it needs other flags, an input (``METHOD_INPUTS``: the ``ticket`` method's
-mask) or another floor (``test_tables_name_registered_things``).
+mask) or another floor (``test_tables_name_registered_things``); the evolve cases name every
+registered search (``SEARCHES``) with its flags.
 
 Floors: each case was run with seeds 0, 1, 2 on the 2-core CI machine (AMD EPYC, one thread);
 the comment on a floor gives the lowest test accuracy of those seeds, and the floor sits well
@@ -29,6 +30,7 @@ import pytest
 
 import spikesculpt.experiments.lottery  # noqa: F401  (registers the strategies)
 from spikesculpt.cli.main import main
+from spikesculpt.experiments.evolution import SEARCHES
 from spikesculpt.experiments.lottery.registry import STRATEGIES
 from spikesculpt.methods import METHODS
 from spikesculpt.models import MODELS
@@ -105,9 +107,9 @@ DEFAULT_LOTTERY_FLOOR = 0.50
 # ----------------------------------------------------------------------------- evolve
 # Two generations of two candidates (one epoch each), then the best rule trains the final MLP.
 EVOLVE = [*MLP, "--lr", "1e-3", "--population", "2", "--generations", "2", "--eval-epochs", "1"]
-EVOLVE_CASES = {
-    "cma-es": ["--objectives", "accuracy"],
-    "nsga-ii": ["--objectives", "accuracy,params", "--min-gene-dim", "8"],
+EVOLVE_CASES = {  # one per registered search (SEARCHES)
+    "cma-es": ["--search", "cma-es", "--objectives", "accuracy"],
+    "nsga-ii": ["--search", "nsga-ii", "--objectives", "accuracy,params", "--min-gene-dim", "8"],
 }
 EVOLVE_FLOORS = {  # final training; with correct evaluation (weight cache off) seeds 0-2:
     "cma-es": 0.75,   # 90.0%
@@ -242,7 +244,7 @@ def test_tables_name_registered_things():
     assert set(METHOD_ARGS) | set(METHOD_FLOORS) | set(METHOD_INPUTS) <= set(METHODS.names())
     assert {c.split("+")[0] for c in LOTTERY_FLOORS} <= set(STRATEGIES.names())
     assert set(MODEL_ARGS) | set(MODEL_FLOORS) <= set(MODELS.names())
-    assert set(EVOLVE_CASES) == set(EVOLVE_FLOORS)
+    assert set(EVOLVE_CASES) == set(EVOLVE_FLOORS) == set(SEARCHES.names())
 
 
 # ----------------------------------------------------------------------------- outcomes

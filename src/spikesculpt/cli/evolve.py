@@ -14,6 +14,7 @@ from spikesculpt.config import TrainConfig, overlay
 from spikesculpt.core.options import comma_list
 from spikesculpt.experiments.evolution.evolution import run_evolution
 from spikesculpt.experiments.evolution.options import EvolutionConfig
+from spikesculpt.experiments.evolution.search import SEARCHES
 from spikesculpt.experiments.rundir import DEFAULT_RUNS_ROOT
 
 # The declarations of EvolutionConfig's flags, kept here until
@@ -31,6 +32,8 @@ EVOLVE_OPTIONS = {
     "workers": {"help": "processes for one-at-a-time evaluation"},
     "objectives": {"help": "accuracy (CMA-ES) or e.g. accuracy,params,synops (NSGA-II, needs "
                            "pymoo)", "parse": comma_list, "metavar": "LIST"},
+    "search": {"help": "search algorithm", "choices": SEARCHES.names, "kind": "search",
+               "none_means": "cma-es for one objective, nsga-ii for several", "metavar": "NAME"},
     "spatial": {"help": "switch the spatial entropy off"},
     "temporal": {"help": "switch the temporal difference off"},
 }

@@ -15,7 +15,10 @@ BatchNorm with a ``momentum`` use ``max(momentum, 1/n)`` at its n-th training ba
 from ``num_batches_tracked``): the plain average of the batches seen while ``n < 1/momentum``,
 then the usual exponential average. The initial 0/1 guess is replaced by the first batch, as
 Adam's bias correction does for its moments. After ``1/momentum`` batches (10) nothing changes.
-``momentum=None`` (PyTorch's cumulative average) is left alone. Our choice.
+``momentum=None`` (PyTorch's cumulative average) is left alone. Our choice. Besides PyTorch's
+BatchNorm layers, any module that says ``running_stats_like_batch_norm = True`` and has their
+``momentum``, ``track_running_stats`` and ``num_batches_tracked`` (possibly one count per
+candidate of a stacked population, all equal) is warmed alike.
 """
 
 from __future__ import annotations
@@ -29,11 +32,14 @@ from torch import nn
 @contextmanager
 def warm_running_stats(model: nn.Module) -> Iterator[None]:
     """While active: BatchNorm layers average their first ``1/momentum`` training batches."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    norms = [m for m in model.modules()
+             if (isinstance(m, nn.modules.batchnorm._BatchNorm)
+                 or getattr(m, "running_stats_like_batch_norm", False))
              and m.momentum is not None and m.track_running_stats
              and m.num_batches_tracked is not None]
     base = {id(m): m.momentum for m in norms}
-    seen = {id(m): int(m.num_batches_tracked) for m in norms}  # counted here: no device sync
+    # counted here from then on: no device sync per batch
+    seen = {id(m): int(m.num_batches_tracked.max()) for m in norms}
 
     def before_forward(module, inputs):
         if module.training:

@@ -12,6 +12,13 @@ BatchNorm running statistics average the first batches plainly (``norm_stats.py`
 Randomness is explicit: batch order, Poisson encoding and ``--augment`` (training batches only)
 draw from generators seeded by ``(seed, epoch)``, so a resumed run replays exactly the epochs an
 uninterrupted run would (on CPU).
+
+``fit`` is a whole run (validation after every epoch, best weights, final metrics);
+``train_epochs`` only trains (the short training that scores an evolution's candidates, whose
+result is the last weights). A *population* — P models run as one module whose logits are
+``[P, T, B, K]`` — trains with ``PopulationTrainer`` (``population.py``): the same loop with the
+loss summed over the candidates (``batch_loss``); correct predictions are counted per leading
+index by ``count_correct``, so its ``evaluate`` gives one accuracy per candidate.
 """
 
 from __future__ import annotations
@@ -80,6 +87,12 @@ def iterate_batches(dataset, batch_size: int, shuffle: bool,
     for start in range(0, n, batch_size):
         idx = order[start:start + batch_size]
         yield tuple(t[idx] for t in tensors)
+
+
+def fraction(count, seen: int):
+    """``count / seen`` in float64: a float for a 0-d count (or int), a list of floats for a
+    count per candidate ``[P]``."""
+    return (torch.as_tensor(count).double() / max(seen, 1)).tolist()
 
 
 def epoch_line(row: dict, epochs: int) -> str:
@@ -171,10 +184,23 @@ class Trainer:
         skip, self.skip_batches = self.skip_batches, 0
         with warm_running_stats(self.model):
             total_loss, correct, seen = self._train_batches(bar, skip, enc_gen, aug_gen)
-        return {"train_loss": total_loss / seen, "train_accuracy": correct / seen}
+        return {"train_loss": total_loss / seen, "train_accuracy": fraction(correct, seen)}
 
-    def _train_batches(self, bar, skip: int, enc_gen, aug_gen) -> tuple[float, int, int]:
-        """Train on the batches of ``bar`` after the first ``skip``; (loss sum, correct, seen)."""
+    def batch_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss of one batch, logits ``[T, B, K]`` (``PopulationTrainer``: summed over the
+        candidates of ``[P, T, B, K]``)."""
+        return self.loss_fn(logits.float(), y)
+
+    @staticmethod
+    def count_correct(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Correct predictions (argmax of the time-averaged logits) of logits ``[..., T, B, K]``
+        against labels ``[B]``: one count per leading index (a 0-d tensor for one model's
+        ``[T, B, K]``, ``[P]`` for a population's ``[P, T, B, K]``)."""
+        return (logits.mean(-3).argmax(-1) == y).sum(-1)
+
+    def _train_batches(self, bar, skip: int, enc_gen, aug_gen) -> tuple[float, object, int]:
+        """Train on the batches of ``bar`` after the first ``skip``; (loss sum, correct, seen)
+        with ``correct`` as ``count_correct`` gives it, summed over the batches."""
         total_loss = correct = seen = 0
         for i, (x, y) in enumerate(bar):
             if self.augment is not None:
@@ -186,7 +212,7 @@ class Trainer:
             self.last_batch = (x, y)
             with self._autocast():
                 logits = self.model(x)
-                loss = self.loss_fn(logits.float(), y)
+                loss = self.batch_loss(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             for cb in self.callbacks:
@@ -197,9 +223,11 @@ class Trainer:
                 cb.on_step_end(self)
             n = y.shape[0]
             total_loss += float(loss.detach()) * n
-            correct += int((logits.detach().mean(0).argmax(1) == y).sum())
+            correct = correct + self.count_correct(logits.detach(), y).cpu()
             seen += n
-            bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
+            if self.progress:
+                bar.set_postfix(loss=f"{total_loss / seen:.3f}",
+                                acc=f"{float(correct.double().mean()) / seen:.3f}")
         return total_loss, correct, seen
 
     def _optimizer_step(self) -> None:
@@ -223,10 +251,10 @@ class Trainer:
                 y = y.to(self.device)
                 with self._autocast():
                     logits = self.model(x).float()
-                total_loss += float(self.loss_fn(logits, y)) * y.shape[0]
-                correct += int((logits.mean(0).argmax(1) == y).sum())
+                total_loss += float(self.batch_loss(logits, y)) * y.shape[0]
+                correct = correct + self.count_correct(logits, y).cpu()
                 seen += y.shape[0]
-        return {"accuracy": correct / max(seen, 1), "loss": total_loss / max(seen, 1),
+        return {"accuracy": fraction(correct, seen), "loss": total_loss / max(seen, 1),
                 "firing_rate": rec.firing_rate(), "layer_firing_rates": rec.layer_rates()}
 
     def fit(self, on_epoch_done: Optional[Callable[["Trainer"], None]] = None) -> dict:
@@ -235,24 +263,15 @@ class Trainer:
         ``on_epoch_done(trainer)`` runs after each epoch's bookkeeping (the run directory uses it
         to write a checkpoint and history).
         """
-        if self.epoch == 0:
-            for cb in self.callbacks:
-                cb.on_fit_start(self)
+        self._fit_start()
         while self.epoch < self.config.epochs:
             epoch = self.epoch
-            for cb in self.callbacks:
-                cb.on_epoch_start(self, epoch)
-            start = time.perf_counter()
-            lr = self.optimizer.param_groups[0]["lr"]
-            train = self.train_epoch(epoch)
-            self.scheduler.step()
-            seconds = time.perf_counter() - start
-            self.train_seconds += seconds
+            train = self._train_one_epoch()
             val = self.evaluate(self.splits.val)
             row = {"epoch": epoch + 1, "train_loss": train["train_loss"],
                    "train_accuracy": train["train_accuracy"], "val_loss": val["loss"],
                    "val_accuracy": val["accuracy"], "firing_rate": val["firing_rate"],
-                   "lr": lr, "seconds": seconds}
+                   "lr": train["lr"], "seconds": train["seconds"]}
             self._warn_if_silent(val["layer_firing_rates"], epoch)
             if val["accuracy"] > self.best_val:
                 self.best_val, self.best_epoch = val["accuracy"], epoch + 1
@@ -266,6 +285,37 @@ class Trainer:
             if on_epoch_done is not None:
                 on_epoch_done(self)
         return self.final_metrics()
+
+    def train_epochs(self) -> None:
+        """Train from ``self.epoch`` to ``config.epochs`` without evaluating: no validation, no
+        best-weights selection, no history; the model keeps its last weights. The short training
+        that scores an evolution's candidates (``experiments/evolution/population.py``).
+        Callbacks get ``on_fit_start`` (fresh runs), ``on_epoch_start`` and the per-step events;
+        ``on_epoch_end`` and ``on_fit_end`` need the validation row and final metrics that
+        ``fit`` makes, and are not called."""
+        self._fit_start()
+        while self.epoch < self.config.epochs:
+            self._train_one_epoch()
+            self.epoch += 1
+
+    def _fit_start(self) -> None:
+        if self.epoch == 0:
+            for cb in self.callbacks:
+                cb.on_fit_start(self)
+
+    def _train_one_epoch(self) -> dict:
+        """``on_epoch_start``, one training epoch and the scheduler step (``self.epoch`` is not
+        advanced); ``train_epoch``'s dict with the epoch's ``lr`` and ``seconds``."""
+        epoch = self.epoch
+        for cb in self.callbacks:
+            cb.on_epoch_start(self, epoch)
+        start = time.perf_counter()
+        lr = self.optimizer.param_groups[0]["lr"]
+        train = self.train_epoch(epoch)
+        self.scheduler.step()
+        seconds = time.perf_counter() - start
+        self.train_seconds += seconds
+        return {**train, "lr": lr, "seconds": seconds}
 
     def _warn_if_silent(self, rates: dict, epoch: int) -> None:
         """Warn (once per trainer) when spiking layers fired below ``SILENT_RATE`` on the

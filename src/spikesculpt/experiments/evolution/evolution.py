@@ -2,12 +2,14 @@
 
 One generation t (of G):
 
-1. the search proposes P genomes (CMA-ES for the single ``accuracy`` objective; NSGA-II for
-   ``accuracy,params[,synops]``, which also searches the gene dimension);
+1. the search (``search.py``: ``--search``, by default CMA-ES for the single ``accuracy``
+   objective and NSGA-II for ``accuracy,params[,synops]``, which also searches the gene
+   dimension) proposes P genomes: ``search.ask()``;
 2. every genome initialises a network that is trained briefly and scored on the validation split
-   (``PopulationScorer``: batched where the model allows);
+   (``PopulationScorer``: the one ``Trainer``, batched where the model allows);
 3. fitness = accuracy + λ_s(t)·S(O) + λ_d(t)·D(encodings, elite_{t−1}) (``fitness.py``); the
-   search is told the fitness (NSGA-II: ``[−fitness, parameters, SynOps]``);
+   search is told the losses of the objectives, ``[−fitness, parameters, SynOps]``:
+   ``search.tell(...)``;
 4. the generation's elite (highest fitness) becomes the reference of the next temporal difference.
 
 After G generations the genome with the best validation accuracy of the short training (ties:
@@ -16,19 +18,20 @@ higher fitness, then fewer parameters) initialises a network trained for the ful
 winner (our choice: the λ-weighted bonus differs between generations, so fitness values of
 different generations are not comparable).
 
-Outputs in ``DIR``: ``config.yaml`` (both configs and their hash; ``experiments/rundir.py``), ``evolution.json``
-(``generations``: one row per generation — generation (counted from 1, as on the console and
-in ``evolution.png``), best_fitness, mean_fitness, best_accuracy, mean_accuracy,
+Outputs in ``DIR``: ``config.yaml`` (both configs and their hash; ``experiments/rundir.py``),
+``evolution.json`` (``generations``: one row per generation — generation (counted from 1, as on
+the console and in ``evolution.png``), best_fitness, mean_fitness, best_accuracy, mean_accuracy,
 spatial_entropy and temporal_difference of the elite, lambda_spatial, lambda_temporal,
-evaluations, mode, seconds; ``best``: the chosen genome and its
-scores; ``pareto_front`` for several objectives; ``compute``: epochs spent; ``final``: the full
+evaluations, mode, seconds; ``best``: the chosen genome and its scores; ``pareto_front`` for
+several objectives; ``search``: ``Search.info()``; ``compute``: epochs spent; ``final``: the full
 training's results), ``candidates.csv`` (every candidate), ``evolution.png``, ``pareto.png``
 (several objectives) and ``final/`` (a normal run directory with ``metrics.json``).
 
-Resume: after every generation the search state (pickled; numpy RNG state included), the
-records and the elite are written atomically to ``checkpoint.pt`` (``RunDir.save_state``). An interrupted evolution
-continues with ``--resume`` at the first unfinished generation and gives the same result as an
-uninterrupted one; the final training resumes like any run. A finished evolution is a no-op.
+Resume: after every generation the search (pickled whole, its random state included), the
+records and the elite are written atomically to ``checkpoint.pt`` (``RunDir.save_state``). An
+interrupted evolution continues with ``--resume`` at the first unfinished generation and gives
+the same result as an uninterrupted one; the final training resumes like any run. A finished
+evolution is a no-op.
 """
 
 from __future__ import annotations
@@ -45,23 +48,26 @@ import numpy as np
 from spikesculpt.config import TrainConfig, digest
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.io import write_csv, write_json
-from spikesculpt.experiments.evolution.cma_search import CMASearch
 from spikesculpt.experiments.evolution.fitness import (
     fitness,
     regulariser_weight,
     temporal_difference,
 )
-from spikesculpt.experiments.evolution.nsga_search import NSGASearch
 from spikesculpt.experiments.evolution.options import EvolutionConfig
 from spikesculpt.experiments.evolution.population import PopulationScorer
 from spikesculpt.experiments.evolution.report import plot_evolution, plot_pareto
+from spikesculpt.experiments.evolution.search import (
+    GenomeSpace,
+    Search,
+    create_search,
+    objective_losses,
+)
 from spikesculpt.experiments.rundir import (
     RunDir,
     dataset_slug,
     hashed_train_config,
 )
 from spikesculpt.experiments.train_run import run_training
-from spikesculpt.methods.genetic.genome import Genome
 
 SUMMARY = "evolution.json"   # the run directory's result (RESULTS["evolution"]), per generation
 CANDIDATES, PLOT, PARETO, FINAL = "candidates.csv", "evolution.png", "pareto.png", "final"
@@ -76,8 +82,7 @@ class EvolutionResult:
 
 def evolution_hash(train: TrainConfig, evo: EvolutionConfig) -> str:
     """The hash naming an evolution: the training config's and the search's hashed fields."""
-    evo_d = {k: v for k, v in asdict(evo).items() if k not in EvolutionConfig.NOT_HASHED}
-    return digest({"train": hashed_train_config(train), "evolution": evo_d})
+    return digest({"train": hashed_train_config(train), "evolution": evo.hashed_dict()})
 
 
 def _prepare(train: TrainConfig, evo: EvolutionConfig) -> tuple[TrainConfig, EvolutionConfig]:
@@ -109,12 +114,12 @@ class Evolution:
         self.run_dir = RunDir(self.path, "evolution")
         self.progress = progress
         self.digest = evolution_hash(self.train, self.evo)
-        self.multi = len(self.evo.objectives) > 1
+        self.several_objectives = len(self.evo.objectives) > 1   # a Pareto front to report
         self.rows: list[dict] = []
         self.candidates: list[dict] = []
         self.elite = None
         self.best: Optional[dict] = None
-        self.search = None
+        self.search: Optional[Search] = None
         self.generation = 0
 
     # ------------------------------------------------------------------ directory
@@ -141,27 +146,11 @@ class Evolution:
             state["best"]
 
     # ------------------------------------------------------------------ search
-    def _new_search(self, names: list[str]):
+    def _new_search(self, names: list[str]) -> Search:
         g = self.train.genetic.gene_dim
-        if self.multi:
-
-            return NSGASearch(g, min(self.evo.min_gene_dim, g), names,
-                              self.train.genetic.init_std, self.evo.population,
-                              len(self.evo.objectives), self.evo.generations, self.train.seed)
-
-        return CMASearch(g, names, self.train.genetic.init_std, self.evo.population,
-                         self.evo.sigma0, self.train.seed)
-
-    def _objectives(self, results: list[dict]) -> np.ndarray:
-        cols = []
-        for name in self.evo.objectives:
-            if name == "accuracy":
-                cols.append([-r["fitness"] for r in results])
-            elif name == "params":
-                cols.append([float(r["params_total"]) for r in results])
-            else:
-                cols.append([float(r["synops"]) for r in results])
-        return np.array(cols, dtype=np.float64).T
+        space = GenomeSpace(tuple(names), g, min(self.evo.min_gene_dim, g),
+                            self.train.genetic.init_std)
+        return create_search(self.evo.search_name(), space, self.evo, self.train.seed)
 
     def summary(self) -> dict:
         out = {"generations": self.rows, "best": self.best,
@@ -171,7 +160,7 @@ class Evolution:
                            * self.evo.eval_epochs,
                            "final_epochs": self.train.epochs},
                "evolution_hash": self.digest}
-        if self.multi and self.candidates:
+        if self.several_objectives and self.candidates:
             out["pareto_front"] = self.pareto_front()
         return out
 
@@ -183,13 +172,12 @@ class Evolution:
         return sorted(front, key=lambda c: c["params_total"])
 
     def _write_outputs(self) -> None:
-
         write_json(self.path / SUMMARY, self.summary())
         write_csv(self.path / CANDIDATES, self.candidates)
         plot_evolution(self.rows, self.path / PLOT,
                        title=f"{self.train.model} on {self.train.dataset}: evolution of the "
-                             f"initial wiring rule ({self.search.kind})")
-        if self.multi:
+                             f"initial wiring rule ({self.search.name})")
+        if self.several_objectives:
             plot_pareto(self.candidates, self.pareto_front(), self.path / PARETO)
 
     # ------------------------------------------------------------------ one generation
@@ -204,10 +192,7 @@ class Evolution:
             r["temporal_difference"] = temporal_difference(r["encodings"], self.elite)
             r["fitness"] = fitness(r["accuracy"], r["spatial_entropy"], r["temporal_difference"],
                                    lam_s, lam_d)
-        if self.multi:
-            self.search.tell(self._objectives(results))
-        else:
-            self.search.tell([r["fitness"] for r in results])
+        self.search.tell(objective_losses(results, self.evo.objectives))
         fits = np.array([r["fitness"] for r in results])
         e = int(np.argmax(fits))
         elite = results[e]
@@ -287,7 +272,6 @@ class Evolution:
         return cfg
 
     def train_final(self) -> dict:
-
         result = run_training(self.final_config(), out=str(self.path / FINAL), resume=True,
                               progress=self.progress)
         m = result.metrics
@@ -311,7 +295,3 @@ def run_evolution(train: TrainConfig, evo: EvolutionConfig, out: Optional[str] =
         path = Path(runs_root) / f"evolve-{prepared.model}-{dataset_slug(prepared.dataset)}-" \
                                  f"{evolution_hash(prepared, evo_p)}"
     return Evolution(train, evo, path, progress=progress).run(resume=resume, scorer=scorer)
-
-
-def best_genome(summary: dict) -> Genome:
-    return Genome.from_dict(summary["best"]["genome"])

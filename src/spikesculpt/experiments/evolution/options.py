@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Optional
 
 from spikesculpt.core.checks import require_finite
 from spikesculpt.core.errors import UserError
+from spikesculpt.experiments.evolution.search import SEARCHES, check_objectives, default_search
 
 
 @dataclass
@@ -25,12 +27,26 @@ class EvolutionConfig:
     spatial: bool = True           # use the spatial-entropy regulariser
     temporal: bool = True          # use the temporal-difference regulariser
     objectives: list = field(default_factory=lambda: ["accuracy"])  # accuracy[,params][,synops]
-    min_gene_dim: int = 2          # several objectives: gene dimensions searched in [min, gene_dim]
+    search: Optional[str] = None   # SEARCHES name; None: cma-es (one objective) / nsga-ii
+    min_gene_dim: int = 2          # nsga-ii: gene dimensions searched in [min, gene_dim]
     batched: str = "auto"          # population evaluation: auto | stack | vmap | off
     workers: int = 1               # processes for one-at-a-time evaluation (batched off / fallback)
 
     OBJECTIVES = ("accuracy", "params", "synops")
     NOT_HASHED = ("batched", "workers")   # how candidates are evaluated, not what
+
+    def search_name(self) -> str:
+        """The search that runs: ``search``, or the objectives' default (``default_search``)."""
+        return self.search or default_search(self.objectives)
+
+    def hashed_dict(self) -> dict:
+        """The fields that can change the result. ``search`` only when it differs from the
+        objectives' default: naming the default search is the same run (and the hashes of
+        directories made before the option existed stay)."""
+        values = {k: v for k, v in asdict(self).items() if k not in self.NOT_HASHED}
+        if values["search"] is None or values["search"] == default_search(self.objectives):
+            values.pop("search")
+        return values
 
     def validate(self) -> "EvolutionConfig":
         for name, low, flag in (("population", 2, "--population 8"),
@@ -59,6 +75,8 @@ class EvolutionConfig:
             raise UserError(f"objectives must include accuracy once, got {objectives}; e.g. "
                             f"--objectives accuracy,params")
         self.objectives = objectives
+        if self.search is not None:
+            check_objectives(SEARCHES.get(self.search), len(objectives))
         if self.batched not in ("auto", "stack", "vmap", "off"):
             raise UserError(f"unknown batched mode {self.batched!r}; choose one of: auto, stack, "
                             f"vmap, off")

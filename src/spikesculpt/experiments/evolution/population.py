@@ -2,27 +2,34 @@
 
 Every candidate (a :class:`Genome`) is turned into the network the final training would start
 from (``GeneticMethod.prepare_model``: the same architecture, seed and noise for every genome),
-trained for ``eval_epochs`` epochs on the training split with the run's optimizer, loss, batch
-size, learning rate and schedule (cosine over the short training), and scored on the validation
-split. Every candidate sees the same batches in the same order (seeded as in ``Trainer``).
+trained for ``eval_epochs`` epochs by the one training loop, ``train.Trainer.train_epochs`` (the
+run's optimizer, loss, batch size, learning rate, schedule — cosine over the short training —,
+augmentation, AMP and BatchNorm warm start; no validation during it), and scored on the
+validation split by ``Trainer.evaluate`` with the last weights. Every candidate sees the same
+batches in the same order (the Trainer's seeded generators).
 
 Four ways to run a population, same numbers up to floating-point rounding (``batched=``):
 
 - ``stack``: all P candidates in ONE model call per batch, as a :class:`StackedPopulation`
   (population merged into the batch axis; stacked ``[P, ...]`` parameters; fused neuron
-  kernels). The losses are summed (each candidate's parameters only reach its own loss, so the
-  gradients are those of P separate runs) and one Adam/SGD steps the stacked tensors
-  (element-wise optimizers: identical to P optimizers). For models built from the standard
-  layers (every registered model with LIF/IF neurons).
-- ``vmap``: one call per batch under ``torch.func.vmap`` over ``torch.func.functional_call``
-  with stacked parameters and buffers: any model vmap can run, but spiking neurons take their
-  slower autograd path under vmap.
-- ``off``: one candidate after the other, plain forward (fused neuron kernels); with
-  ``workers > 1`` spread over that many processes (``spawn``).
+  kernels), trained by ``train.PopulationTrainer``: the losses are summed (each candidate's
+  parameters only reach its own loss, so the gradients are those of P separate runs) and one
+  Adam/SGD steps the stacked tensors (element-wise optimizers: identical to P optimizers). For
+  models built from the standard layers (every registered model with LIF/IF neurons).
+- ``vmap``: a :class:`VmappedPopulation` (``torch.func.vmap`` over ``functional_call`` with
+  stacked parameters and buffers), trained the same way: any model vmap can run, but spiking
+  neurons take their slower autograd path under vmap, and BatchNorm running statistics skip
+  the Trainer's warm start (its hooks do not reach inside vmap).
+- ``off``: one candidate after the other, a plain ``Trainer`` with the ``genetic`` method as its
+  callback (fused neuron kernels); with ``workers > 1`` spread over that many processes
+  (``spawn``).
 - ``auto`` (default): ``stack`` where the model allows, else ``vmap`` where a probe on two
   samples succeeds, else ``off``.
 
-Candidates with different gene dimensions (NSGA-II) are batched per gene dimension.
+Candidates with different gene dimensions (NSGA-II) are batched per gene dimension. With
+``synops=True`` a candidate's synaptic operations per validation sample are counted by
+``metrics.measure_efficiency`` (NeuroBench's definition, the count ``metrics.json`` reports) on
+the validation batches the accuracy was measured on.
 """
 
 from __future__ import annotations
@@ -34,29 +41,27 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from typing import Optional
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, vmap
 
 from spikesculpt.config import TrainConfig, from_dict
 from spikesculpt.core.errors import UserError
 from spikesculpt.data import load_dataset
-from spikesculpt.encoding import encode
+from spikesculpt.experiments.efficiency import encoded_batches
 from spikesculpt.experiments.evolution.fitness import encoding_summary, spatial_entropy
 from spikesculpt.experiments.evolution.stacked import NotStackable, StackedPopulation, try_stack
+from spikesculpt.experiments.evolution.vmapped import VmappedPopulation
 from spikesculpt.experiments.train_run import build_model
 from spikesculpt.methods.genetic.convert import GeneDimWarning, parameter_report
 from spikesculpt.methods.genetic.genome import Genome
-from spikesculpt.methods.genetic.layers import GENE_LAYERS, gene_layers
+from spikesculpt.methods.genetic.layers import gene_layers
 from spikesculpt.methods.genetic.method import GeneticMethod
-from spikesculpt.models.utils import PRUNABLE_TYPES
-from spikesculpt.train.losses import LOSSES
-from spikesculpt.train.optim import build_optimizer, build_scheduler
-from spikesculpt.train.trainer import _generator, iterate_batches, resolve_device
+from spikesculpt.metrics.efficiency import measure_efficiency
+from spikesculpt.train.population import PopulationTrainer
+from spikesculpt.train.trainer import Trainer, _generator, iterate_batches, resolve_device
 
 MODES = ("auto", "stack", "vmap", "off")
+VAL_STREAM = 7   # the generator stream of validation encodings (Trainer.evaluate's default)
 
 
 class PopulationScorer:
@@ -73,7 +78,6 @@ class PopulationScorer:
         self.config.genetic.genome = None
         self.device = resolve_device(self.config.device)
         if splits is None:
-
             splits = load_dataset(config.dataset, seed=config.seed,
                                   val_fraction=config.val_fraction, data_root=config.data_root,
                                   timesteps=config.timesteps)
@@ -85,9 +89,10 @@ class PopulationScorer:
         self._pool: Optional[ProcessPoolExecutor] = None
 
     # ------------------------------------------------------------------ models
-    def build(self, genome: Optional[Genome], gene_dim: Optional[int] = None) -> nn.Module:
-        """The network a genome initialises (None: the random initial rule of ``gene_dim``)."""
-
+    def candidate(self, genome: Optional[Genome],
+                  gene_dim: Optional[int] = None) -> tuple[nn.Module, GeneticMethod]:
+        """(network, its ``genetic`` method) for a genome (None: the random initial rule of
+        ``gene_dim``), on the scorer's device."""
         cfg = copy.deepcopy(self.config)
         cfg.genetic.gene_dim = genome.gene_dim if genome is not None else int(gene_dim)
         cfg.genetic.genome = None if genome is None else genome.to_dict()
@@ -95,59 +100,21 @@ class PopulationScorer:
             warnings.simplefilter("ignore", GeneDimWarning)
             method = GeneticMethod(cfg.genetic, seed=cfg.seed)
             model = method.prepare_model(build_model(cfg, self.splits.info))
-        return model.to(self.device)
+        return model.to(self.device), method
+
+    def build(self, genome: Optional[Genome], gene_dim: Optional[int] = None) -> nn.Module:
+        """The network a genome initialises (None: the random initial rule of ``gene_dim``)."""
+        return self.candidate(genome, gene_dim)[0]
 
     def layer_names(self, gene_dim: int) -> list[str]:
         return [n for n, _ in gene_layers(self.build(None, gene_dim))]
 
-    def _time_major(self, x: torch.Tensor, generator) -> torch.Tensor:
-        x = x.to(self.device)
-        if self.splits.info.kind == "frames":
-            return x.transpose(0, 1)
-        return encode(x, self.config.timesteps, self.config.encoding, generator=generator)
-
-    # ------------------------------------------------------------------ the loop
-    def _train(self, model: nn.Module, forward, tensors: list, batched: bool) -> None:
-        cfg = self.config
-        optimizer = build_optimizer(tensors, cfg)
-        scheduler = build_scheduler(optimizer, cfg)
-        loss_fn = LOSSES[cfg.loss]
-        cpu = self.device.type == "cpu"
-        for epoch in range(cfg.epochs):
-            model.train()
-            order_gen = _generator(cfg.seed, epoch, 0)
-            enc_gen = _generator(cfg.seed, epoch, 1) if cpu else None
-            for x, y in iterate_batches(self.splits.train, cfg.batch_size, True, order_gen):
-                x = self._time_major(x, enc_gen)
-                y = y.to(self.device)
-                logits = forward(x)
-                if batched:
-                    loss = vmap(lambda z: loss_fn(z.float(), y))(logits).sum()
-                else:
-                    loss = loss_fn(logits.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-            scheduler.step()
-
-    @torch.no_grad()
-    def _accuracy(self, model: nn.Module, forward, n: int) -> np.ndarray:
-        model.eval()
-        gen = _generator(self.config.seed, 0, 7) if self.device.type == "cpu" else None
-        correct = torch.zeros(n, dtype=torch.long)
-        seen = 0
-        for x, y in iterate_batches(self.splits.val, max(self.config.batch_size, 256), False):
-            x = self._time_major(x, gen)
-            y = y.to(self.device)
-            logits = forward(x)                       # [P, T, B, K]
-            correct += (logits.mean(1).argmax(-1) == y).sum(-1).cpu()
-            seen += y.shape[0]
-        return correct.numpy() / max(seen, 1)
-
-    def _result(self, model: nn.Module, accuracy: float, params: dict, buffers: dict) -> dict:
-        layers = gene_layers(model)
+    # ------------------------------------------------------------------ scores
+    def _result(self, model: nn.Module, accuracy: float, params: dict, trainer: Trainer) -> dict:
+        """The scores of one trained candidate: ``model`` holds its trained tensors (the single
+        network, or the template loaded with the candidate's state)."""
         encodings = {}
-        for name, _ in layers:
+        for name, _ in gene_layers(model):
             encodings[f"{name}.x_in"] = params[f"{name}.x_in"].detach().cpu().numpy()
             encodings[f"{name}.x_out"] = params[f"{name}.x_out"].detach().cpu().numpy()
         o = params["gene_interaction.weight"].detach().cpu().numpy()
@@ -155,48 +122,51 @@ class PopulationScorer:
                "encodings": encoding_summary(encodings), "gene_dim": int(o.shape[0]),
                "params_total": parameter_report(model)["params_total"]}
         if self.want_synops:
-            out["synops"] = self._synops(model, params, buffers)
+            out["synops"] = self.synops(model, trainer)
         return out
 
+    def synops(self, model: nn.Module, trainer: Trainer) -> float:
+        """Effective synaptic operations (ACs + MACs) per validation sample of ``model``:
+        ``metrics.measure_efficiency`` on the validation batches encoded as ``trainer``
+        encodes them for its accuracy."""
+        eff = measure_efficiency(model, encoded_batches(trainer, self.splits.val, VAL_STREAM))
+        return eff["synops"]["effective_acs"] + eff["synops"]["effective_macs"]
+
     # ------------------------------------------------------------------ one candidate
+    def train_one(self, genome: Genome) -> Trainer:
+        """One candidate trained for ``eval_epochs`` by a ``Trainer`` (its model: the result)."""
+        model, method = self.candidate(genome)
+        trainer = Trainer(model, self.splits, self.config, callbacks=[method], progress=False)
+        trainer.train_epochs()
+        return trainer
+
     def score_one(self, genome: Genome) -> dict:
         """Short training of one candidate with the plain forward (fused neuron kernels)."""
-        model = self.build(genome)
-        self._train(model, model, list(model.parameters()), batched=False)
-        acc = self._accuracy(model, lambda x: model(x).unsqueeze(0), 1)[0]
-        return self._result(model, acc, dict(model.named_parameters()),
-                            dict(model.named_buffers()))
+        trainer = self.train_one(genome)
+        accuracy = trainer.evaluate(self.splits.val, VAL_STREAM)["accuracy"]
+        return self._result(trainer.model, accuracy, dict(trainer.model.named_parameters()),
+                            trainer)
 
     # ------------------------------------------------------------------ a batch of candidates
     def score_batched(self, genomes: list[Genome], engine: str = "stack") -> list[dict]:
         """Short training of all ``genomes`` (same gene dimension) in one model call per batch.
 
         ``engine="stack"``: a :class:`StackedPopulation` (population merged into the batch
-        axis, fused neuron kernels); ``"vmap"``: ``torch.func.vmap`` over stacked parameters.
+        axis, fused neuron kernels); ``"vmap"``: a :class:`VmappedPopulation`.
         """
         models = [self.build(g) for g in genomes]
         template = models[0]
-        if engine == "stack":
-            stacked = StackedPopulation(models).to(self.device)
-            self._train(stacked, stacked, list(stacked.parameters()), batched=True)
-            acc = self._accuracy(stacked, stacked, len(genomes))
-            states = [stacked.candidate_state(i) for i in range(len(genomes))]
-        else:
-            names = [n for n, _ in template.named_parameters()]
-            params = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in models])
-                      .requires_grad_(True) for n in names}
-            buffers = {n: torch.stack([dict(m.named_buffers())[n] for m in models])
-                       for n, _ in template.named_buffers()}
-
-            def forward(x):
-                return vmap(lambda p, b: functional_call(template, (p, b), (x,)),
-                            in_dims=(0, 0), randomness="different")(params, buffers)
-
-            self._train(template, forward, list(params.values()), batched=True)
-            acc = self._accuracy(template, forward, len(genomes))
-            states = [({n: v[i] for n, v in params.items()}, {n: v[i] for n, v in buffers.items()})
-                      for i in range(len(genomes))]
-        return [self._result(template, acc[i], *states[i]) for i in range(len(genomes))]
+        population = StackedPopulation(models) if engine == "stack" else \
+            VmappedPopulation(models)
+        trainer = PopulationTrainer(population, self.splits, self.config, progress=False)
+        trainer.train_epochs()
+        accuracies = trainer.evaluate(self.splits.val, VAL_STREAM)["accuracy"]
+        results = []
+        for i, accuracy in enumerate(accuracies):
+            params, buffers = population.candidate_state(i)
+            template.load_state_dict({**params, **buffers})   # the template: candidate i
+            results.append(self._result(template, accuracy, params, trainer))
+        return results
 
     def can_stack(self, gene_dim: int) -> bool:
         """Whether the architecture is built from layers :class:`StackedPopulation` batches."""
@@ -212,15 +182,10 @@ class PopulationScorer:
         if key not in self._engine_ok:
             try:
                 model = self.build(None, gene_dim)
-                params = {n: torch.stack([p.detach()] * 2).requires_grad_(True)
-                          for n, p in model.named_parameters()}
-                buffers = {n: torch.stack([b] * 2) for n, b in model.named_buffers()}
+                population = VmappedPopulation([model, model]).train()
                 x, _ = next(iterate_batches(self.splits.train, 2, False))
-                x = self._time_major(x, _generator(0, 0, 1))
-                model.train()
-                out = vmap(lambda p, b: functional_call(model, (p, b), (x,)), in_dims=(0, 0),
-                           randomness="different")(params, buffers)
-                out.float().sum().backward()
+                trainer = PopulationTrainer(population, self.splits, self.config, progress=False)
+                population(trainer.to_time_major(x, _generator(0, 0, 1))).float().sum().backward()
                 self._engine_ok[key] = True
             except Exception:  # any failure under vmap: fall back to one at a time
                 self._engine_ok[key] = False
@@ -273,7 +238,6 @@ class PopulationScorer:
     # ------------------------------------------------------------------ worker processes
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-
             threads = max(1, (os.cpu_count() or 1) // self.workers)
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=mp.get_context("spawn"),
@@ -285,70 +249,6 @@ class PopulationScorer:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
-
-    # ------------------------------------------------------------------ synaptic operations
-    @torch.no_grad()
-    def _synops(self, model: nn.Module, params: dict, buffers: dict) -> float:
-        """Effective synaptic operations per validation sample (ACs + MACs), see SynOpsCounter."""
-        model.eval()
-        gen = _generator(self.config.seed, 0, 7) if self.device.type == "cpu" else None
-        counter = SynOpsCounter(model)
-        seen = 0
-        with counter:
-            for x, y in iterate_batches(self.splits.val, max(self.config.batch_size, 256), False):
-                x = self._time_major(x, gen)
-                functional_call(model, (params, buffers), (x,))
-                seen += y.shape[0]
-        return counter.total / max(seen, 1)
-
-
-class SynOpsCounter:
-    """Counts effective synaptic operations of the connection layers during forward passes.
-
-    For every conv / linear layer (plain or gene-encoded): the number of (nonzero input,
-    nonzero weight) pairs actually used — for Linear ``Σ_rows (x≠0) · (W≠0)ᵀ``, for Conv2d the
-    convolution of the input indicator with the weight indicator (NeuroBench's definition,
-    design notes §4; zero weights are absent). Binary inputs count as accumulates (``acs``),
-    real-valued ones (the first layer on static images) as multiply-accumulates (``macs``).
-    A minimal counter for the ``synops`` objective of ``spikesculpt evolve``.
-    """
-
-    def __init__(self, model: nn.Module):
-
-        self.layers = [m for _, m in model.named_modules()
-                       if isinstance(m, PRUNABLE_TYPES + GENE_LAYERS)]
-        self.acs = 0.0
-        self.macs = 0.0
-        self._handles = []
-
-    @property
-    def total(self) -> float:
-        return self.acs + self.macs
-
-    def _hook(self, module, inputs, output):
-
-        x = inputs[0]
-        ind = (x != 0).to(torch.float32)
-        w = (module.weight.detach() != 0).to(torch.float32)
-        if w.dim() == 2:
-            count = float((ind.reshape(-1, ind.shape[-1]) @ w.t()).sum())
-        else:
-            count = float(F.conv2d(ind, w, None, module.stride, module.padding,
-                                   module.dilation).sum())
-        binary = bool(((x == 0) | (x == 1)).all())
-        if binary:
-            self.acs += count
-        else:
-            self.macs += count
-
-    def __enter__(self):
-        self._handles = [m.register_forward_hook(self._hook) for m in self.layers]
-        return self
-
-    def __exit__(self, *exc):
-        for h in self._handles:
-            h.remove()
-        self._handles = []
 
 
 # --------------------------------------------------------------------------- worker side

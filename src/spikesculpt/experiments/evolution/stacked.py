@@ -18,11 +18,14 @@ that apply candidate p's parameters to rows ``p·B … p·B + B − 1``:
 A model holding any other parameter or buffer (e.g. PLIF's learnable time constant) is not
 stackable (:class:`NotStackable`), and neither is a token model (``spikformer``, recognised by
 its ``patch_keep`` attribute): its linear layers and batch norms see rows ``(t, p·b, token)``,
-where candidate p's rows are not one contiguous block as the stacked layers assume; ``PopulationScorer`` then falls back to vmap or to one
-candidate at a time. Parameters keep the names of the single model (``hidden.0.fc.x_in``,
-``gene_interaction.weight``, ...) with a leading population axis, so candidate p's tensors are
-``{name: t[p]}``. The optimizers used here are element-wise, so stepping the stacked tensors is
-exactly stepping P optimizers.
+where candidate p's rows are not one contiguous block as the stacked layers assume;
+``PopulationScorer`` then falls back to vmap (``vmapped.py``) or to one candidate at a time.
+
+Parameters keep the names of the single model (``hidden.0.fc.x_in``, ``gene_interaction.weight``,
+...) with a leading population axis, so candidate p's tensors are ``{name: t[p]}``. The
+optimizers used here are element-wise, so stepping the stacked tensors is exactly stepping P
+optimizers: ``train.PopulationTrainer`` trains it with the loss summed over the candidates. Stacked batch norms get the same warm start of their running statistics as
+BatchNorm (``train/norm_stats.py``).
 """
 
 from __future__ import annotations
@@ -169,6 +172,9 @@ class _StackedConv2d(nn.Module):
 
 
 class _StackedBatchNorm(nn.Module):
+    running_stats_like_batch_norm = True   # warmed like BatchNorm (train/norm_stats.py)
+    track_running_stats = True
+
     def __init__(self, layers: list[nn.modules.batchnorm._BatchNorm], layout: _Layout):
         super().__init__()
         first = layers[0]
@@ -270,17 +276,6 @@ class StackedPopulation(nn.Module):
         params = {n[strip:]: t[index] for n, t in self.named_parameters()}
         buffers = {n[strip:]: t[index] for n, t in self.named_buffers()}
         return params, buffers
-
-    def load_candidate(self, model: nn.Module, index: int) -> nn.Module:
-        """Copy candidate ``index`` into ``model`` (a single network of the same architecture)."""
-        params, buffers = self.candidate_state(index)
-        with torch.no_grad():
-            for n, t in list(model.named_parameters()) + list(model.named_buffers()):
-                src = params.get(n, buffers.get(n))
-                if src is None:
-                    raise KeyError(n)
-                t.copy_(src)
-        return model
 
 
 def try_stack(models: list[nn.Module]) -> Optional[StackedPopulation]:

@@ -108,10 +108,6 @@ class Genome:
         return cls(o, layers)
 
 
-def encoded_layer_names(model: nn.Module) -> list[str]:
-    return [n for n, _ in gene_layers(model)]
-
-
 @torch.no_grad()
 def apply_genome(model: nn.Module, genome: Genome, generator: Optional[torch.Generator] = None,
                  where: str = "genome") -> nn.Module:
