@@ -12,18 +12,18 @@ fraction of weights kept. The package is built in floors whose imports only poin
     result = spikesculpt.run_training(spikesculpt.TrainConfig(method="esl"))  # a whole run
 """
 
-from spikesculpt.config import TrainConfig  # noqa: E402
-from spikesculpt.core.errors import UserError  # noqa: E402
-from spikesculpt.core.version import __version__  # noqa: E402
-from spikesculpt.experiments.evolution.evolution import run_evolution  # noqa: E402
+from spikesculpt.config import TrainConfig
+from spikesculpt.core.errors import UserError
+from spikesculpt.core.version import __version__
+from spikesculpt.experiments.evolution.evolution import run_evolution
 from spikesculpt.experiments.evolution.options import EvolutionConfig
-from spikesculpt.experiments.fit import fit, sparsify  # noqa: E402
-from spikesculpt.experiments.lottery import run_lottery  # noqa: E402
+from spikesculpt.experiments.fit import fit, sparsify
+from spikesculpt.experiments.lottery import run_lottery
 from spikesculpt.experiments.lottery.options import LotteryConfig
-from spikesculpt.experiments.train_run import evaluate_run, run_training  # noqa: E402
-from spikesculpt.methods import create_method  # noqa: E402
+from spikesculpt.experiments.train_run import evaluate_run, run_training
+from spikesculpt.methods import create_method
 from spikesculpt.methods.tickets.pruning import magnitude_ticket
-from spikesculpt.models.calibrate import calibrate_firing  # noqa: E402
+from spikesculpt.models.calibrate import calibrate_firing
 
 __all__ = ["__version__", "TrainConfig", "LotteryConfig", "EvolutionConfig", "UserError", "fit",
            "sparsify", "calibrate_firing", "create_method", "magnitude_ticket", "run_training",
