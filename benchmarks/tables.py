@@ -127,7 +127,13 @@ def render_sparse_sweep(sweep: dict) -> str:
             text = pct(c["val_mean"], c["val_std"]) if c else "—"
             row.append(f"**{text}**" if (g, e) == (ch["variant"], ch["update_every"]) else text)
         rows.append(row)
-    if ch["is_current_default"]:
+    top = ch.get("best_mean")
+    if ch["is_current_default"] and top and (top["variant"], top["update_every"]) != \
+            (ch["variant"], ch["update_every"]):
+        verdict = (f"the current default, kept: the best mean, {top['variant'][4:]} / T_iter "
+                   f"{top['update_every']}, beats it by {diff_ci(top['val_minus_default'])} "
+                   f"points, a 95% CI that includes 0")
+    elif ch["is_current_default"]:
         verdict = "the current default"
     elif ch.get("val_minus_default") is None:
         verdict = (f"the current default, grow {cur['grow']}, T_iter {cur['update_every']}, was "
@@ -359,9 +365,15 @@ def render_genetic_init_std(data: dict) -> str:
     body = [[c["init_std"], pct(c["val_mean"], c["val_std"])
              + ("  ← chosen" if c["init_std"] == ch["init_std"] else ""),
              diff_ci(c.get("val_minus_default"))] for c in data["candidates"]]
-    verdict = ("the current default" if ch["is_current_default"] else
-               f"not the current default {ch['current_default']}; validation − default: "
-               f"{diff_ci(ch.get('val_minus_default'))} points")
+    top = ch.get("best_mean")
+    if ch["is_current_default"] and top and top["init_std"] != ch["init_std"]:
+        verdict = (f"the current default, kept: the best mean, s = {top['init_std']}, beats it "
+                   f"by {diff_ci(top['val_minus_default'])} points, a 95% CI that includes 0")
+    elif ch["is_current_default"]:
+        verdict = "the current default"
+    else:
+        verdict = (f"not the current default {ch['current_default']}; validation − default: "
+                   f"{diff_ci(ch.get('val_minus_default'))} points")
     g = data["rows"][0]["gene_dim"] if data.get("rows") else "?"
     return (f"Random rule, g = {g}: **validation** accuracy (%), mean ± std over {ch['n']} "
             f"seeds:\n\n" + table(["init_std s", "validation accuracy", "− default (paired)"],
