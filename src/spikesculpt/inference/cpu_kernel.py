@@ -6,8 +6,10 @@ activity a (fraction of nonzero inputs), so ``SparseLinear`` picks per call:
 ``rows`` (vectorised, weights by output, CSR)
     For blocks of 64 input rows (rows = time steps × samples), the block is transposed once into
     a ``[in, 64]`` scratch; then for each output j and each nonzero ``W[j, i]``:
-    ``acc[0:64] += W[j, i] · xᵀ[i, 0:64]`` — four 16-wide fused multiply-adds (GCC/Clang vector
-    extensions: AVX-512, or split into AVX2/SSE/NEON by the compiler). Work ∝ density × rows ×
+    ``acc[0:64] += W[j, i] · xᵀ[i, 0:64]`` — 64 / VW fused multiply-adds of the target's widest
+    vectors (GCC/Clang vector extensions, VW = 16 floats with AVX-512, 8 with AVX/AVX2, 4
+    otherwise: SSE, NEON; a generic vector wider than the registers was lowered ~8× slower on an
+    AVX2-only CPU). Work ∝ density × rows ×
     in × out, at about the per-element speed of a dense GEMM, so the speed-up over dense is
     about 1/density whatever the activity. Silent inputs are multiplied by zero in the lanes,
     not skipped: skipping them costs more than it saves unless activity × 64 ≪ 1.
@@ -78,11 +80,21 @@ static inline void tr16(__m512 r[16]) {
 }
 #endif
 
-typedef float v16 __attribute__((vector_size(64)));
+/* Vector width in floats: the widest the target has. Wider generic vectors than the target's
+   registers are lowered badly by GCC (a 64-byte vector on an AVX2-only CPU ran ~20x slower). */
+#if defined(__AVX512F__)
+#define VW 16
+#elif defined(__AVX__)
+#define VW 8
+#else
+#define VW 4
+#endif
+typedef float vf __attribute__((vector_size(VW * 4)));
 #define RB 64   /* input rows per block */
 #define JT 16   /* outputs per tile */
+#define NACC (RB / VW)  /* accumulators per output: RB rows */
 
-static inline v16 ld16(const float* p) { v16 v; memcpy(&v, p, sizeof v); return v; }
+static inline vf ldv(const float* p) { vf v; memcpy(&v, p, sizeof v); return v; }
 
 /* y[n, o] = bias + x[n, f] W^T with W as CSR by output (rowptr[o+1], cols, vals).
    Returns 0, or 1 if a scratch buffer could not be allocated. */
@@ -128,17 +140,15 @@ int sl_rows_f32(const float* x, int64_t n, int64_t f, int64_t o, const int64_t* 
       }
       const int64_t j0 = jt * JT, mj = o - j0 < JT ? o - j0 : JT;
       for (int64_t jj = 0; jj < mj; jj++) {
-        v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        vf a[NACC];
+        for (int q = 0; q < NACC; q++) a[q] = (vf){0};
         const int64_t j = j0 + jj;
         for (int64_t k = rowptr[j]; k < rowptr[j + 1]; k++) {
           const float* xc = xt + (int64_t)cols[k] * RB;
-          const float w = vals[k];
-          const v16 wv = {w, w, w, w, w, w, w, w, w, w, w, w, w, w, w, w};
-          a0 += wv * ld16(xc); a1 += wv * ld16(xc + 16);
-          a2 += wv * ld16(xc + 32); a3 += wv * ld16(xc + 48);
+          const vf wv = (vf){0} + vals[k];  /* broadcast */
+          for (int q = 0; q < NACC; q++) a[q] += wv * ldv(xc + q * VW);
         }
-        memcpy(&acc[jj][0], &a0, sizeof a0); memcpy(&acc[jj][16], &a1, sizeof a1);
-        memcpy(&acc[jj][32], &a2, sizeof a2); memcpy(&acc[jj][48], &a3, sizeof a3);
+        memcpy(&acc[jj][0], a, sizeof a);
       }
       int64_t rdone = 0;
 #if defined(__AVX512F__)
