@@ -77,7 +77,7 @@ def mnist1d_options(arg: Optional[str]) -> dict:
 
 
 def dataset_name(opts: dict) -> str:
-    """``mnist1d`` with the options that differ from the defaults, e.g. ``mnist1d:form=sequence``."""
+    """``mnist1d`` plus the options that differ from the defaults: ``mnist1d:form=sequence``."""
     given = [f"{k}={v}" for k, v in opts.items() if v != DEFAULTS[k]]
     return "mnist1d" + (":" + ",".join(given) if given else "")
 
