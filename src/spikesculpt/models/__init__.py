@@ -30,5 +30,5 @@ from spikesculpt.models.layers import (  # noqa: F401
 from spikesculpt.models.utils import count_parameters, prunable_parameters, spiking_modules  # noqa: F401
 
 __all__ = ["MODELS", "create_model", "register_model", "model_options", "SpikingModel",
-           "TimeDistributed", "ConvBNSpike", "Conv1dBNSpike", "LinearSpike", "SeqDropout", "seq_apply",
-           "prunable_parameters", "spiking_modules", "count_parameters"]
+           "TimeDistributed", "ConvBNSpike", "Conv1dBNSpike", "LinearSpike", "SeqDropout",
+           "seq_apply", "prunable_parameters", "spiking_modules", "count_parameters"]
