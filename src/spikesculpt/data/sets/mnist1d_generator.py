@@ -28,8 +28,9 @@ Random numbers: one ``numpy.random.RandomState(seed)`` (the stream ``np.random.s
 gives the package's global state; the global state itself is not touched), drawn per sample in
 the order rand (pad), rand (scale), choice(48) (translate), randn(72) (correlated noise),
 randn(72) (i.i.d. noise), rand (shear), and at the end ``permutation(N)``. The linear resampling
-is ``numpy.interp``, which is what ``scipy.interpolate.interp1d(kind="linear")`` runs for 1-d
-float64 data in the SciPy releases we support (1.10 and later).
+is ``numpy.interp``, which is what the package's ``scipy.interpolate.interp1d(kind="linear")``
+runs for 1-d float64 data in current SciPy (checked with 1.17); a SciPy whose ``interp1d``
+computes the line itself may differ in the last bits.
 """
 
 from __future__ import annotations
