@@ -83,8 +83,9 @@ def test_prunable_parameters_are_conv_and_linear_weights_named_as_in_state_dict(
     assert pruned, "a model without connections"
     for pname, p in pruned:
         assert pname in state and pname in params and params[pname] is p
-        assert pname.endswith("weight") and p.dim() in (2, 4)
-    expected = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        assert pname.endswith("weight") and p.dim() in (2, 3, 4)
+    expected = [m.weight for m in model.modules()
+                if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
     assert len(pruned) == len(expected)
     assert {id(p) for _, p in pruned} == {id(w) for w in expected}
     # first layer first, the readout last

@@ -54,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
     samples = pick_samples(getattr(splits, args.split), args.samples)
     info = splits.info
     shape = "x".join(str(v) for v in info.input_shape)
-    what = (f"T={info.timesteps} frames of {shape}" if info.kind == "frames"
-            else f"images {shape}")
+    if info.kind == "frames":
+        what = f"T={info.timesteps} frames of {shape}"
+    else:
+        what = f"images {shape}" if info.image_size else f"{shape} features"
     path = plot_samples(samples, info, out, f"{args.dataset} ({args.split} split): {what}")
     print(f"wrote {path} ({len(samples)} samples of {args.dataset}, {what})")
     return 0

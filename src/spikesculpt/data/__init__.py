@@ -4,12 +4,12 @@
     splits = load_dataset("digits", seed=0)        # DataSplits(train, val, test, info)
     splits.info.input_shape                        # (1, 8, 8)
 
-Registered: ``digits`` (embedded default, scikit-learn's 8x8 digits), ``npz:PATH`` (your own
-arrays), ``digits-dvs`` and ``dvs:NAME`` (static images through the DVS emulator), the event
-datasets ``nmnist``, ``cifar10-dvs``, ``dvs128-gesture``, ``shd`` (under ``--data-root``)
-and the torchvision image sets ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifar100``,
-``imagenet``. Each dataset lives in one file of ``sets/`` and registers itself with
-``@register_dataset``.
+Registered: ``digits`` (embedded default, scikit-learn's 8x8 digits), ``mnist1d`` (embedded,
+MNIST-1D generated offline), ``npz:PATH`` (your own arrays), ``digits-dvs`` and ``dvs:NAME``
+(static images through the DVS emulator), the event datasets ``nmnist``, ``cifar10-dvs``,
+``dvs128-gesture``, ``shd`` (under ``--data-root``) and the torchvision image sets ``mnist``,
+``fashion-mnist``, ``cifar10``, ``cifar100``, ``imagenet``. Each dataset lives in one file of
+``sets/`` and registers itself with ``@register_dataset``.
 
 Layout (docs/data.md): this folder holds the base every reader uses (``registry``, ``options``,
 ``base`` types and splits, ``files`` under ``--data-root``) and the training-side helpers

@@ -6,7 +6,8 @@ One row per sample (the first sample of each class of the chosen split, then fur
 - event frames ``[T, 2, H, W]``: one column per time bin; ON counts in orange, OFF counts in
   blue, brightness = count / the largest count of that sample (white where both are high);
 - flat frames ``[T, F]`` (SHD): one raster per sample, channels against time bins;
-- static images ``[C, H, W]``: the image (grey or RGB).
+- static images ``[C, H, W]``: the image (grey or RGB);
+- static flat features ``[F]`` (``mnist1d``, ``npz`` vectors): the values as a line.
 """
 
 from __future__ import annotations
@@ -84,6 +85,8 @@ def plot_samples(samples: list[tuple[np.ndarray, int]], info, path: Path, title:
                               interpolation="nearest", origin="lower")
             axes[r, 0].set_xlabel("time bin", fontsize=7)
             axes[r, 0].set_ylabel("channel", fontsize=7)
+        elif flat:  # flat features [F] (npz [N, F], mnist1d): the values as a line
+            axes[r, 0].plot(x.reshape(-1), color="black", linewidth=1)
         else:
             img = x.transpose(1, 2, 0) if x.shape[0] == 3 else x[0]
             axes[r, 0].imshow(np.clip(img, 0, 1), cmap=None if x.shape[0] == 3 else "gray",

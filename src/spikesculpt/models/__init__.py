@@ -11,6 +11,7 @@ from ``spikesculpt.neurons`` (``neuron="lif" | "if" | "plif"``, ``neuron_kwargs=
 # Register the built-in models (import order = nothing; the registry sorts names).
 from spikesculpt.models import (  # noqa: F401,E402
                                          conv,
+                                         conv1d,
                                          mlp,
                                          resnet,
                                          spikformer,  # noqa: F401,E402
@@ -19,6 +20,7 @@ from spikesculpt.models import (  # noqa: F401,E402
 from spikesculpt.models.base import SpikingModel  # noqa: F401
 from spikesculpt.models.factory import MODELS, create_model, model_options, register_model  # noqa: F401
 from spikesculpt.models.layers import (  # noqa: F401
+                                         Conv1dBNSpike,
                                          ConvBNSpike,
                                          LinearSpike,
                                          SeqDropout,
@@ -28,5 +30,5 @@ from spikesculpt.models.layers import (  # noqa: F401
 from spikesculpt.models.utils import count_parameters, prunable_parameters, spiking_modules  # noqa: F401
 
 __all__ = ["MODELS", "create_model", "register_model", "model_options", "SpikingModel",
-           "TimeDistributed", "ConvBNSpike", "LinearSpike", "SeqDropout", "seq_apply",
-           "prunable_parameters", "spiking_modules", "count_parameters"]
+           "TimeDistributed", "ConvBNSpike", "Conv1dBNSpike", "LinearSpike", "SeqDropout",
+           "seq_apply", "prunable_parameters", "spiking_modules", "count_parameters"]

@@ -8,6 +8,7 @@ their membrane state over T.
 
     TimeDistributed(nn.AvgPool2d(2))     # [T, B, C, H, W] -> [T, B, C, H/2, W/2]
     ConvBNSpike(3, 64, neuron)          # conv3x3 -> BN -> neuron
+    Conv1dBNSpike(1, 32, neuron, 5)     # conv1d (k=5) -> BN -> neuron on [T, B, C, L]
     LinearSpike(512, 256, neuron)       # linear (-> BN) -> neuron
 """
 
@@ -51,6 +52,25 @@ class ConvBNSpike(nn.Module):
         padding = kernel_size // 2 if padding is None else padding
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
         self.bn = nn.BatchNorm2d(out_channels)
+        self.spike = neuron()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.spike(seq_apply(lambda z: self.bn(self.conv(z)), x))
+
+
+class Conv1dBNSpike(nn.Module):
+    """Conv1d (no bias: BN follows) -> BatchNorm1d over the T*B rows -> spiking neuron.
+
+    ``[T, B, C_in, L] -> [T, B, C_out, L']`` (L' = L for stride 1 and an odd kernel: 'same'
+    padding ``kernel_size // 2``). Parameters: ``conv.weight``, ``bn.weight``, ``bn.bias``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, neuron: NeuronFactory,
+                 kernel_size: int = 5, stride: int = 1, padding: Optional[int] = None):
+        super().__init__()
+        padding = kernel_size // 2 if padding is None else padding
+        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
+        self.bn = nn.BatchNorm1d(out_channels)
         self.spike = neuron()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -111,6 +131,15 @@ def pool2d(kind: str) -> TimeDistributed:
     raise ValueError(f"unknown pool {kind!r}")
 
 
+def pool1d(kind: str) -> TimeDistributed:
+    """Pooling by 2 along the last axis (stride 2, ``ceil_mode=True``): ``L -> ceil(L/2)``."""
+    if kind == "avg":
+        return TimeDistributed(nn.AvgPool1d(2, ceil_mode=True))
+    if kind == "max":
+        return TimeDistributed(nn.MaxPool1d(2, ceil_mode=True))
+    raise ValueError(f"unknown pool {kind!r}")
+
+
 def pooled(size: int) -> int:
-    """Side length after :func:`pool2d`."""
+    """Side length after :func:`pool2d` (and length after :func:`pool1d`)."""
     return (size + 1) // 2

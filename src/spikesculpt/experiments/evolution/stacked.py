@@ -12,6 +12,7 @@ that apply candidate p's parameters to rows ``p·B … p·B + B − 1``:
 - ``GeneLinear`` / ``nn.Linear``: batched matrix products with weights ``[P, N_out, N_in]`` (gene
   layers through their factors when cheaper, as in ``GeneLinear.forward``);
 - ``GeneConv2d`` / ``nn.Conv2d``: one grouped convolution (``groups=P``) over ``[·, P·C, H, W]``;
+- ``nn.Conv1d`` (``conv1d``): the same over ``[·, P·C, L]``;
 - ``BatchNorm1d/2d``: one batch norm over ``P·C`` channels (statistics per candidate);
 - the shared interaction O: one stacked ``[P, g, g]`` parameter used by every stacked gene layer.
 
@@ -171,6 +172,29 @@ class _StackedConv2d(nn.Module):
         return _from_groups(y, n, self.layout)
 
 
+class _StackedConv1d(nn.Module):
+    """P plain ``nn.Conv1d`` (groups=1) as one grouped convolution over ``[·, P·C_in, L]``."""
+
+    def __init__(self, layers: list[nn.Conv1d], layout: _Layout):
+        super().__init__()
+        self.layout = layout
+        first = layers[0]
+        if isinstance(first.padding, str):
+            raise NotStackable("string padding")
+        self.in_channels = first.in_channels
+        self.stride, self.padding, self.dilation = first.stride, first.padding, first.dilation
+        self.weight = _stack([m.weight for m in layers], True)        # [P, C_out, C_in, k]
+        self.bias = _stack([m.bias for m in layers], True) if first.bias is not None else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xg, n = _to_groups(x, self.layout)                            # [n·B, P·C_in, L]
+        w = self.weight.reshape(-1, self.in_channels, self.weight.shape[-1])
+        bias = None if self.bias is None else self.bias.reshape(-1)
+        y = F.conv1d(xg, w, bias, self.stride, self.padding, self.dilation,
+                     groups=self.layout.population)
+        return _from_groups(y, n, self.layout)
+
+
 class _StackedBatchNorm(nn.Module):
     running_stats_like_batch_norm = True   # warmed like BatchNorm (train/norm_stats.py)
     track_running_stats = True
@@ -217,7 +241,8 @@ class StackedPopulation(nn.Module):
     """``P`` models of identical architecture as one module: ``[T, B, ...] -> [P, T, B, K]``.
 
     Raises :class:`NotStackable` when a model holds a parameter or buffer outside the supported
-    layers (gene / plain Linear and Conv2d, BatchNorm1d/2d, the shared interaction).
+    layers (gene / plain Linear and Conv2d, plain Conv1d, BatchNorm1d/2d, the shared
+    interaction).
     """
 
     def __init__(self, models: list[nn.Module]):
@@ -243,6 +268,9 @@ class StackedPopulation(nn.Module):
             elif type(module) in (GeneConv2d, nn.Conv2d) and getattr(module, "groups", 1) == 1 \
                     and getattr(module, "padding_mode", "zeros") == "zeros":
                 new = _StackedConv2d(group, self.layout, interaction)
+            elif type(module) is nn.Conv1d and module.groups == 1 \
+                    and module.padding_mode == "zeros":
+                new = _StackedConv1d(group, self.layout)
             elif type(module) in (nn.BatchNorm1d, nn.BatchNorm2d):
                 new = _StackedBatchNorm(group, self.layout)
             elif name == "gene_interaction":
