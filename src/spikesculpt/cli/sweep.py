@@ -62,13 +62,14 @@ def add_parser(sub) -> None:
     p.add_argument("--force", action="store_true",
                    help="replace the grid of an existing sweep directory (its finished cells "
                         "are kept and reused)")
-    add_config_flags(p, without(config_flags(), ["--method", "--density", "--seed"]))
+    add_config_flags(p, without(config_flags(), ["--method", "--density", "--seed"]),
+                     runs_root=False)  # the cells go to OUT/runs/
     p.set_defaults(func=run)
 
 
 def grid_from_args(args: argparse.Namespace) -> SweepGrid:
     """The grid: the ``--grid`` file (if any) with the flags given on top."""
-    grid = SweepGrid(methods=[])
+    grid = SweepGrid(methods=None)
     if args.grid:
         grid = SweepGrid.from_mapping(read_yaml_config(args.grid), args.grid)
     if args.methods is not None:
@@ -76,7 +77,7 @@ def grid_from_args(args: argparse.Namespace) -> SweepGrid:
         if not grid.methods:
             raise UserError(f"--methods names no method ({args.methods!r}); pass e.g. "
                             f"--methods dense,esl (spikesculpt list methods)")
-    elif not grid.methods:
+    elif grid.methods is None:
         grid.methods = ["dense", "esl"]
     if args.densities is not None:
         grid.densities = comma_list(args.densities)

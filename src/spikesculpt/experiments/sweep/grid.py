@@ -58,7 +58,7 @@ class SweepGrid:
     ``sparse.grow``).
     """
 
-    methods: list
+    methods: Optional[list]       # None: not given (the CLI's default applies)
     densities: Optional[list] = None
     seeds: Union[int, list] = 1
     vary: dict = field(default_factory=dict)
@@ -123,7 +123,7 @@ class SweepGrid:
         if unknown:
             raise UserError(f"unknown key {unknown[0]!r} in {where}; a grid has the keys "
                             f"{', '.join(GRID_KEYS)} (other fields go under vary:)")
-        return cls(methods=data.get("methods") or [], densities=data.get("densities"),
+        return cls(methods=data.get("methods"), densities=data.get("densities"),
                    seeds=data.get("seeds", 1), vary=data.get("vary") or {})
 
     # ------------------------------------------------------------------ cells
