@@ -90,10 +90,12 @@ def test_small_sweep_reaches_the_floor_and_writes_its_cells(reference):
 def test_rerun_retrains_nothing(reference):
     metrics = sorted(reference.path.glob("runs/*/metrics.json"))
     stamps = [p.stat().st_mtime_ns for p in metrics]
-    again = run_sweep(base_config(), ["dense", "esl"], densities=[0.2], seeds=2,
-                      out=str(reference.path), progress=False)
+    record = (reference.path / "sweep.yaml").read_text()
+    again = run_sweep(base_config(), ["dense", "esl"], densities=[0.2], seeds=[0, 1],
+                      out=str(reference.path), progress=False)  # seeds 2 = seeds [0, 1]
     assert [r["status"] for r in again.rows] == ["reused"] * 4
     assert [p.stat().st_mtime_ns for p in metrics] == stamps
+    assert (reference.path / "sweep.yaml").read_text() == record
     assert values(read_rows(reference.path)) == values(reference_rows(reference))
 
 

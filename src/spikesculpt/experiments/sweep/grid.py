@@ -112,6 +112,10 @@ class SweepGrid:
         return {"methods": list(self.methods), "densities": list(self.densities or ()),
                 "seeds": seeds, "vary": {k: list(v) for k, v in self.vary.items()}}
 
+    def normalized(self) -> dict:
+        """``to_dict`` with the seeds as the list they stand for (what names the sweep)."""
+        return {**self.to_dict(), "seeds": self.seed_list()}
+
     @classmethod
     def from_mapping(cls, data: Any, where: str) -> "SweepGrid":
         """A grid from a YAML mapping with the keys ``methods``, ``densities``, ``seeds``,

@@ -90,11 +90,11 @@ def run_grid(base: TrainConfig, grid: SweepGrid, out: Optional[str] = None,
     """``run_sweep`` for a ``SweepGrid`` (what the CLI builds from flags or a YAML grid)."""
     cells = grid.validate().cells(base)  # every config checked before anything is written
     identity = sweep_identity(grid.to_dict(), base)
-    sweep_hash = digest(identity)
+    sweep_hash = digest({**identity, "grid": grid.normalized()})  # --seeds 2 == --seeds 0,1
     folder = SweepDir(out or Path(DEFAULT_SWEEPS_ROOT) /
                       f"{base.model}-{dataset_slug(base.dataset)}-{sweep_hash}")
     if folder.check(sweep_hash, force) != "same":
-        folder.write_record(identity)
+        folder.write_record(identity, sweep_hash)
     executor = executor or LocalExecutor(1)
     outcomes = _run_cells(cells, folder, executor, progress)
     vary_keys = list(grid.vary)

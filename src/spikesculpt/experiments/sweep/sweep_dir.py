@@ -6,8 +6,9 @@
       cells.csv     one row per cell, in grid order (written when the sweep ends)
       cells.json    the same rows, plus the grid, base config and counts
 
-The sweep's identity (``sweep_hash``) is the grid as given plus the base config's fields that
-can change a result (bookkeeping such as ``device`` left out). A rerun with the same identity
+The sweep's identity (``sweep_hash``) is the grid (seeds as the list they stand for:
+``seeds: 2`` and ``seeds: [0, 1]`` are the same grid) plus the base config's fields that can
+change a result (bookkeeping such as ``device`` left out); sweep.yaml records the grid as given. A rerun with the same identity
 reuses the folder (sweep.yaml is not rewritten); another identity is refused unless ``force``,
 which replaces sweep.yaml with the new grid and keeps every run directory (the cells the two
 grids share are reused). A folder that is not a sweep (files but no sweep.yaml) or a file is
@@ -20,7 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Optional
 
-from spikesculpt.config import TrainConfig, digest
+from spikesculpt.config import TrainConfig
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.io import write_csv, write_json, write_yaml
 from spikesculpt.core.options import unhashed_fields
@@ -97,13 +98,12 @@ class SweepDir:
                             f"cells are kept and reused)")
         return "replace"
 
-    def write_record(self, identity: dict) -> str:
-        """Write sweep.yaml for ``identity`` (``sweep_identity``); returns the sweep hash."""
-        sweep_hash = digest(identity)
+    def write_record(self, identity: dict, sweep_hash: str) -> None:
+        """Write sweep.yaml: ``identity`` (``sweep_identity``: the grid as given, the base
+        config) under its hash."""
         write_yaml(self.sweep_file, {"kind": "sweep", "sweep_hash": sweep_hash,
                                      "spikesculpt": __version__, "commit": source_commit(),
                                      **identity})
-        return sweep_hash
 
     def write_cells(self, rows: list[dict], header: dict) -> None:
         """cells.csv (the rows) and cells.json (``header`` + the rows), atomically."""
