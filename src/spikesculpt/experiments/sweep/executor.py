@@ -32,6 +32,8 @@ from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 
 import torch
 
+from spikesculpt.core.errors import UserError
+
 
 @dataclass
 class Done:
@@ -66,7 +68,8 @@ class LocalExecutor:
 
     def __init__(self, workers: int = 1, threads_per_worker: Optional[int] = None):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise ValueError(f"workers must be a positive integer, got {workers!r}")
+            raise UserError(f"workers must be a positive integer, got {workers!r}; pass e.g. "
+                            f"--workers 2")
         self.workers = workers
         self.threads_per_worker = threads_per_worker or default_threads(workers)
 
