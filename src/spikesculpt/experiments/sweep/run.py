@@ -128,8 +128,8 @@ def _run_cells(cells: list[Cell], folder: SweepDir, executor: Executor,
                 outcomes[i] = outcome
                 key = "trained" if outcome.status == "resumed" else outcome.status
                 counts[key] += 1
+                bar.set_postfix(counts, refresh=False)
                 bar.update(1)
-                bar.set_postfix(counts, refresh=True)
             pending = sorted(busy)
             if pending:
                 bar.set_postfix({**counts, "waiting": len(pending)}, refresh=True)
