@@ -10,6 +10,8 @@ fraction of weights kept. The package is built in floors whose imports only poin
     mask = spikesculpt.magnitude_ticket(trained, density=0.1)               # one-shot pruning
     metrics = spikesculpt.fit(model, splits, method="ticket", mask=mask)   # a fixed mask
     result = spikesculpt.run_training(spikesculpt.TrainConfig(method="esl"))  # a whole run
+    sweep = spikesculpt.run_sweep(spikesculpt.TrainConfig(epochs=5), ["dense", "esl"],
+                                  densities=[0.2, 0.1], seeds=3, out="sweeps/demo")  # a grid
 """
 
 from spikesculpt.config import TrainConfig
@@ -20,6 +22,7 @@ from spikesculpt.experiments.evolution.options import EvolutionConfig
 from spikesculpt.experiments.fit import fit, sparsify
 from spikesculpt.experiments.lottery import run_lottery
 from spikesculpt.experiments.lottery.options import LotteryConfig
+from spikesculpt.experiments.sweep import LocalExecutor, SweepResult, run_sweep
 from spikesculpt.experiments.train_run import evaluate_run, run_training
 from spikesculpt.methods import create_method
 from spikesculpt.methods.tickets.pruning import magnitude_ticket
@@ -27,4 +30,5 @@ from spikesculpt.models.calibrate import calibrate_firing
 
 __all__ = ["__version__", "TrainConfig", "LotteryConfig", "EvolutionConfig", "UserError", "fit",
            "sparsify", "calibrate_firing", "create_method", "magnitude_ticket", "run_training",
-           "evaluate_run", "run_lottery", "run_evolution"]
+           "evaluate_run", "run_lottery", "run_evolution", "run_sweep", "SweepResult",
+           "LocalExecutor"]

@@ -9,7 +9,17 @@ import errno
 import sys
 import warnings
 
-from spikesculpt.cli import compare, evaluate, evolve, export, listing, lottery, show_data, train
+from spikesculpt.cli import (
+    compare,
+    evaluate,
+    evolve,
+    export,
+    listing,
+    lottery,
+    show_data,
+    sweep,
+    train,
+)
 from spikesculpt.cli.parser import OneLineParser
 from spikesculpt.core.errors import UserError
 
@@ -19,7 +29,8 @@ def build_parser() -> OneLineParser:
                            description="Efficient spiking neural networks: train, compare, measure.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for module in (train, compare, evolve, evaluate, export, listing, lottery, show_data):
+    for module in (train, compare, sweep, evolve, evaluate, export, listing, lottery,
+                   show_data):
         module.add_parser(sub)
     return parser
 

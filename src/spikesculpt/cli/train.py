@@ -29,15 +29,17 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def add_config_flags(p, flags: list[Flag] | None = None) -> None:
+def add_config_flags(p, flags: list[Flag] | None = None, runs_root: bool = True) -> None:
     """The flags that overlay a ``TrainConfig`` (``flags``, default all of ``config_flags()``;
-    ``compare`` and ``lottery`` leave some out) and the command-line-only ones."""
+    ``compare`` and ``lottery`` leave some out) and the command-line-only ones (``runs_root``:
+    with ``--runs-root``; ``sweep`` puts its runs in its own folder)."""
     add_flags(p, config_flags() if flags is None else flags)
     p.add_argument("--patch-keep", type=float, default=None, metavar="FRACTION",
                    help="models with tokens (spikformer): fraction of tokens kept per sample, "
                         "(0, 1] (patch tickets: the most spikes after the patch embedding)")
     add_source_flags(p)
-    p.add_argument("--runs-root", default=DEFAULT_RUNS_ROOT, help="where run directories go")
+    if runs_root:
+        p.add_argument("--runs-root", default=DEFAULT_RUNS_ROOT, help="where run directories go")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

@@ -64,6 +64,11 @@ STATE_NAME = "checkpoint.pt"
 LEGACY_CONFIGS = {"lottery.yaml": "lottery", "evolve_config.yaml": "evolution"}
 
 
+class RunBusy(UserError):
+    """The run directory is locked by another process (a ``UserError``: one line, exit 2 for
+    ``train``; a sweep catches it and comes back to the cell later)."""
+
+
 class RunLock:
     """An exclusive lock on a run directory while a process writes it (see the module doc).
 
@@ -86,7 +91,7 @@ class RunLock:
             fh.seek(0)
             holder = fh.read().strip() or "?"
             fh.close()
-            raise UserError(f"{self.path} is being written by another spikesculpt process "
+            raise RunBusy(f"{self.path} is being written by another spikesculpt process "
                             f"(pid {holder}); wait for it to finish, or choose another --out")
         fh.seek(0)
         fh.truncate()

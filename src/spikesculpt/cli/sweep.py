@@ -1,0 +1,137 @@
+"""``spikesculpt sweep``: train a grid of methods × densities × seeds (× other train options).
+
+    spikesculpt sweep --methods dense,static,set,rigl,esl --densities 0.5,0.2,0.1 --seeds 5 \\
+        --epochs 30 --workers 2 --out sweeps/digits
+    spikesculpt sweep --grid grid.yaml --epochs 30 --out sweeps/digits
+
+Each cell is an ordinary run directory under OUT/runs/ (finished cells are reused, interrupted
+ones resume); methods that take no density (dense) get one cell per seed. Every ``train`` flag
+sets the base config shared by all cells. ``--seeds N`` runs seeds 0..N-1; a comma list
+(``--seeds 0,3,7``, or ``--seeds 7,`` for seed 7 alone) runs exactly those seeds. At the end:
+OUT/cells.csv and OUT/cells.json (one row per cell) and a table of test accuracy (mean ± std
+over seeds); exit status 1 if a cell failed. docs/sweep.md has the rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from spikesculpt.cli.flags import without
+from spikesculpt.cli.parser import key_value, read_yaml_config
+from spikesculpt.cli.train import (
+    add_config_flags,
+    check_method_flags,
+    config_flags,
+    config_from_args,
+    method_flags_given,
+)
+from spikesculpt.core.errors import UserError
+from spikesculpt.core.options import comma_list, positive_int
+from spikesculpt.experiments.sweep import (
+    LocalExecutor,
+    SweepGrid,
+    format_table,
+    run_grid,
+    summarize,
+)
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sweep", help="train a grid: methods × densities × seeds",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--methods", metavar="LIST",
+                   help="comma-separated methods (spikesculpt list methods); default dense,esl")
+    p.add_argument("--densities", metavar="LIST",
+                   help="comma-separated densities in (0, 1] for the methods that take one "
+                        "(default: the --config file's density, else 0.1)")
+    p.add_argument("--seeds", metavar="N|LIST",
+                   help="a count N (seeds 0..N-1) or a comma list of seeds (0,3,7; 7, for seed "
+                        "7 alone); default 1")
+    p.add_argument("--vary", type=key_value, action="append", default=[], metavar="FIELD=[V,..]",
+                   help="vary another config field over a YAML list (lr=[1e-3,3e-3], "
+                        "neuron.tau=[2,4]); repeatable")
+    p.add_argument("--grid", metavar="FILE.yaml",
+                   help="YAML grid: methods, densities, seeds, vary {field: [values]}; the "
+                        "flags above override its keys")
+    p.add_argument("--workers", type=positive_int, default=1,
+                   help="cells trained at once, each in its own process (default 1: in this "
+                        "process)")
+    p.add_argument("--out", metavar="DIR",
+                   help="sweep directory (default sweeps/<model>-<dataset>-<sweep hash>)")
+    p.add_argument("--force", action="store_true",
+                   help="replace the grid of an existing sweep directory (its finished cells "
+                        "are kept and reused)")
+    add_config_flags(p, without(config_flags(), ["--method", "--density", "--seed"]),
+                     runs_root=False)  # the cells go to OUT/runs/
+    p.set_defaults(func=run)
+
+
+def grid_from_args(args: argparse.Namespace) -> SweepGrid:
+    """The grid: the ``--grid`` file (if any) with the flags given on top."""
+    grid = SweepGrid(methods=None)
+    if args.grid:
+        grid = SweepGrid.from_mapping(read_yaml_config(args.grid), args.grid)
+    if args.methods is not None:
+        grid.methods = comma_list(args.methods)
+        if not grid.methods:
+            raise UserError(f"--methods names no method ({args.methods!r}); pass e.g. "
+                            f"--methods dense,esl (spikesculpt list methods)")
+    elif grid.methods is None:
+        grid.methods = ["dense", "esl"]
+    if args.densities is not None:
+        grid.densities = comma_list(args.densities)
+        if not grid.densities:
+            raise UserError(f"--densities names no density ({args.densities!r}); pass e.g. "
+                            f"--densities 0.5,0.1")
+    if args.seeds is not None:
+        grid.seeds = parse_seeds(args.seeds)
+    for key, values in args.vary:
+        grid.vary[key] = values
+    return grid.validate()
+
+
+def parse_seeds(text: str):
+    """``"5"`` -> 5 (a count: seeds 0..4); ``"0,3,7"`` / ``"7,"`` -> a list of seeds."""
+    parts = comma_list(text)
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise UserError(f"--seeds {text!r} is not a count or a list of integers; pass e.g. "
+                        f"--seeds 5 (seeds 0..4) or --seeds 0,3,7") from None
+    if "," in text:
+        return values
+    if len(values) != 1:
+        raise UserError(f"--seeds {text!r} is empty; pass e.g. --seeds 5 (seeds 0..4)")
+    return values[0]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.grid and args.config and args.grid == args.config:
+        raise UserError(f"{args.grid} is given as both --grid and --config; the grid file holds "
+                        f"methods/densities/seeds/vary, the config file the base config")
+    grid = grid_from_args(args)
+    base = config_from_args(args)
+    check_method_flags(grid.methods, method_flags_given(args))
+    progress = not args.no_progress
+    try:
+        result = run_grid(base, grid, out=args.out, executor=LocalExecutor(args.workers),
+                          force=args.force, progress=progress)
+    except KeyboardInterrupt:
+        print("spikesculpt: interrupted; finished cells and every finished epoch are saved — "
+              "run the same command again to continue", file=sys.stderr)
+        return 130
+    counts = ", ".join(f"{n} {s}" for s, n in result.counts.items())
+    print(f"\n{base.model} on {base.dataset}, {base.epochs} epochs, T={base.timesteps}: "
+          f"{len(result.rows)} cells ({counts}); test accuracy of the best-validation model")
+    print(format_table(summarize(result.rows, result.vary_keys), result.vary_keys))
+    print(f"cells: {result.cells_csv}")
+    if result.failed:
+        for row in result.failed:
+            print(f"spikesculpt: failed cell {row['method']} density {row['density_target']} "
+                  f"seed {row['seed']} ({row['run_dir']}): {row['error']}", file=sys.stderr)
+        print(f"spikesculpt: {len(result.failed)} of {len(result.rows)} cells failed; fix the "
+              f"cause and run the same command again (finished cells are reused)",
+              file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,111 @@
+"""The sweep directory::
+
+    SWEEP_DIR/
+      sweep.yaml    {kind: sweep, sweep_hash, spikesculpt, commit, grid, base}: written once
+      runs/         one ordinary run directory per cell (<model>-<dataset>-<method>-<hash>)
+      cells.csv     one row per cell, in grid order (written when the sweep ends)
+      cells.json    the same rows, plus the grid, base config and counts
+
+The sweep's identity (``sweep_hash``) is the grid (seeds as the list they stand for:
+``seeds: 2`` and ``seeds: [0, 1]`` are the same grid) plus the base config's fields that can
+change a result (bookkeeping such as ``device`` left out); sweep.yaml records the grid as given. A rerun with the same identity
+reuses the folder (sweep.yaml is not rewritten); another identity is refused unless ``force``,
+which replaces sweep.yaml with the new grid and keeps every run directory (the cells the two
+grids share are reused). A folder that is not a sweep (files but no sweep.yaml) or a file is
+refused. All writes are atomic.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Optional
+
+from spikesculpt.config import TrainConfig
+from spikesculpt.core.errors import UserError
+from spikesculpt.core.io import write_csv, write_json, write_yaml
+from spikesculpt.core.options import unhashed_fields
+from spikesculpt.core.version import __version__
+from spikesculpt.experiments.rundir import read_yaml_mapping
+
+SWEEP_FILE = "sweep.yaml"
+RUNS = "runs"
+
+
+def sweep_identity(grid: dict, base: TrainConfig) -> dict:
+    """What names a sweep: the grid and the base config less its bookkeeping fields."""
+    config = base.to_dict()
+    for name in unhashed_fields(base):
+        config.pop(name, None)
+    return {"grid": grid, "base": config}
+
+
+def source_commit() -> Optional[str]:
+    """The git commit of the spikesculpt source that runs (None outside a git checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+class SweepDir:
+    """A sweep directory (see the module doc)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    @property
+    def sweep_file(self) -> Path:
+        return self.path / SWEEP_FILE
+
+    @property
+    def runs_root(self) -> Path:
+        return self.path / RUNS
+
+    @property
+    def csv_path(self) -> Path:
+        return self.path / "cells.csv"
+
+    @property
+    def json_path(self) -> Path:
+        return self.path / "cells.json"
+
+    def check(self, sweep_hash: str, force: bool) -> str:
+        """'fresh', 'same' (a rerun) or 'replace' (``force`` on another grid); a one-line
+        ``UserError`` for a file, a folder of other files, or another grid without ``force``."""
+        if not self.path.exists():
+            return "fresh"
+        if not self.path.is_dir():
+            raise UserError(f"{self.path} exists and is a file, not a sweep directory; choose "
+                            f"another --out")
+        if not self.sweep_file.is_file():
+            visible = sorted(p.name for p in self.path.iterdir() if not p.name.startswith("."))
+            if visible:
+                raise UserError(f"{self.path} is not empty ({visible[0]}) and holds no "
+                                f"{SWEEP_FILE}; choose another --out or an empty folder")
+            return "fresh"
+        stored = read_yaml_mapping(self.sweep_file)
+        if stored.get("kind") != "sweep":
+            raise UserError(f"{self.sweep_file} is not a sweep's record; choose another --out")
+        if stored.get("sweep_hash") == sweep_hash:
+            return "same"
+        if not force:
+            raise UserError(f"{self.path} holds a sweep of another grid or base config (sweep "
+                            f"hash {stored.get('sweep_hash')}, this one {sweep_hash}); choose "
+                            f"another --out, or pass --force to replace its grid (finished "
+                            f"cells are kept and reused)")
+        return "replace"
+
+    def write_record(self, identity: dict, sweep_hash: str) -> None:
+        """Write sweep.yaml: ``identity`` (``sweep_identity``: the grid as given, the base
+        config) under its hash."""
+        write_yaml(self.sweep_file, {"kind": "sweep", "sweep_hash": sweep_hash,
+                                     "spikesculpt": __version__, "commit": source_commit(),
+                                     **identity})
+
+    def write_cells(self, rows: list[dict], header: dict) -> None:
+        """cells.csv (the rows) and cells.json (``header`` + the rows), atomically."""
+        write_csv(self.csv_path, rows)
+        write_json(self.json_path, {**header, "cells": rows})
