@@ -10,6 +10,7 @@ import stat
 
 import numpy as np
 import pytest
+from cli_run import run_cli
 
 from spikesculpt.cli.main import main
 from spikesculpt.train.trainer import Trainer
@@ -18,14 +19,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = ["--epochs", "1", "--timesteps", "2", "--batch-size", "128", "--model-arg",
          "hidden=[16]", "--no-progress"]
 
-
-def run_cli(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse's own errors
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.err.strip().splitlines(), captured.out
 
 
 @pytest.mark.parametrize("argv, word", [

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_run import run_cli
 
 import spikesculpt
 from spikesculpt import TrainConfig, run_sweep
-from spikesculpt.cli.main import main
 from spikesculpt.experiments import train_run
 from spikesculpt.experiments.rundir import RunLock
 from spikesculpt.experiments.sweep import LocalExecutor, SweepGrid, cell_run
@@ -191,14 +191,6 @@ def test_a_busy_cell_is_tried_again_once_free(reference, tmp_path, monkeypatch):
     assert [r["status"] for r in result.rows] == ["reused", "trained", "reused", "reused"]
     assert values(read_rows(out)) == values(read_rows(reference.path))
 
-
-def run_cli(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse's own errors
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.err.strip().splitlines(), captured.out
 
 
 @pytest.mark.parametrize("argv, word", [

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 import torch
+from cli_run import run_cli
 
 import spikesculpt
-from spikesculpt.cli.main import main
 from spikesculpt.config import TrainConfig
 from spikesculpt.core.errors import UserError
 from spikesculpt.data import load_dataset
@@ -158,20 +158,12 @@ def test_the_run_hash_names_the_mask_contents_not_its_path(tmp_path):
     assert config_hash(dense) == config_hash(TrainConfig())   # not read, not hashed
 
 
-def run_cli(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.err.strip().splitlines()
-
 
 def test_cli_trains_a_ticket_and_evaluates_it(tmp_path, capsys):
     mask = half_mask(mlp())
     mask.save(tmp_path / "ticket.safetensors")
     out = tmp_path / "run"
-    code, err = run_cli(["train", "--method", "ticket", "--mask",
+    code, err, _ = run_cli(["train", "--method", "ticket", "--mask",
                          str(tmp_path / "ticket.safetensors"), *SMALL, "--out", str(out)], capsys)
     assert code == 0, err
     assert Mask.load(out / "masks.safetensors") == mask
@@ -192,6 +184,6 @@ def test_cli_trains_a_ticket_and_evaluates_it(tmp_path, capsys):
     (["compare", "--methods", "dense,ticket"], "--mask FILE"),
 ])
 def test_cli_rejects_before_anything_runs(tmp_path, capsys, argv, word):
-    code, err = run_cli([*argv, *SMALL, "--runs-root", str(tmp_path / "runs")], capsys)
+    code, err, _ = run_cli([*argv, *SMALL, "--runs-root", str(tmp_path / "runs")], capsys)
     assert code == 2 and len(err) == 1 and word in err[0], err
     assert not (tmp_path / "runs").exists()
