@@ -39,7 +39,27 @@ class TimeDistributed(nn.Sequential):
         return seq_apply(super().forward, x)
 
 
-class ConvBNSpike(nn.Module):
+class _ConvNormSpike(nn.Module):
+    """Conv (no bias: BN follows) -> BatchNorm over the T*B rows -> spiking neuron; the
+    subclasses name the convolution and normalisation of their dimension."""
+
+    conv_type: type = nn.Conv2d
+    norm_type: type = nn.BatchNorm2d
+
+    def __init__(self, in_channels: int, out_channels: int, neuron: NeuronFactory,
+                 kernel_size: int, stride: int = 1, padding: Optional[int] = None):
+        super().__init__()
+        padding = kernel_size // 2 if padding is None else padding
+        self.conv = self.conv_type(in_channels, out_channels, kernel_size, stride, padding,
+                                   bias=False)
+        self.bn = self.norm_type(out_channels)
+        self.spike = neuron()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.spike(seq_apply(lambda z: self.bn(self.conv(z)), x))
+
+
+class ConvBNSpike(_ConvNormSpike):
     """Conv2d (no bias: BN follows) -> BatchNorm2d over the T*B rows -> spiking neuron.
 
     ``[T, B, C_in, H, W] -> [T, B, C_out, H', W']`` (H' = H for stride 1, 'same' padding).
@@ -48,33 +68,22 @@ class ConvBNSpike(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, neuron: NeuronFactory,
                  kernel_size: int = 3, stride: int = 1, padding: Optional[int] = None):
-        super().__init__()
-        padding = kernel_size // 2 if padding is None else padding
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
-        self.bn = nn.BatchNorm2d(out_channels)
-        self.spike = neuron()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.spike(seq_apply(lambda z: self.bn(self.conv(z)), x))
+        super().__init__(in_channels, out_channels, neuron, kernel_size, stride, padding)
 
 
-class Conv1dBNSpike(nn.Module):
+class Conv1dBNSpike(_ConvNormSpike):
     """Conv1d (no bias: BN follows) -> BatchNorm1d over the T*B rows -> spiking neuron.
 
     ``[T, B, C_in, L] -> [T, B, C_out, L']`` (L' = L for stride 1 and an odd kernel: 'same'
     padding ``kernel_size // 2``). Parameters: ``conv.weight``, ``bn.weight``, ``bn.bias``.
     """
 
+    conv_type = nn.Conv1d
+    norm_type = nn.BatchNorm1d
+
     def __init__(self, in_channels: int, out_channels: int, neuron: NeuronFactory,
                  kernel_size: int = 5, stride: int = 1, padding: Optional[int] = None):
-        super().__init__()
-        padding = kernel_size // 2 if padding is None else padding
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
-        self.bn = nn.BatchNorm1d(out_channels)
-        self.spike = neuron()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.spike(seq_apply(lambda z: self.bn(self.conv(z)), x))
+        super().__init__(in_channels, out_channels, neuron, kernel_size, stride, padding)
 
 
 class LinearSpike(nn.Module):
