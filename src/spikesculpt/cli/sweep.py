@@ -7,8 +7,9 @@
 Each cell is an ordinary run directory under OUT/runs/ (finished cells are reused, interrupted
 ones resume); methods that take no density (dense) get one cell per seed; ``--controls
 matched-dense`` adds, per density, a dense cell narrowed to the same connections. Every
-``train`` flag sets the base config shared by all cells. ``--seeds N`` runs seeds 0..N-1; a comma list
-(``--seeds 0,3,7``, or ``--seeds 7,`` for seed 7 alone) runs exactly those seeds. At the end:
+``train`` flag sets the base config shared by all cells. ``--seeds N`` runs seeds 0..N-1; a
+comma list (``--seeds 0,3,7``, or ``--seeds 7,`` for seed 7 alone) runs exactly those seeds.
+At the end:
 OUT/cells.csv and OUT/cells.json (one row per cell) and a table of test accuracy (mean ± std
 over seeds); exit status 1 if a cell failed. docs/sweep.md has the rules.
 """

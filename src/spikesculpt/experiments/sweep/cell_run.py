@@ -78,8 +78,9 @@ def epochs_in_history(path: Path) -> Optional[int]:
 def metric_values(metrics: dict) -> dict:
     """The columns of a cell's row taken from its metrics.json (absent keys left empty):
     ``density`` is the mask density where the method keeps a mask, else the nonzero fraction;
-    ``params`` the trained parameters (``trained_parameters``); ``synops`` the effective synaptic operations per test sample over all time steps (ACs +
-    MACs); ``energy_pj`` per test sample, in picojoules."""
+    ``params`` the trained parameters (``trained_parameters``); ``synops`` the effective
+    synaptic operations per test sample over all time steps (ACs + MACs); ``energy_pj`` per
+    test sample, in picojoules."""
     synops = metrics.get("synops") or {}
     effective = [synops.get(k) for k in ("effective_acs", "effective_macs")]
     return {
