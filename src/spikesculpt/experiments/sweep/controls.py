@@ -33,7 +33,7 @@ from spikesculpt.config import TrainConfig
 from spikesculpt.core.errors import UserError
 from spikesculpt.data import load_dataset
 from spikesculpt.experiments.train_run import build_model
-from spikesculpt.models import MODELS, model_options, prunable_parameters
+from spikesculpt.models import MODELS, prunable_parameters
 
 CONTROLS = ("matched-dense",)
 WIDTH = "width"
@@ -54,15 +54,20 @@ def check_controls(controls) -> list[str]:
     return list(dict.fromkeys(controls))
 
 
+def has_width(model: str) -> bool:
+    """Whether the registered model builder ``model`` takes a ``width`` option."""
+    return WIDTH in inspect.signature(MODELS.get(model)).parameters
+
+
 def widened_models() -> list[str]:
     """The registered models with a ``width`` option (the ones ``matched-dense`` can narrow)."""
-    return [name for name in MODELS.names() if WIDTH in model_options(name)]
+    return [name for name in MODELS.names() if has_width(name)]
 
 
 def connection_counter(config: TrainConfig) -> Callable[[float], int]:
     """``count(w)``: the prunable weights of ``config``'s model built with ``width=w`` (on the
     meta device: shapes only)."""
-    if WIDTH not in inspect.signature(MODELS.get(config.model)).parameters:
+    if not has_width(config.model):
         raise UserError(f"control matched-dense narrows the model through its width option; "
                         f"model {config.model!r} has none (models with one: "
                         f"{', '.join(widened_models())})")
@@ -82,7 +87,9 @@ def connection_counter(config: TrainConfig) -> Callable[[float], int]:
 
 def base_width(config: TrainConfig) -> float:
     """The width the config's model is built with (its ``model_kwargs``, else the default)."""
-    width = config.model_kwargs.get(WIDTH, model_options(config.model).get(WIDTH))
+    width = config.model_kwargs.get(WIDTH)
+    if width is None:
+        width = inspect.signature(MODELS.get(config.model)).parameters[WIDTH].default
     if isinstance(width, bool) or not isinstance(width, (int, float)) or width <= 0:
         raise UserError(f"control matched-dense needs a positive model width, got {width!r}")
     return float(width)
