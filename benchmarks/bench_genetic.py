@@ -9,9 +9,9 @@ the best-validation epoch):
     - ``genetic``: gene-encoded, random initial rule (no evolution), 30 epochs;
     - ``evolved``: gene-encoded, initial rule evolved (CMA-ES, population 8, 5 generations,
       1-epoch short training) then 30 epochs;
-    - ``lowrank``: every layer a plain low-rank product W = α·U Vᵀ (U [N_out, r], V [N_in, r],
-      no shared matrix; same α rule and initial scale as the genes) with r chosen so that the
-      parameter count matches the genetic one as closely as possible; 30 epochs.
+    - ``lowrank``: the ``lowrank`` method (every layer a plain low-rank product W = α·U Vᵀ,
+      U [N_out, r], V [N_in, r], no shared matrix; same α rule and initial scale as the genes;
+      per-layer ranks matching the genetic parameter count at the same g); 30 epochs.
     over ``--seeds`` seeds.
 ``evolution``  at G = ``--evo-gene-dim``, equal total training compute (candidate epochs +
     final epochs): evolution with both regularisers, without the spatial one, without the
@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import statistics
 import sys
 import tempfile
@@ -49,7 +48,6 @@ import warnings
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from machine import provenance, result_stem  # benchmarks/machine.py
 from summary import (
     by_seed,
@@ -60,14 +58,13 @@ from summary import (
     paired_difference,
     pct,
 )
-from torch import nn
 
 from spikesculpt.config import TrainConfig
 from spikesculpt.data import load_dataset
 from spikesculpt.experiments.evolution.evolution import run_evolution
 from spikesculpt.experiments.evolution.options import EvolutionConfig
 from spikesculpt.experiments.evolution.population import PopulationScorer
-from spikesculpt.experiments.train_run import build, build_model
+from spikesculpt.experiments.train_run import build
 from spikesculpt.methods.genetic import GeneDimWarning
 from spikesculpt.methods.genetic.genome import Genome
 from spikesculpt.models.utils import count_parameters
@@ -125,39 +122,8 @@ def fit(cfg: TrainConfig, splits, model=None) -> dict:
     m = trainer.fit()
     return {"test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
             "params": count_parameters(model), "train_seconds": m["train_seconds"],
-            "firing_rate": m["firing_rate"]}
-
-
-# ------------------------------------------------------------------------------ low rank
-class LowRankLinear(nn.Module):
-    """W = α·U Vᵀ (U [N_out, r], V [N_in, r]), α fixed so E[W²] = 2/N_in (as GeneLinear)."""
-
-    def __init__(self, layer: nn.Linear, rank: int, generator: torch.Generator, init_std: float):
-        super().__init__()
-        n_out, n_in = layer.weight.shape
-        self.u = nn.Parameter(torch.randn(n_out, rank, generator=generator) * init_std)
-        self.v = nn.Parameter(torch.randn(n_in, rank, generator=generator) * init_std)
-        self.bias = None if layer.bias is None else nn.Parameter(layer.bias.detach().clone())
-        with torch.no_grad():
-            rms = float((self.u @ self.v.t()).square().mean().sqrt())
-        self.register_buffer("alpha", torch.tensor(math.sqrt(2.0 / n_in) / rms))
-
-    def forward(self, x):
-        return F.linear(x @ self.v, self.alpha * self.u, self.bias)   # x V (α U)ᵀ
-
-
-def lowrank_model(cfg: TrainConfig, info, target_params: int) -> tuple[nn.Module, int]:
-    model = build_model(cfg, info)
-    linears = [(n, m) for n, m in model.named_modules() if type(m) is nn.Linear]
-    dims = sum(m.in_features + m.out_features for _, m in linears)
-    other = count_parameters(model) - sum(m.weight.numel() for _, m in linears)
-    rank = max(1, round((target_params - other) / dims))
-    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 4_409)
-    for name, m in linears:
-        parent, _, child = name.rpartition(".")
-        setattr(model.get_submodule(parent) if parent else model, child,
-                LowRankLinear(m, rank, gen, cfg.genetic.init_std))
-    return model, rank
+            "firing_rate": m["firing_rate"],
+            **({"ranks": m["lowrank_ranks"]} if "lowrank_ranks" in m else {})}
 
 
 # ------------------------------------------------------------------------------ parts
@@ -173,9 +139,9 @@ def part_compression(args, splits_by_seed) -> list[dict]:
             cfg = base_config(seed, args.epochs, "genetic", g)
             r = fit(cfg, splits)
             rows.append({"variant": "genetic", "gene_dim": g, "seed": seed, **r})
-            target = r["params"]
-            model, rank = lowrank_model(base_config(seed, args.epochs), splits.info, target)
-            rl = fit(base_config(seed, args.epochs), splits, model)
+            lowrank = base_config(seed, args.epochs, "lowrank", g)  # the `lowrank` method
+            rl = fit(lowrank, splits)
+            rank = "/".join(str(r) for r in rl["ranks"].values())
             rows.append({"variant": "lowrank", "gene_dim": g, "rank": rank, "seed": seed, **rl})
             with tempfile.TemporaryDirectory() as tmp:
                 evo = EvolutionConfig(population=args.population, generations=args.generations,

@@ -5,9 +5,11 @@
     spikesculpt sweep --grid grid.yaml --epochs 30 --out sweeps/digits
 
 Each cell is an ordinary run directory under OUT/runs/ (finished cells are reused, interrupted
-ones resume); methods that take no density (dense) get one cell per seed. Every ``train`` flag
-sets the base config shared by all cells. ``--seeds N`` runs seeds 0..N-1; a comma list
-(``--seeds 0,3,7``, or ``--seeds 7,`` for seed 7 alone) runs exactly those seeds. At the end:
+ones resume); methods that take no density (dense) get one cell per seed; ``--controls
+matched-dense`` adds, per density, a dense cell narrowed to the same connections. Every
+``train`` flag sets the base config shared by all cells. ``--seeds N`` runs seeds 0..N-1; a
+comma list (``--seeds 0,3,7``, or ``--seeds 7,`` for seed 7 alone) runs exactly those seeds.
+At the end:
 OUT/cells.csv and OUT/cells.json (one row per cell) and a table of test accuracy (mean ± std
 over seeds); exit status 1 if a cell failed. docs/sweep.md has the rules.
 """
@@ -51,9 +53,12 @@ def add_parser(sub) -> None:
     p.add_argument("--vary", type=key_value, action="append", default=[], metavar="FIELD=[V,..]",
                    help="vary another config field over a YAML list (lr=[1e-3,3e-3], "
                         "neuron.tau=[2,4]); repeatable")
+    p.add_argument("--controls", metavar="LIST",
+                   help="control cells: matched-dense (per density, a dense model narrowed to "
+                        "the connections the sparse cells keep)")
     p.add_argument("--grid", metavar="FILE.yaml",
-                   help="YAML grid: methods, densities, seeds, vary {field: [values]}; the "
-                        "flags above override its keys")
+                   help="YAML grid: methods, densities, seeds, vary {field: [values]}, controls; "
+                        "the flags above override its keys")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="cells trained at once, each in its own process (default 1: in this "
                         "process)")
@@ -88,6 +93,8 @@ def grid_from_args(args: argparse.Namespace) -> SweepGrid:
         grid.seeds = parse_seeds(args.seeds)
     for key, values in args.vary:
         grid.vary[key] = values
+    if args.controls is not None:
+        grid.controls = comma_list(args.controls)
     return grid.validate()
 
 

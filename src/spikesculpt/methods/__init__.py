@@ -8,7 +8,8 @@
     for x, y in loader: ...; loss.backward(); optimizer.step()   # rewiring happens in the hooks
 
 Registered: ``dense``; the sparse methods ``static``, ``set``, ``rigl``, ``esl``
-(``methods/dynamic/``); ``genetic`` (gene-encoded layers, ``methods/genetic/``); ``ticket``
+(``methods/dynamic/``); ``genetic`` (gene-encoded layers, ``methods/genetic/``) and ``lowrank``
+(its parameter-matched low-rank baseline, same folder); ``ticket``
 (training under a fixed mask, ``methods/tickets/``). The training loop builds them with
 ``build_method(config)``.
 """

@@ -21,7 +21,7 @@ from spikesculpt.experiments.rundir import RunBusy, resolve_run_dir
 from spikesculpt.experiments.train_run import run_training
 
 STATUS = {"trained": "trained", "resumed": "resumed", "already-finished": "reused"}
-METRIC_COLUMNS = ("test_accuracy", "val_accuracy", "density", "firing_rate", "synops",
+METRIC_COLUMNS = ("test_accuracy", "val_accuracy", "density", "params", "firing_rate", "synops",
                   "energy_pj", "train_seconds", "best_epoch", "epochs_run")
 
 
@@ -78,17 +78,34 @@ def epochs_in_history(path: Path) -> Optional[int]:
 def metric_values(metrics: dict) -> dict:
     """The columns of a cell's row taken from its metrics.json (absent keys left empty):
     ``density`` is the mask density where the method keeps a mask, else the nonzero fraction;
-    ``synops`` the effective synaptic operations per test sample over all time steps (ACs +
-    MACs); ``energy_pj`` per test sample, in picojoules."""
+    ``params`` the trained parameters (``trained_parameters``); ``synops`` the effective
+    synaptic operations per test sample over all time steps (ACs + MACs); ``energy_pj`` per
+    test sample, in picojoules."""
     synops = metrics.get("synops") or {}
     effective = [synops.get(k) for k in ("effective_acs", "effective_macs")]
     return {
         "test_accuracy": metrics.get("test_accuracy"),
         "val_accuracy": metrics.get("val_accuracy"),
         "density": metrics.get("mask_density", metrics.get("density")),
+        "params": trained_parameters(metrics),
         "firing_rate": metrics.get("firing_rate"),
         "synops": sum(effective) if all(v is not None for v in effective) else None,
         "energy_pj": metrics.get("energy_pj"),
         "train_seconds": metrics.get("train_seconds"),
         "best_epoch": metrics.get("best_epoch"),
     }
+
+
+def trained_parameters(metrics: dict):
+    """The parameters a run trains, from its metrics.json: ``params_total`` less the prunable
+    weights a mask holds at zero. A method with a mask (``mask_density``: the sparse methods,
+    ``ticket``) trains ``round(mask_density · params_prunable)`` of its prunable weights; one
+    without (``dense``: all of them; ``genetic``/``lowrank``: ``params_total`` is already the
+    gene / factor count, their encoded layers have no weight parameter) trains ``params_total``.
+    None when metrics.json lacks the counts."""
+    total, prunable = metrics.get("params_total"), metrics.get("params_prunable")
+    if total is None:
+        return None
+    if metrics.get("mask_density") is None or prunable is None:
+        return int(total)
+    return int(total - prunable + round(metrics["mask_density"] * prunable))

@@ -13,7 +13,8 @@ varied field of a method option section (``vary: {sparse.grow: [random, hebbian]
 multiplies only the cells of the methods that read that section.
 
 Order (the rows of cells.csv): methods as given, then densities, then the varied values (in the
-order of ``vary``'s keys, each in the order given), then seeds — stable across reruns.
+order of ``vary``'s keys, each in the order given), then seeds — stable across reruns. The
+control cells (``controls``, see ``controls.py``) come last, in the same order.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from typing import Any, Optional, Union
 from spikesculpt.config import MAX_SEED, TrainConfig, overlay
 from spikesculpt.core.errors import UserError
 from spikesculpt.experiments.rundir import config_hash
+from spikesculpt.experiments.sweep.controls import check_controls, matched_dense_config
 from spikesculpt.methods import resolved_config
 from spikesculpt.methods.registry import METHODS
 
-GRID_KEYS = ("methods", "densities", "seeds", "vary")
+GRID_KEYS = ("methods", "densities", "seeds", "vary", "controls")
 FIXED_BY_GRID = {"method": "methods", "seed": "seeds"}
 
 
@@ -46,6 +48,7 @@ class Cell:
     seed: int
     varied: dict                  # {vary key: value}; a key the method does not read is absent
     config: TrainConfig
+    role: str = ""                # "" for a grid cell; "matched-dense" for that control's cells
 
 
 @dataclass
@@ -62,6 +65,7 @@ class SweepGrid:
     densities: Optional[list] = None
     seeds: Union[int, list] = 1
     vary: dict = field(default_factory=dict)
+    controls: list = field(default_factory=list)  # control cells: "matched-dense"
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> "SweepGrid":
@@ -84,6 +88,7 @@ class SweepGrid:
                             f"{type(self.vary).__name__}; e.g. vary: {{lr: [1e-3, 3e-3]}}")
         for key, values in self.vary.items():
             _check_vary(key, values)
+        self.controls = check_controls(self.controls or [])
         return self
 
     def seed_list(self) -> list[int]:
@@ -109,8 +114,11 @@ class SweepGrid:
     def to_dict(self) -> dict:
         """The grid as given (what sweep.yaml records), seeds as written (count or list)."""
         seeds = self.seeds if isinstance(self.seeds, int) else list(self.seeds)
-        return {"methods": list(self.methods), "densities": list(self.densities or ()),
-                "seeds": seeds, "vary": {k: list(v) for k, v in self.vary.items()}}
+        out = {"methods": list(self.methods), "densities": list(self.densities or ()),
+               "seeds": seeds, "vary": {k: list(v) for k, v in self.vary.items()}}
+        if self.controls:  # absent when none: the sweeps made before controls keep their hash
+            out["controls"] = list(self.controls)
+        return out
 
     def normalized(self) -> dict:
         """``to_dict`` with the seeds as the list they stand for (what names the sweep)."""
@@ -128,7 +136,8 @@ class SweepGrid:
             raise UserError(f"unknown key {unknown[0]!r} in {where}; a grid has the keys "
                             f"{', '.join(GRID_KEYS)} (other fields go under vary:)")
         return cls(methods=data.get("methods"), densities=data.get("densities"),
-                   seeds=data.get("seeds", 1), vary=data.get("vary") or {})
+                   seeds=data.get("seeds", 1), vary=data.get("vary") or {},
+                   controls=data.get("controls") or [])
 
     # ------------------------------------------------------------------ cells
     def cells(self, base: TrainConfig) -> list[Cell]:
@@ -152,6 +161,29 @@ class SweepGrid:
                             continue
                         seen.add(name)
                         cells.append(Cell(method, density, seed, varied, config))
+        if "matched-dense" in self.controls:
+            for cell in self._matched_dense_cells(base):
+                name = config_hash(cell.config)
+                if name not in seen:  # e.g. two tiny densities narrowed to the same model
+                    seen.add(name)
+                    cells.append(cell)
+        return cells
+
+    def _matched_dense_cells(self, base: TrainConfig) -> list[Cell]:
+        """A ``dense`` cell narrowed to the connections the sparse cells keep, per density of
+        the grid (its densities, else the base config's), varied value and seed."""
+        section = next((s for s in map(density_section, self.methods) if s), "sparse")
+        densities = self.densities or [getattr(base, section).density]
+        keys = [k for k in self.vary if _reads("dense", k)]
+        counters: dict = {}
+        cells = []
+        for density in densities:
+            for values in itertools.product(*(self.vary[k] for k in keys)):
+                varied = dict(zip(keys, values))
+                for seed in self.seed_list():
+                    full = _cell_config(base, "dense", None, None, seed, varied)
+                    config = matched_dense_config(full, density, counters)[0]
+                    cells.append(Cell("dense", density, seed, varied, config, "matched-dense"))
         return cells
 
 

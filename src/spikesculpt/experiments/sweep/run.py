@@ -31,6 +31,7 @@ from spikesculpt.experiments.sweep.cell_run import (
     metric_values,
     run_cell,
 )
+from spikesculpt.experiments.sweep.controls import WIDTH
 from spikesculpt.experiments.sweep.executor import Executor, LocalExecutor
 from spikesculpt.experiments.sweep.grid import Cell, SweepGrid
 from spikesculpt.experiments.sweep.sweep_dir import SweepDir, sweep_identity
@@ -67,7 +68,7 @@ def run_sweep(base: TrainConfig, methods: Union[str, Sequence[str]],
               densities: Optional[Sequence[float]] = None, seeds: Union[int, Sequence[int]] = 1,
               vary: Optional[dict] = None, out: Optional[str] = None, workers: int = 1,
               force: bool = False, executor: Optional[Executor] = None,
-              progress: bool = True) -> SweepResult:
+              progress: bool = True, controls: Sequence[str] = ()) -> SweepResult:
     """Run the grid methods × densities × seeds × ``vary`` on ``base`` (see the module doc).
 
     ``seeds``: a count N (seeds 0..N-1) or a list of seeds. ``densities``: for the methods that
@@ -75,11 +76,12 @@ def run_sweep(base: TrainConfig, methods: Union[str, Sequence[str]],
     section: ``neuron.tau``). ``out``: the sweep directory (default
     ``sweeps/<model>-<dataset>-<sweep hash>``). ``workers``: processes on this machine
     (``LocalExecutor``), or pass another ``executor``. ``force``: replace the grid recorded in
-    an existing sweep directory (its finished cells are reused)."""
+    an existing sweep directory (its finished cells are reused). ``controls``: control cells
+    (``["matched-dense"]``: per density, a dense model narrowed to the same connections)."""
     grid = SweepGrid(methods=list(methods) if not isinstance(methods, str) else methods,
                      densities=list(densities) if densities is not None else None,
                      seeds=seeds if isinstance(seeds, int) else list(seeds),
-                     vary=dict(vary or {}))
+                     vary=dict(vary or {}), controls=list(controls))
     return run_grid(base, grid, out=out, executor=executor or LocalExecutor(workers),
                     force=force, progress=progress)
 
@@ -147,7 +149,8 @@ def cell_row(cell: Cell, outcome: CellOutcome, folder: SweepDir, vary_keys: list
         run_dir = str(Path(run_dir).relative_to(folder.path))
     except ValueError:
         pass
-    return {"method": cell.method, "density_target": cell.density, "seed": cell.seed,
-            **{k: cell.varied.get(k) for k in vary_keys}, "run_dir": run_dir,
+    return {"method": cell.method, "role": cell.role, "density_target": cell.density,
+            "seed": cell.seed, **{k: cell.varied.get(k) for k in vary_keys},
+            "width": cell.config.model_kwargs.get(WIDTH), "run_dir": run_dir,
             "status": outcome.status, **metric_values(outcome.metrics),
             "epochs_run": outcome.epochs_run, "error": outcome.error}

@@ -71,7 +71,7 @@ def encodable_layers(model: nn.Module, keep_first: bool = False,
     return [(n, m) for n, m in layers if n not in skip and _encodable(m)]
 
 
-def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
+def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
     setattr(parent, child, module)
@@ -126,7 +126,7 @@ def genetic_encode(model: nn.Module, gene_dim: int, keep_first: bool = False,
     interaction = interaction.to(device=ref.device, dtype=ref.dtype)
     model.add_module(ROOT_NAME, interaction)
     for name, module in targets:
-        _set_submodule(model, name, _encoded_from(module, interaction, generator, init_std))
+        set_submodule(model, name, _encoded_from(module, interaction, generator, init_std))
     if warn:
         report = parameter_report(model)
         if report["compression"] <= 0:

@@ -13,14 +13,16 @@ from spikesculpt.methods.genetic.genome import read_genome_file
 
 @dataclass
 class GeneticConfig:
-    """Options of the ``genetic`` method (gene-encoded layers; see docs/genetic.md).
+    """Options of the ``genetic`` method (gene-encoded layers; see docs/genetic.md), read by
+    ``lowrank`` too (its parameter-matched baseline; ``genome`` is genetic's alone).
 
     ``genome`` is an evolved initial wiring rule (the ``best.genome`` mapping that
     ``spikesculpt evolve`` writes; ``--genome FILE`` reads it); None = the random initial rule.
     It is stored in the config itself, so the run directory's hash names the rule it started from.
     """
 
-    gene_dim: int = option(16, help="genetic: gene dimension g (O is g x g), > 0")
+    gene_dim: int = option(16, help="genetic: gene dimension g (O is g x g), > 0; lowrank: "
+                                    "ranks matched to genetic's parameters at this g")
     keep_first: bool = option(False, help="genetic: leave the first connection layer plain "
                                           "(not encoded)")
     keep_last: bool = option(False, help="genetic: leave the last connection layer (readout) "
