@@ -3,13 +3,17 @@
     spikesculpt sweep --methods dense,static,set,rigl,esl --densities 0.5,0.2,0.1 --seeds 5 \\
         --epochs 30 --workers 2 --out sweeps/digits
     spikesculpt sweep --grid grid.yaml --epochs 30 --out sweeps/digits
+    spikesculpt sweep --methods dense,esl --densities 0.25 --seeds 3 \\
+        --lottery imp --rounds 2 --rate 0.5 --controls reinit,random
 
 Each cell is an ordinary run directory under OUT/runs/ (finished cells are reused, interrupted
 ones resume); methods that take no density (dense) get one cell per seed. Every ``train`` flag
 sets the base config shared by all cells. ``--seeds N`` runs seeds 0..N-1; a comma list
 (``--seeds 0,3,7``, or ``--seeds 7,`` for seed 7 alone) runs exactly those seeds. At the end:
 OUT/cells.csv and OUT/cells.json (one row per cell) and a table of test accuracy (mean ± std
-over seeds); exit status 1 if a cell failed. docs/sweep.md has the rules.
+over seeds); exit status 1 if a cell failed. ``--lottery imp`` adds one ticket search per
+strategy × seed (``spikesculpt lottery``'s flags --rounds, --rate, --rewind, --controls, ...;
+--densities do not apply to it), one row per level and control. docs/sweep.md has the rules.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spikesculpt.cli.flags import without
+from spikesculpt.cli.flags import add_flags, flags_given, given_values, without
+from spikesculpt.cli.lottery import SHARED_WITH_TRAIN, lottery_flags
 from spikesculpt.cli.parser import key_value, read_yaml_config
 from spikesculpt.cli.train import (
     add_config_flags,
@@ -54,6 +59,11 @@ def add_parser(sub) -> None:
     p.add_argument("--grid", metavar="FILE.yaml",
                    help="YAML grid: methods, densities, seeds, vary {field: [values]}; the "
                         "flags above override its keys")
+    p.add_argument("--lottery", metavar="LIST",
+                   help="comma-separated ticket-search strategies (imp, early-bird, score): one "
+                        "search per strategy × seed, one row per level and control; set by the "
+                        "lottery flags below")
+    add_flags(p, sweep_lottery_flags())
     p.add_argument("--workers", type=positive_int, default=1,
                    help="cells trained at once, each in its own process (default 1: in this "
                         "process)")
@@ -67,6 +77,11 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def sweep_lottery_flags():
+    """``spikesculpt lottery``'s flags less ``--strategy`` (the sweep's ``--lottery`` list)."""
+    return without(lottery_flags(), ["--strategy"])
+
+
 def grid_from_args(args: argparse.Namespace) -> SweepGrid:
     """The grid: the ``--grid`` file (if any) with the flags given on top."""
     grid = SweepGrid(methods=None)
@@ -77,8 +92,18 @@ def grid_from_args(args: argparse.Namespace) -> SweepGrid:
         if not grid.methods:
             raise UserError(f"--methods names no method ({args.methods!r}); pass e.g. "
                             f"--methods dense,esl (spikesculpt list methods)")
-    elif grid.methods is None:
-        grid.methods = ["dense", "esl"]
+    if args.lottery is not None:
+        grid.lottery = comma_list(args.lottery)
+        if not grid.lottery:
+            raise UserError(f"--lottery names no strategy ({args.lottery!r}); pass e.g. "
+                            f"--lottery imp (spikesculpt list strategies)")
+    grid.lottery_options.update(given_values(args, sweep_lottery_flags()))
+    if grid.lottery_options and not grid.lottery:
+        flag = (flags_given(args, sweep_lottery_flags()) or ["lottery_options"])[0]
+        raise UserError(f"{flag} is an option of lottery cells, and this sweep has none; add "
+                        f"--lottery imp (or drop {flag})")
+    if grid.methods is None:
+        grid.methods = [] if grid.lottery else ["dense", "esl"]
     if args.densities is not None:
         grid.densities = comma_list(args.densities)
         if not grid.densities:
@@ -112,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
                         f"methods/densities/seeds/vary, the config file the base config")
     grid = grid_from_args(args)
     base = config_from_args(args)
-    check_method_flags(grid.methods, method_flags_given(args))
+    check_method_flags(grid.methods + grid.lottery,
+                       method_flags_given(args, SHARED_WITH_TRAIN if grid.lottery else ()))
     progress = not args.no_progress
     try:
         result = run_grid(base, grid, out=args.out, executor=LocalExecutor(args.workers),

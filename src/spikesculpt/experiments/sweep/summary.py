@@ -1,4 +1,4 @@
-"""Test accuracy over seeds per (method, density, varied values): mean ± std and n.
+"""Test accuracy over seeds per (method, role, density, varied values): mean ± std and n.
 
 The std is the sample standard deviation (n - 1), 0 for a single seed; only finished cells
 count (a failed cell is left out of n). Groups keep the order of the grid.
@@ -18,13 +18,15 @@ class GroupSummary:
     mean: float                # test accuracy, fraction in [0, 1]
     std: float
     n: int
+    role: str = ""             # "" or a control's role (lottery: reinit, random)
 
 
 def summarize(rows: list[dict], vary_keys: list[str]) -> list[GroupSummary]:
     """One ``GroupSummary`` per group of cells that differ only in their seed."""
     groups: dict[tuple, list[float]] = {}
     for row in rows:
-        key = (row["method"], row["density_target"], *(row.get(k, "") for k in vary_keys))
+        key = (row["method"], row.get("role") or "", row["density_target"],
+               *(row.get(k, "") for k in vary_keys))
         values = groups.setdefault(key, [])
         if row["status"] != "failed" and row.get("test_accuracy") is not None:
             values.append(float(row["test_accuracy"]))
@@ -32,15 +34,15 @@ def summarize(rows: list[dict], vary_keys: list[str]) -> list[GroupSummary]:
     for key, values in groups.items():
         mean = statistics.fmean(values) if values else float("nan")
         std = statistics.stdev(values) if len(values) > 1 else 0.0
-        out.append(GroupSummary(key[0], key[1], dict(zip(vary_keys, key[2:])), mean, std,
-                                len(values)))
+        out.append(GroupSummary(key[0], key[2], dict(zip(vary_keys, key[3:])), mean, std,
+                                len(values), role=key[1]))
     return out
 
 
 def format_table(groups: list[GroupSummary], vary_keys: list[str]) -> str:
     """A compact text table: method, density, varied values, test accuracy mean ± std (%), n."""
     head = ["method", "density", *vary_keys, "test acc (mean ± std)", "n"]
-    lines = [[g.method, "-" if g.density in ("", None) else f"{g.density:g}",
+    lines = [[g.method + (f" ({g.role})" if g.role else ""), "-" if g.density in ("", None) else f"{g.density:g}",
               *(str(g.varied.get(k, "")) or "-" for k in vary_keys),
               "failed" if g.n == 0 else f"{100 * g.mean:6.2f} ± {100 * g.std:5.2f} %", str(g.n)]
              for g in groups]
