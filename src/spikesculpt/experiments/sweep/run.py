@@ -83,7 +83,8 @@ def run_sweep(base: TrainConfig, methods: Union[str, Sequence[str]] = (),
     grid = SweepGrid(methods=list(methods or ()) if not isinstance(methods, str) else methods,
                      densities=list(densities) if densities is not None else None,
                      seeds=seeds if isinstance(seeds, int) else list(seeds),
-                     vary=dict(vary or {}), lottery=lottery if isinstance(lottery, str) else list(lottery),
+                     vary=dict(vary or {}),
+                     lottery=lottery if isinstance(lottery, str) else list(lottery),
                      lottery_options=dict(lottery_options or {}))
     return run_grid(base, grid, out=out, executor=executor or LocalExecutor(workers),
                     force=force, progress=progress)

@@ -42,7 +42,8 @@ def summarize(rows: list[dict], vary_keys: list[str]) -> list[GroupSummary]:
 def format_table(groups: list[GroupSummary], vary_keys: list[str]) -> str:
     """A compact text table: method, density, varied values, test accuracy mean ± std (%), n."""
     head = ["method", "density", *vary_keys, "test acc (mean ± std)", "n"]
-    lines = [[g.method + (f" ({g.role})" if g.role else ""), "-" if g.density in ("", None) else f"{g.density:g}",
+    lines = [[g.method + (f" ({g.role})" if g.role else ""),
+              "-" if g.density in ("", None) else f"{g.density:g}",
               *(str(g.varied.get(k, "")) or "-" for k in vary_keys),
               "failed" if g.n == 0 else f"{100 * g.mean:6.2f} ± {100 * g.std:5.2f} %", str(g.n)]
              for g in groups]
