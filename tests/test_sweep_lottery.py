@@ -198,3 +198,11 @@ def test_bad_grid_file(tmp_path, capsys, text, word):
     code, err, _ = run_cli(["sweep", "--grid", str(grid), "--out", str(out)], capsys)
     assert code == 2 and len(err) == 1 and word in err[0], err
     assert not out.exists()
+
+
+def test_controls_without_lottery_is_refused(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    code, err, _ = run_cli(["sweep", "--methods", "dense", "--controls", "reinit", "--out",
+                            str(out)], capsys)
+    assert code == 2 and len(err) == 1 and "--controls is an option of lottery cells" in err[0]
+    assert not out.exists()

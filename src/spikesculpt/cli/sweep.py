@@ -33,6 +33,7 @@ from spikesculpt.cli.train import (
 )
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.options import comma_list, positive_int
+from spikesculpt.experiments.lottery.options import LotteryConfig
 from spikesculpt.experiments.sweep import (
     LocalExecutor,
     SweepGrid,
@@ -64,6 +65,9 @@ def add_parser(sub) -> None:
                         "search per strategy × seed, one row per level and control; set by the "
                         "lottery flags below")
     add_flags(p, sweep_lottery_flags())
+    p.add_argument("--controls", metavar="LIST",
+                   help="comma-separated controls: reinit,random (lottery cells: random "
+                        "re-initialisation, random pruning at the same per-layer densities)")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="cells trained at once, each in its own process (default 1: in this "
                         "process)")
@@ -78,8 +82,20 @@ def add_parser(sub) -> None:
 
 
 def sweep_lottery_flags():
-    """``spikesculpt lottery``'s flags less ``--strategy`` (the sweep's ``--lottery`` list)."""
-    return without(lottery_flags(), ["--strategy"])
+    """``spikesculpt lottery``'s flags less ``--strategy`` (the sweep's ``--lottery`` list) and
+    ``--controls`` (the sweep's own: ``lottery_controls``)."""
+    return without(lottery_flags(), ["--strategy", "--controls"])
+
+
+def lottery_controls(text: str) -> list[str]:
+    """``--controls``' names that are lottery controls (reinit, random); any other name is an
+    error (one line) — the sweep's own control cells would be routed here too."""
+    names = comma_list(text)
+    for name in names:
+        if name not in LotteryConfig.CONTROLS:
+            raise UserError(f"unknown control {name!r}; choose from: "
+                            f"{', '.join(LotteryConfig.CONTROLS)} (e.g. --controls reinit,random)")
+    return names
 
 
 def grid_from_args(args: argparse.Namespace) -> SweepGrid:
@@ -98,8 +114,11 @@ def grid_from_args(args: argparse.Namespace) -> SweepGrid:
             raise UserError(f"--lottery names no strategy ({args.lottery!r}); pass e.g. "
                             f"--lottery imp (spikesculpt list strategies)")
     grid.lottery_options.update(given_values(args, sweep_lottery_flags()))
+    if args.controls is not None:
+        grid.lottery_options["controls"] = lottery_controls(args.controls)
     if grid.lottery_options and not grid.lottery:
-        flag = (flags_given(args, sweep_lottery_flags()) or ["lottery_options"])[0]
+        given = flags_given(args, sweep_lottery_flags()) + ["--controls"] * bool(args.controls)
+        flag = (given or ["lottery_options"])[0]
         raise UserError(f"{flag} is an option of lottery cells, and this sweep has none; add "
                         f"--lottery imp (or drop {flag})")
     if grid.methods is None:
