@@ -3,6 +3,8 @@
     spikesculpt sweep --methods dense,static,set,rigl,esl --densities 0.5,0.2,0.1 --seeds 5 \\
         --epochs 30 --workers 2 --out sweeps/digits
     spikesculpt sweep --grid grid.yaml --epochs 30 --out sweeps/digits
+    spikesculpt sweep --methods dense,esl --densities 0.25 --seeds 3 \\
+        --lottery imp --rounds 2 --rate 0.5 --controls reinit,random
 
 Each cell is an ordinary run directory under OUT/runs/ (finished cells are reused, interrupted
 ones resume); methods that take no density (dense) get one cell per seed; ``--controls
@@ -11,7 +13,9 @@ matched-dense`` adds, per density, a dense cell narrowed to the same connections
 comma list (``--seeds 0,3,7``, or ``--seeds 7,`` for seed 7 alone) runs exactly those seeds.
 At the end:
 OUT/cells.csv and OUT/cells.json (one row per cell) and a table of test accuracy (mean ± std
-over seeds); exit status 1 if a cell failed. docs/sweep.md has the rules.
+over seeds); exit status 1 if a cell failed. ``--lottery imp`` adds one ticket search per
+strategy × seed (``spikesculpt lottery``'s flags --rounds, --rate, --rewind, --controls, ...;
+--densities do not apply to it), one row per level and control. docs/sweep.md has the rules.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from spikesculpt.cli.flags import without
+from spikesculpt.cli.flags import add_flags, flags_given, given_values, without
+from spikesculpt.cli.lottery import SHARED_WITH_TRAIN, lottery_flags
 from spikesculpt.cli.parser import key_value, read_yaml_config
 from spikesculpt.cli.train import (
     add_config_flags,
@@ -30,6 +35,8 @@ from spikesculpt.cli.train import (
 )
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.options import comma_list, positive_int
+from spikesculpt.experiments.lottery.options import LotteryConfig
+from spikesculpt.experiments.sweep.controls import CONTROLS
 from spikesculpt.experiments.sweep import (
     LocalExecutor,
     SweepGrid,
@@ -53,12 +60,18 @@ def add_parser(sub) -> None:
     p.add_argument("--vary", type=key_value, action="append", default=[], metavar="FIELD=[V,..]",
                    help="vary another config field over a YAML list (lr=[1e-3,3e-3], "
                         "neuron.tau=[2,4]); repeatable")
-    p.add_argument("--controls", metavar="LIST",
-                   help="control cells: matched-dense (per density, a dense model narrowed to "
-                        "the connections the sparse cells keep)")
     p.add_argument("--grid", metavar="FILE.yaml",
-                   help="YAML grid: methods, densities, seeds, vary {field: [values]}, controls; "
-                        "the flags above override its keys")
+                   help="YAML grid: methods, densities, seeds, vary {field: [values]}, controls, "
+                        "lottery, lottery_options; the flags override its keys")
+    p.add_argument("--lottery", metavar="LIST",
+                   help="comma-separated ticket-search strategies (imp, early-bird, score): one "
+                        "search per strategy × seed, one row per level and control; set by the "
+                        "lottery flags below")
+    add_flags(p, sweep_lottery_flags())
+    p.add_argument("--controls", metavar="LIST",
+                   help="comma-separated controls: matched-dense (per density, a dense model "
+                        "narrowed to the connections the sparse cells keep); reinit,random "
+                        "(lottery cells: random re-initialisation, random pruning)")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="cells trained at once, each in its own process (default 1: in this "
                         "process)")
@@ -72,6 +85,25 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def sweep_lottery_flags():
+    """``spikesculpt lottery``'s flags less ``--strategy`` (the sweep's ``--lottery`` list) and
+    ``--controls`` (the sweep's own: ``lottery_controls``)."""
+    return without(lottery_flags(), ["--strategy", "--controls"])
+
+
+def split_controls(text: str) -> tuple[list[str], list[str]]:
+    """``--controls``' names split into the sweep's control cells (matched-dense) and the
+    lottery controls (reinit, random); any other name is an error (one line)."""
+    names = comma_list(text)
+    for name in names:
+        if name not in (*CONTROLS, *LotteryConfig.CONTROLS):
+            raise UserError(f"unknown control {name!r}; choose from: "
+                            f"{', '.join((*CONTROLS, *LotteryConfig.CONTROLS))} "
+                            f"(e.g. --controls matched-dense or --controls reinit,random)")
+    return ([n for n in names if n in CONTROLS],
+            [n for n in names if n in LotteryConfig.CONTROLS])
+
+
 def grid_from_args(args: argparse.Namespace) -> SweepGrid:
     """The grid: the ``--grid`` file (if any) with the flags given on top."""
     grid = SweepGrid(methods=None)
@@ -82,8 +114,22 @@ def grid_from_args(args: argparse.Namespace) -> SweepGrid:
         if not grid.methods:
             raise UserError(f"--methods names no method ({args.methods!r}); pass e.g. "
                             f"--methods dense,esl (spikesculpt list methods)")
-    elif grid.methods is None:
-        grid.methods = ["dense", "esl"]
+    if args.lottery is not None:
+        grid.lottery = comma_list(args.lottery)
+        if not grid.lottery:
+            raise UserError(f"--lottery names no strategy ({args.lottery!r}); pass e.g. "
+                            f"--lottery imp (spikesculpt list strategies)")
+    grid.lottery_options.update(given_values(args, sweep_lottery_flags()))
+    cell_controls, ticket_controls = split_controls(args.controls or "")
+    if ticket_controls:
+        grid.lottery_options["controls"] = ticket_controls
+    if grid.lottery_options and not grid.lottery:
+        given = flags_given(args, sweep_lottery_flags()) + ["--controls"] * bool(ticket_controls)
+        flag = (given or ["lottery_options"])[0]
+        raise UserError(f"{flag} is an option of lottery cells, and this sweep has none; add "
+                        f"--lottery imp (or drop {flag})")
+    if grid.methods is None:
+        grid.methods = [] if grid.lottery else ["dense", "esl"]
     if args.densities is not None:
         grid.densities = comma_list(args.densities)
         if not grid.densities:
@@ -93,8 +139,8 @@ def grid_from_args(args: argparse.Namespace) -> SweepGrid:
         grid.seeds = parse_seeds(args.seeds)
     for key, values in args.vary:
         grid.vary[key] = values
-    if args.controls is not None:
-        grid.controls = comma_list(args.controls)
+    if cell_controls:
+        grid.controls = cell_controls
     return grid.validate()
 
 
@@ -119,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
                         f"methods/densities/seeds/vary, the config file the base config")
     grid = grid_from_args(args)
     base = config_from_args(args)
-    check_method_flags(grid.methods, method_flags_given(args))
+    check_method_flags(grid.methods + grid.lottery,
+                       method_flags_given(args, SHARED_WITH_TRAIN if grid.lottery else ()))
     progress = not args.no_progress
     try:
         result = run_grid(base, grid, out=args.out, executor=LocalExecutor(args.workers),

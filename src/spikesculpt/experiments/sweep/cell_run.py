@@ -33,6 +33,9 @@ class CellTask:
     runs_root: str
     progress: bool = False
 
+    def run(self) -> "CellOutcome":
+        return run_cell(self)
+
 
 @dataclass
 class CellOutcome:

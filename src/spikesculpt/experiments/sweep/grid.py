@@ -34,7 +34,7 @@ from spikesculpt.experiments.sweep.controls import check_controls, matched_dense
 from spikesculpt.methods import resolved_config
 from spikesculpt.methods.registry import METHODS
 
-GRID_KEYS = ("methods", "densities", "seeds", "vary", "controls")
+GRID_KEYS = ("methods", "densities", "seeds", "vary", "controls", "lottery", "lottery_options")
 FIXED_BY_GRID = {"method": "methods", "seed": "seeds"}
 
 
@@ -66,6 +66,8 @@ class SweepGrid:
     seeds: Union[int, list] = 1
     vary: dict = field(default_factory=dict)
     controls: list = field(default_factory=list)  # control cells: "matched-dense"
+    lottery: list = field(default_factory=list)          # ticket-search strategies (imp, ...)
+    lottery_options: dict = field(default_factory=dict)  # LotteryConfig fields (rounds, rate)
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> "SweepGrid":
@@ -73,9 +75,9 @@ class SweepGrid:
         if isinstance(self.methods, str):
             self.methods = [m.strip() for m in self.methods.split(",") if m.strip()]
         self.methods = list(dict.fromkeys(self.methods or ()))
-        if not self.methods:
+        if not self.methods and not self.lottery:
             raise UserError("the sweep names no method; pass e.g. --methods dense,esl "
-                            "(spikesculpt list methods)")
+                            "(spikesculpt list methods) or --lottery imp")
         for m in self.methods:
             if not isinstance(m, str):
                 raise UserError(f"method names must be text, got {m!r}; pass e.g. "
@@ -118,6 +120,8 @@ class SweepGrid:
                "seeds": seeds, "vary": {k: list(v) for k, v in self.vary.items()}}
         if self.controls:  # absent when none: the sweeps made before controls keep their hash
             out["controls"] = list(self.controls)
+        if self.lottery:  # only then: a sweep without lottery cells keeps its hash
+            out.update(lottery=list(self.lottery), lottery_options=dict(self.lottery_options))
         return out
 
     def normalized(self) -> dict:
@@ -135,9 +139,16 @@ class SweepGrid:
         if unknown:
             raise UserError(f"unknown key {unknown[0]!r} in {where}; a grid has the keys "
                             f"{', '.join(GRID_KEYS)} (other fields go under vary:)")
+        lottery, options = data.get("lottery") or [], data.get("lottery_options") or {}
+        if isinstance(lottery, str):
+            lottery = [name.strip() for name in lottery.split(",") if name.strip()]
+        if not isinstance(options, dict):
+            raise UserError(f"lottery_options in {where} must be a mapping, got "
+                            f"{type(options).__name__}; e.g. lottery_options: {{rounds: 4}}")
         return cls(methods=data.get("methods"), densities=data.get("densities"),
                    seeds=data.get("seeds", 1), vary=data.get("vary") or {},
-                   controls=data.get("controls") or [])
+                   controls=data.get("controls") or [],
+                   lottery=lottery, lottery_options=dict(options))
 
     # ------------------------------------------------------------------ cells
     def cells(self, base: TrainConfig) -> list[Cell]:

@@ -29,11 +29,11 @@ from spikesculpt.experiments.sweep.cell_run import (
     CellTask,
     error_line,
     metric_values,
-    run_cell,
 )
 from spikesculpt.experiments.sweep.controls import WIDTH
 from spikesculpt.experiments.sweep.executor import Executor, LocalExecutor
 from spikesculpt.experiments.sweep.grid import Cell, SweepGrid
+from spikesculpt.experiments.sweep.lottery_cells import SearchTask, lottery_cells, search_rows
 from spikesculpt.experiments.sweep.sweep_dir import SweepDir, sweep_identity
 
 DEFAULT_SWEEPS_ROOT = "sweeps"
@@ -64,11 +64,12 @@ class SweepResult:
         return out
 
 
-def run_sweep(base: TrainConfig, methods: Union[str, Sequence[str]],
+def run_sweep(base: TrainConfig, methods: Union[str, Sequence[str]] = (),
               densities: Optional[Sequence[float]] = None, seeds: Union[int, Sequence[int]] = 1,
               vary: Optional[dict] = None, out: Optional[str] = None, workers: int = 1,
               force: bool = False, executor: Optional[Executor] = None,
-              progress: bool = True, controls: Sequence[str] = ()) -> SweepResult:
+              progress: bool = True, controls: Sequence[str] = (), lottery: Sequence[str] = (),
+              lottery_options: Optional[dict] = None) -> SweepResult:
     """Run the grid methods × densities × seeds × ``vary`` on ``base`` (see the module doc).
 
     ``seeds``: a count N (seeds 0..N-1) or a list of seeds. ``densities``: for the methods that
@@ -77,11 +78,17 @@ def run_sweep(base: TrainConfig, methods: Union[str, Sequence[str]],
     ``sweeps/<model>-<dataset>-<sweep hash>``). ``workers``: processes on this machine
     (``LocalExecutor``), or pass another ``executor``. ``force``: replace the grid recorded in
     an existing sweep directory (its finished cells are reused). ``controls``: control cells
-    (``["matched-dense"]``: per density, a dense model narrowed to the same connections)."""
-    grid = SweepGrid(methods=list(methods) if not isinstance(methods, str) else methods,
+    (``["matched-dense"]``: per density, a dense model narrowed to the same connections).
+    ``lottery``: ticket-search strategies (``["imp"]``), one search per strategy × seed (×
+    varied values) with the ``LotteryConfig`` fields in ``lottery_options`` (``{"rounds": 4,
+    "rate": 0.5, "controls": ["reinit"]}``); its rows: one per level and control
+    (``lottery_cells.py``)."""
+    grid = SweepGrid(methods=list(methods or ()) if not isinstance(methods, str) else methods,
                      densities=list(densities) if densities is not None else None,
                      seeds=seeds if isinstance(seeds, int) else list(seeds),
-                     vary=dict(vary or {}), controls=list(controls))
+                     vary=dict(vary or {}), controls=list(controls),
+                     lottery=lottery if isinstance(lottery, str) else list(lottery),
+                     lottery_options=dict(lottery_options or {}))
     return run_grid(base, grid, out=out, executor=executor or LocalExecutor(workers),
                     force=force, progress=progress)
 
@@ -91,6 +98,7 @@ def run_grid(base: TrainConfig, grid: SweepGrid, out: Optional[str] = None,
              progress: bool = True) -> SweepResult:
     """``run_sweep`` for a ``SweepGrid`` (what the CLI builds from flags or a YAML grid)."""
     cells = grid.validate().cells(base)  # every config checked before anything is written
+    searches = lottery_cells(grid, base)  # the ticket searches (lottery_cells.py), checked too
     identity = sweep_identity(grid.to_dict(), base)
     sweep_hash = digest({**identity, "grid": grid.normalized()})  # --seeds 2 == --seeds 0,1
     folder = SweepDir(out or Path(DEFAULT_SWEEPS_ROOT) /
@@ -98,29 +106,37 @@ def run_grid(base: TrainConfig, grid: SweepGrid, out: Optional[str] = None,
     if folder.check(sweep_hash, force) != "same":
         folder.write_record(identity, sweep_hash)
     executor = executor or LocalExecutor(1)
-    outcomes = _run_cells(cells, folder, executor, progress)
+    cell_progress = progress and executor.workers == 1  # per-epoch lines: one task at a time
+    runs = folder.runs_root
+    tasks = [CellTask(c.config, str(runs), cell_progress) for c in cells] + \
+        [SearchTask(s.train, s.lottery, str(runs / s.name), cell_progress) for s in searches]
+    outcomes = _run_tasks(tasks, executor, progress)
     vary_keys = list(grid.vary)
     rows = [cell_row(cell, outcome, folder, vary_keys) for cell, outcome in zip(cells, outcomes)]
+    for search, outcome in zip(searches, outcomes[len(cells):]):
+        rows += search_rows(search, outcome, runs / search.name, folder.path, vary_keys)
     result = SweepResult(folder.path, rows, vary_keys)
     folder.write_cells(rows, {"sweep_hash": sweep_hash, "spikesculpt": __version__,
                               **identity, "counts": result.counts})
     return result
 
 
-def _run_cells(cells: list[Cell], folder: SweepDir, executor: Executor,
-               progress: bool) -> list[CellOutcome]:
-    """Every cell's outcome, in grid order; a progress bar over the whole grid."""
-    cell_progress = progress and executor.workers == 1  # per-epoch lines: one cell at a time
-    tasks = [CellTask(c.config, str(folder.runs_root), cell_progress) for c in cells]
-    outcomes: list[Optional[CellOutcome]] = [None] * len(cells)
+def run_task(task):
+    """The executor's ``fn``: a cell (``CellTask``) or a ticket search (``SearchTask``)."""
+    return task.run()
+
+
+def _run_tasks(tasks: list, executor: Executor, progress: bool) -> list[CellOutcome]:
+    """Every task's outcome, in grid order; a progress bar over the whole grid."""
+    outcomes: list[Optional[CellOutcome]] = [None] * len(tasks)
     counts = {"trained": 0, "reused": 0, "failed": 0}
-    bar = tqdm(total=len(cells), desc="sweep", unit="cell", disable=not progress or None,
+    bar = tqdm(total=len(tasks), desc="sweep", unit="cell", disable=not progress or None,
                dynamic_ncols=True)
-    pending = list(range(len(cells)))
+    pending = list(range(len(tasks)))
     try:
         while pending:
             busy = []
-            for done in executor.run(run_cell, [tasks[i] for i in pending]):
+            for done in executor.run(run_task, [tasks[i] for i in pending]):
                 i = pending[done.index]
                 outcome = done.value if done.error is None else CellOutcome(
                     "failed", "", error=error_line(done.error))
