@@ -33,6 +33,8 @@ from spikesculpt.experiments.sweep.cell_run import (
 )
 from spikesculpt.experiments.sweep.executor import Executor, LocalExecutor
 from spikesculpt.experiments.sweep.grid import Cell, SweepGrid
+from spikesculpt.experiments.sweep.provenance import default_command, invocation, now_iso
+from spikesculpt.experiments.sweep.report import ReportFiles, write_report
 from spikesculpt.experiments.sweep.sweep_dir import SweepDir, sweep_identity
 
 DEFAULT_SWEEPS_ROOT = "sweeps"
@@ -46,6 +48,7 @@ class SweepResult:
     path: Path
     rows: list
     vary_keys: list
+    report: Optional[ReportFiles] = None
 
     @property
     def cells_csv(self) -> Path:
@@ -67,7 +70,8 @@ def run_sweep(base: TrainConfig, methods: Union[str, Sequence[str]],
               densities: Optional[Sequence[float]] = None, seeds: Union[int, Sequence[int]] = 1,
               vary: Optional[dict] = None, out: Optional[str] = None, workers: int = 1,
               force: bool = False, executor: Optional[Executor] = None,
-              progress: bool = True) -> SweepResult:
+              progress: bool = True, report: bool = True,
+              command: Optional[str] = None) -> SweepResult:
     """Run the grid methods × densities × seeds × ``vary`` on ``base`` (see the module doc).
 
     ``seeds``: a count N (seeds 0..N-1) or a list of seeds. ``densities``: for the methods that
@@ -75,33 +79,43 @@ def run_sweep(base: TrainConfig, methods: Union[str, Sequence[str]],
     section: ``neuron.tau``). ``out``: the sweep directory (default
     ``sweeps/<model>-<dataset>-<sweep hash>``). ``workers``: processes on this machine
     (``LocalExecutor``), or pass another ``executor``. ``force``: replace the grid recorded in
-    an existing sweep directory (its finished cells are reused)."""
+    an existing sweep directory (its finished cells are reused). ``report``: write report.md
+    and report.html at the end (``write_report``; skipped when no cell finished).
+    ``command``: what to record as the command that ran (default: this process's argv)."""
     grid = SweepGrid(methods=list(methods) if not isinstance(methods, str) else methods,
                      densities=list(densities) if densities is not None else None,
                      seeds=seeds if isinstance(seeds, int) else list(seeds),
                      vary=dict(vary or {}))
     return run_grid(base, grid, out=out, executor=executor or LocalExecutor(workers),
-                    force=force, progress=progress)
+                    force=force, progress=progress, report=report, command=command)
 
 
 def run_grid(base: TrainConfig, grid: SweepGrid, out: Optional[str] = None,
              executor: Optional[Executor] = None, force: bool = False,
-             progress: bool = True) -> SweepResult:
+             progress: bool = True, report: bool = True,
+             command: Optional[str] = None) -> SweepResult:
     """``run_sweep`` for a ``SweepGrid`` (what the CLI builds from flags or a YAML grid)."""
+    started, clock = now_iso(), time.perf_counter()
+    command = command or default_command()
     cells = grid.validate().cells(base)  # every config checked before anything is written
     identity = sweep_identity(grid.to_dict(), base)
     sweep_hash = digest({**identity, "grid": grid.normalized()})  # --seeds 2 == --seeds 0,1
     folder = SweepDir(out or Path(DEFAULT_SWEEPS_ROOT) /
                       f"{base.model}-{dataset_slug(base.dataset)}-{sweep_hash}")
     if folder.check(sweep_hash, force) != "same":
-        folder.write_record(identity, sweep_hash)
+        folder.write_record(identity, sweep_hash, command)
     executor = executor or LocalExecutor(1)
     outcomes = _run_cells(cells, folder, executor, progress)
     vary_keys = list(grid.vary)
     rows = [cell_row(cell, outcome, folder, vary_keys) for cell, outcome in zip(cells, outcomes)]
     result = SweepResult(folder.path, rows, vary_keys)
+    this_run = invocation(command, started, time.perf_counter() - clock, executor.workers,
+                          result.counts)
     folder.write_cells(rows, {"sweep_hash": sweep_hash, "spikesculpt": __version__,
-                              **identity, "counts": result.counts})
+                              **identity, "counts": result.counts,
+                              "invocations": [*folder.previous_invocations(), this_run]})
+    if report and len(result.failed) < len(rows):
+        result.report = write_report(folder.path)
     return result
 
 
