@@ -206,7 +206,7 @@ def comparison_section(found: list[Comparison], vary_keys: list) -> Section:
                   "connections; a lottery ticket's reinit and random-pruning controls; genetic "
                   "for lowrank."),
         Table(["method", *vary_keys, "density", "vs", "difference (points) [95% CI]", "n",
-               "verdict"], rows)])
+               "verdict"], rows, "Paired test-accuracy differences")])
 
 
 def _verdict(d: dict) -> str:
