@@ -118,9 +118,8 @@ def test_markdown_means_equal_those_of_cells_csv(sweep):
         groups.setdefault((row["method"], row["density_target"]), []).append(
             (float(row["test_accuracy"]), float(row["val_accuracy"])))
     text = sweep.report.markdown.read_text(encoding="utf-8")
-    for caption, index in (("Test accuracy (%)", 0), ("Validation accuracy (%), of the same "
-                                                      "epoch: the number to choose settings on",
-                                                      1)):
+    val_caption = "Validation accuracy (%), of the same epoch: the number to choose settings on"
+    for caption, index in (("Test accuracy (%)", 0), (val_caption, 1)):
         head, *body = md_table(text, caption)
         assert head == ["method", "no density", "0.5", "0.2"]
         table = {(r[0], column): cell for r in body for column, cell in zip(head[1:], r[1:])}

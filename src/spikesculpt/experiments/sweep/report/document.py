@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -88,8 +89,8 @@ body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; margin: 2e
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; border-bottom: 1px solid #ddd;
        padding-bottom: .2em; margin-top: 1.8em; }
 table { border-collapse: collapse; margin: .6em 0 1.2em; font-size: .92em; }
-th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: right; }
-th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+th, td { border: 1px solid #ccc; padding: .25em .6em; text-align: left; }
+th { background: #f3f3f3; } td.n { text-align: right; white-space: nowrap; }
 caption { caption-side: top; text-align: left; font-style: italic; padding-bottom: .3em; }
 pre { background: #f6f6f6; padding: .6em; white-space: pre-wrap; font-size: .88em; }
 figure { margin: 1em 0 1.6em; } figure img { max-width: 100%; height: auto; }
@@ -99,6 +100,15 @@ figcaption { font-size: .9em; color: #555; }
 
 def _esc(text) -> str:
     return html.escape(str(text), quote=True)
+
+
+NUMBER_TEXT = re.compile(r"^[-+0-9.,±()\[\] —%e]+$")
+
+
+def _td(text) -> str:
+    """A table cell; numbers (``35.83 ± 2.36 (2)``, ``+1.46 [-27.66, +30.58]``) right-aligned."""
+    numeric = bool(NUMBER_TEXT.match(str(text))) and any(ch.isdigit() for ch in str(text))
+    return f'<td class="n">{_esc(text)}</td>' if numeric else f"<td>{_esc(text)}</td>"
 
 
 def _html_block(block: Block) -> str:
@@ -111,8 +121,7 @@ def _html_block(block: Block) -> str:
     if isinstance(block, Table):
         caption = f"<caption>{_esc(block.caption)}</caption>" if block.caption else ""
         head = "".join(f"<th>{_esc(h)}</th>" for h in block.head)
-        body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>"
-                       for row in block.rows)
+        body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in block.rows)
         return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     data = base64.b64encode(block.png).decode("ascii")
     caption = f"<figcaption>{_esc(block.caption)}</figcaption>" if block.caption else ""

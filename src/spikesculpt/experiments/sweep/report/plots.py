@@ -261,6 +261,7 @@ def topology_turnover(data: SweepData, groups: list[Group], styles: dict) -> Opt
             return False
         ax.plot(xs, ys, color=colour, marker=marker if len(xs) <= 15 else None, markersize=3,
                 label=label)
+        ax.set_ylim(bottom=0)
         return True
 
     sparse = [g for g in groups if g.density != ""]
