@@ -12,19 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from spikesculpt.core.machine import cpu_name  # noqa: F401  (one reader of the CPU model)
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (else what ``platform`` knows)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def slug(text: str) -> str:

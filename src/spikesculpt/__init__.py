@@ -23,6 +23,7 @@ from spikesculpt.experiments.fit import fit, sparsify
 from spikesculpt.experiments.lottery import run_lottery
 from spikesculpt.experiments.lottery.options import LotteryConfig
 from spikesculpt.experiments.sweep import LocalExecutor, SweepResult, run_sweep
+from spikesculpt.experiments.sweep.report import ReportFiles, write_report
 from spikesculpt.experiments.train_run import evaluate_run, run_training
 from spikesculpt.methods import create_method
 from spikesculpt.methods.tickets.pruning import magnitude_ticket
@@ -31,4 +32,4 @@ from spikesculpt.models.calibrate import calibrate_firing
 __all__ = ["__version__", "TrainConfig", "LotteryConfig", "EvolutionConfig", "UserError", "fit",
            "sparsify", "calibrate_firing", "create_method", "magnitude_ticket", "run_training",
            "evaluate_run", "run_lottery", "run_evolution", "run_sweep", "SweepResult",
-           "LocalExecutor"]
+           "LocalExecutor", "write_report", "ReportFiles"]

@@ -16,6 +16,7 @@ from spikesculpt.cli import (
     export,
     listing,
     lottery,
+    report,
     show_data,
     sweep,
     train,
@@ -29,7 +30,7 @@ def build_parser() -> OneLineParser:
                            description="Efficient spiking neural networks: train, compare, measure.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for module in (train, compare, sweep, evolve, evaluate, export, listing, lottery,
+    for module in (train, compare, sweep, report, evolve, evaluate, export, listing, lottery,
                    show_data):
         module.add_parser(sub)
     return parser
@@ -68,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.showwarning = _one_line_warning  # warnings of a CLI run: one line each, no source
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a sweep records
     try:
         return args.func(args)
     except UserError as exc:

@@ -11,11 +11,12 @@ ones resume); methods that take no density (dense) get one cell per seed; ``--co
 matched-dense`` adds, per density, a dense cell narrowed to the same connections. Every
 ``train`` flag sets the base config shared by all cells. ``--seeds N`` runs seeds 0..N-1; a
 comma list (``--seeds 0,3,7``, or ``--seeds 7,`` for seed 7 alone) runs exactly those seeds.
-At the end:
-OUT/cells.csv and OUT/cells.json (one row per cell) and a table of test accuracy (mean ± std
-over seeds); exit status 1 if a cell failed. ``--lottery imp`` adds one ticket search per
-strategy × seed (``spikesculpt lottery``'s flags --rounds, --rate, --rewind, --controls, ...;
---densities do not apply to it), one row per level and control. docs/sweep.md has the rules.
+``--lottery imp`` adds one ticket search per strategy × seed (``spikesculpt lottery``'s flags
+--rounds, --rate, --rewind, --controls, ...; --densities do not apply to it), one row per level
+and control. At the end: OUT/cells.csv and OUT/cells.json (one row per cell), a table of test
+accuracy (mean ± std over seeds), and OUT/report.md + OUT/report.html (``spikesculpt report``;
+skip with --no-report), whose path is the last line printed; exit status 1 if a cell failed.
+docs/sweep.md has the rules, docs/report.md the report.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from spikesculpt.experiments.sweep import (
     run_grid,
     summarize,
 )
+from spikesculpt.experiments.sweep.provenance import cli_command
 
 
 def add_parser(sub) -> None:
@@ -77,6 +79,9 @@ def add_parser(sub) -> None:
                         "process)")
     p.add_argument("--out", metavar="DIR",
                    help="sweep directory (default sweeps/<model>-<dataset>-<sweep hash>)")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write OUT/report.md and OUT/report.html at the end (spikesculpt "
+                        "report OUT writes them later)")
     p.add_argument("--force", action="store_true",
                    help="replace the grid of an existing sweep directory (its finished cells "
                         "are kept and reused)")
@@ -170,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     try:
         result = run_grid(base, grid, out=args.out, executor=LocalExecutor(args.workers),
-                          force=args.force, progress=progress)
+                          force=args.force, progress=progress, report=not args.no_report,
+                          command=cli_command(getattr(args, "argv", None) or sys.argv[1:]))
     except KeyboardInterrupt:
         print("spikesculpt: interrupted; finished cells and every finished epoch are saved — "
               "run the same command again to continue", file=sys.stderr)
@@ -187,5 +193,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"spikesculpt: {len(result.failed)} of {len(result.rows)} cells failed; fix the "
               f"cause and run the same command again (finished cells are reused)",
               file=sys.stderr)
-        return 1
-    return 0
+    if result.report is not None:
+        print(f"report: {result.report.html}")
+    return 1 if result.failed else 0

@@ -34,6 +34,8 @@ from spikesculpt.experiments.sweep.controls import WIDTH
 from spikesculpt.experiments.sweep.executor import Executor, LocalExecutor
 from spikesculpt.experiments.sweep.grid import Cell, SweepGrid
 from spikesculpt.experiments.sweep.lottery_cells import SearchTask, lottery_cells, search_rows
+from spikesculpt.experiments.sweep.provenance import default_command, invocation, now_iso
+from spikesculpt.experiments.sweep.report import ReportFiles, write_report
 from spikesculpt.experiments.sweep.sweep_dir import SweepDir, sweep_identity
 
 DEFAULT_SWEEPS_ROOT = "sweeps"
@@ -47,6 +49,7 @@ class SweepResult:
     path: Path
     rows: list
     vary_keys: list
+    report: Optional[ReportFiles] = None
 
     @property
     def cells_csv(self) -> Path:
@@ -69,7 +72,8 @@ def run_sweep(base: TrainConfig, methods: Union[str, Sequence[str]] = (),
               vary: Optional[dict] = None, out: Optional[str] = None, workers: int = 1,
               force: bool = False, executor: Optional[Executor] = None,
               progress: bool = True, controls: Sequence[str] = (), lottery: Sequence[str] = (),
-              lottery_options: Optional[dict] = None) -> SweepResult:
+              lottery_options: Optional[dict] = None, report: bool = True,
+              command: Optional[str] = None) -> SweepResult:
     """Run the grid methods × densities × seeds × ``vary`` on ``base`` (see the module doc).
 
     ``seeds``: a count N (seeds 0..N-1) or a list of seeds. ``densities``: for the methods that
@@ -82,7 +86,9 @@ def run_sweep(base: TrainConfig, methods: Union[str, Sequence[str]] = (),
     ``lottery``: ticket-search strategies (``["imp"]``), one search per strategy × seed (×
     varied values) with the ``LotteryConfig`` fields in ``lottery_options`` (``{"rounds": 4,
     "rate": 0.5, "controls": ["reinit"]}``); its rows: one per level and control
-    (``lottery_cells.py``)."""
+    (``lottery_cells.py``). ``report``: write report.md and report.html at the end
+    (``write_report``; skipped when no cell finished). ``command``: what to record as the
+    command that ran (default: this process's argv)."""
     grid = SweepGrid(methods=list(methods or ()) if not isinstance(methods, str) else methods,
                      densities=list(densities) if densities is not None else None,
                      seeds=seeds if isinstance(seeds, int) else list(seeds),
@@ -90,13 +96,16 @@ def run_sweep(base: TrainConfig, methods: Union[str, Sequence[str]] = (),
                      lottery=lottery if isinstance(lottery, str) else list(lottery),
                      lottery_options=dict(lottery_options or {}))
     return run_grid(base, grid, out=out, executor=executor or LocalExecutor(workers),
-                    force=force, progress=progress)
+                    force=force, progress=progress, report=report, command=command)
 
 
 def run_grid(base: TrainConfig, grid: SweepGrid, out: Optional[str] = None,
              executor: Optional[Executor] = None, force: bool = False,
-             progress: bool = True) -> SweepResult:
+             progress: bool = True, report: bool = True,
+             command: Optional[str] = None) -> SweepResult:
     """``run_sweep`` for a ``SweepGrid`` (what the CLI builds from flags or a YAML grid)."""
+    started, clock = now_iso(), time.perf_counter()
+    command = command or default_command()
     cells = grid.validate().cells(base)  # every config checked before anything is written
     searches = lottery_cells(grid, base)  # the ticket searches (lottery_cells.py), checked too
     identity = sweep_identity(grid.to_dict(), base)
@@ -104,7 +113,7 @@ def run_grid(base: TrainConfig, grid: SweepGrid, out: Optional[str] = None,
     folder = SweepDir(out or Path(DEFAULT_SWEEPS_ROOT) /
                       f"{base.model}-{dataset_slug(base.dataset)}-{sweep_hash}")
     if folder.check(sweep_hash, force) != "same":
-        folder.write_record(identity, sweep_hash)
+        folder.write_record(identity, sweep_hash, command)
     executor = executor or LocalExecutor(1)
     cell_progress = progress and executor.workers == 1  # per-epoch lines: one task at a time
     runs = folder.runs_root
@@ -116,8 +125,13 @@ def run_grid(base: TrainConfig, grid: SweepGrid, out: Optional[str] = None,
     for search, outcome in zip(searches, outcomes[len(cells):]):
         rows += search_rows(search, outcome, runs / search.name, folder.path, vary_keys)
     result = SweepResult(folder.path, rows, vary_keys)
+    this_run = invocation(command, started, time.perf_counter() - clock, executor.workers,
+                          result.counts)
     folder.write_cells(rows, {"sweep_hash": sweep_hash, "spikesculpt": __version__,
-                              **identity, "counts": result.counts})
+                              **identity, "counts": result.counts,
+                              "invocations": [*folder.previous_invocations(), this_run]})
+    if report and len(result.failed) < len(rows):
+        result.report = write_report(folder.path)
     return result
 
 

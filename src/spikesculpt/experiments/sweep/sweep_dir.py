@@ -1,10 +1,14 @@
 """The sweep directory::
 
     SWEEP_DIR/
-      sweep.yaml    {kind: sweep, sweep_hash, spikesculpt, commit, grid, base}: written once
+      sweep.yaml    {kind: sweep, sweep_hash, spikesculpt, commit, command, grid, base}:
+                    written once (``command``: the one that created it; older folders lack it)
       runs/         one ordinary run directory per cell (<model>-<dataset>-<method>-<hash>)
       cells.csv     one row per cell, in grid order (written when the sweep ends)
-      cells.json    the same rows, plus the grid, base config and counts
+      cells.json    the same rows, plus the grid, base config, counts and ``invocations``
+                    (every run of the sweep on this folder: command, machine, wall time;
+                    ``provenance``)
+      report.md, report.html    ``spikesculpt report`` (written at the end of a sweep)
 
 The sweep's identity (``sweep_hash``) is the grid (seeds as the list they stand for:
 ``seeds: 2`` and ``seeds: [0, 1]`` are the same grid) plus the base config's fields that can
@@ -17,6 +21,7 @@ refused. All writes are atomic.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Optional
@@ -98,12 +103,22 @@ class SweepDir:
                             f"cells are kept and reused)")
         return "replace"
 
-    def write_record(self, identity: dict, sweep_hash: str) -> None:
+    def write_record(self, identity: dict, sweep_hash: str,
+                     command: Optional[str] = None) -> None:
         """Write sweep.yaml: ``identity`` (``sweep_identity``: the grid as given, the base
-        config) under its hash."""
+        config) under its hash, and the ``command`` that made it."""
         write_yaml(self.sweep_file, {"kind": "sweep", "sweep_hash": sweep_hash,
                                      "spikesculpt": __version__, "commit": source_commit(),
-                                     **identity})
+                                     "command": command, **identity})
+
+    def previous_invocations(self) -> list:
+        """The ``invocations`` of the cells.json already here ([] if none or unreadable)."""
+        try:
+            with open(self.json_path, encoding="utf-8") as fh:
+                found = json.load(fh).get("invocations")
+        except (OSError, ValueError, AttributeError):
+            return []
+        return [i for i in found if isinstance(i, dict)] if isinstance(found, list) else []
 
     def write_cells(self, rows: list[dict], header: dict) -> None:
         """cells.csv (the rows) and cells.json (``header`` + the rows), atomically."""
