@@ -37,8 +37,9 @@ from machine import provenance, result_stem
 
 NUMBER_COLUMNS = ("test_accuracy", "val_accuracy", "density", "firing_rate", "synops",
                   "energy_pj", "best_epoch", "epochs_run", "params")
+TIME_COLUMN = "train s / cell"          # the cost table's time column (varies run to run)
 VOLATILE_WORDS = ("second", "wall", "status", "trained", "reused", "resumed", "commit",
-                  "machine", "date", "command", "spikesculpt ", "torch", "time")
+                  "machine", "date", "sweep directory", "command", "spikesculpt ", "torch", "time")
 
 
 def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
@@ -99,13 +100,23 @@ def numbers(rows: list[dict]) -> list[tuple]:
 
 
 def report_tables(out: Path) -> list[str]:
-    """The lines of report.md that carry results (volatile lines: times, statuses, provenance,
-    left out)."""
+    """The lines of report.md that carry results: volatile lines (times, statuses, provenance)
+    left out, and the time column of the cost table dropped."""
     path = out / "report.md"
     if not path.exists():
         return []
-    return [line for line in path.read_text().splitlines()
-            if not any(word in line.lower() for word in VOLATILE_WORDS)]
+    kept, drop = [], None
+    for line in path.read_text().splitlines():
+        cells = line.split("|")
+        if line.startswith("|") and any(TIME_COLUMN in c for c in cells):
+            drop = next(i for i, c in enumerate(cells) if TIME_COLUMN in c)
+        elif not line.startswith("|"):
+            drop = None
+        if drop is not None and line.startswith("|"):
+            line = "|".join(c for i, c in enumerate(cells) if i != drop)
+        if not any(word in line.lower() for word in VOLATILE_WORDS):
+            kept.append(line)
+    return kept
 
 
 def main(argv=None) -> int:
