@@ -18,6 +18,8 @@ from spikesculpt import TrainConfig, run_sweep
 from spikesculpt.cli.main import main
 from spikesculpt.experiments.sweep import LocalExecutor, SweepGrid
 from spikesculpt.experiments.sweep.lottery_cells import lottery_cells
+from spikesculpt.experiments.train_run import build
+from spikesculpt.sparse import Mask
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -92,6 +94,21 @@ def test_one_row_per_level_and_control_with_the_level_density(swept):
     searches = {Path(r["run_dir"]).parts[1] for r in rows}
     assert len(searches) == 2 and all(s.startswith("lottery-imp-mlp-") for s in searches)
     assert all((out / "runs" / s / "summary.json").is_file() for s in searches)
+
+
+def test_lottery_rows_have_params_synops_and_energy(swept):
+    """Each level and control records its parameter counts and efficiency as a training run
+    does: ``params`` equals a count made from the level's mask on a freshly built model."""
+    out, _ = swept
+    model = build(base_config())[1]
+    total = sum(p.numel() for p in model.parameters())
+    for r in read_rows(out):
+        mask = Mask.load(out / r["run_dir"] / "mask.safetensors")
+        expected = total - sum(mask[n].numel() for n in mask) + sum(mask.active(n) for n in mask)
+        assert int(r["params"]) == expected, r
+        assert float(r["synops"]) > 0 and float(r["energy_pj"]) > 0, r
+    sizes = {int(r["params"]) for r in read_rows(out)}
+    assert len(sizes) == ROUNDS + 1  # each level prunes: fewer parameters per level
 
 
 def test_the_table_separates_tickets_and_controls(swept):

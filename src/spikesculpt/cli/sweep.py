@@ -5,6 +5,7 @@
     spikesculpt sweep --grid grid.yaml --epochs 30 --out sweeps/digits
     spikesculpt sweep --methods dense,esl --densities 0.25 --seeds 3 \\
         --lottery imp --rounds 2 --rate 0.5 --controls reinit,random
+    spikesculpt sweep --methods genetic --seeds 3 --evolve --population 8 --generations 5
 
 Each cell is an ordinary run directory under OUT/runs/ (finished cells are reused, interrupted
 ones resume); methods that take no density (dense) get one cell per seed; ``--controls
@@ -13,7 +14,9 @@ matched-dense`` adds, per density, a dense cell narrowed to the same connections
 comma list (``--seeds 0,3,7``, or ``--seeds 7,`` for seed 7 alone) runs exactly those seeds.
 ``--lottery imp`` adds one ticket search per strategy × seed (``spikesculpt lottery``'s flags
 --rounds, --rate, --rewind, --controls, ...; --densities do not apply to it), one row per level
-and control. At the end: OUT/cells.csv and OUT/cells.json (one row per cell), a table of test
+and control. ``--evolve`` adds one evolution of the genetic wiring rule per seed (``spikesculpt
+evolve``'s flags --population, --generations, --eval-epochs, --search, ...; not its --workers),
+one row per evolution: its final training, ``genetic (evolved)``. At the end: OUT/cells.csv and OUT/cells.json (one row per cell), a table of test
 accuracy (mean ± std over seeds), and OUT/report.md + OUT/report.html (``spikesculpt report``;
 skip with --no-report), whose path is the last line printed; exit status 1 if a cell failed.
 docs/sweep.md has the rules, docs/report.md the report.
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from spikesculpt.cli.evolve import evolve_flags
 from spikesculpt.cli.flags import add_flags, flags_given, given_values, without
 from spikesculpt.cli.lottery import SHARED_WITH_TRAIN, lottery_flags
 from spikesculpt.cli.parser import key_value, read_yaml_config
@@ -70,6 +74,11 @@ def add_parser(sub) -> None:
                         "search per strategy × seed, one row per level and control; set by the "
                         "lottery flags below")
     add_flags(p, sweep_lottery_flags())
+    p.add_argument("--evolve", action="store_true",
+                   help="add one evolution of the genetic wiring rule per seed (spikesculpt "
+                        "evolve), one row each (its final training); set by the evolve flags "
+                        "below")
+    add_flags(p, sweep_evolve_flags())
     p.add_argument("--controls", metavar="LIST",
                    help="comma-separated controls: matched-dense (per density, a dense model "
                         "narrowed to the connections the sparse cells keep); reinit,random "
@@ -94,6 +103,12 @@ def sweep_lottery_flags():
     """``spikesculpt lottery``'s flags less ``--strategy`` (the sweep's ``--lottery`` list) and
     ``--controls`` (the sweep's own: ``lottery_controls``)."""
     return without(lottery_flags(), ["--strategy", "--controls"])
+
+
+def sweep_evolve_flags():
+    """``spikesculpt evolve``'s own flags less ``--workers`` (the sweep's: an evolution runs in
+    one sweep worker)."""
+    return without(evolve_flags(), ["--workers"])
 
 
 def split_controls(text: str) -> tuple[list[str], list[str]]:
@@ -133,8 +148,9 @@ def grid_from_args(args: argparse.Namespace) -> SweepGrid:
         flag = (given or ["lottery_options"])[0]
         raise UserError(f"{flag} is an option of lottery cells, and this sweep has none; add "
                         f"--lottery imp (or drop {flag})")
+    evolve_from_args(args, grid)
     if grid.methods is None:
-        grid.methods = [] if grid.lottery else ["dense", "esl"]
+        grid.methods = [] if grid.lottery or grid.evolve else ["dense", "esl"]
     if args.densities is not None:
         grid.densities = comma_list(args.densities)
         if not grid.densities:
@@ -147,6 +163,18 @@ def grid_from_args(args: argparse.Namespace) -> SweepGrid:
     if cell_controls:
         grid.controls = cell_controls
     return grid.validate()
+
+
+def evolve_from_args(args: argparse.Namespace, grid: SweepGrid) -> None:
+    """``--evolve`` and the evolve flags on top of the grid file's evolve keys; an evolve flag
+    without evolve cells is a one-line ``UserError``."""
+    if args.evolve:
+        grid.evolve = True
+    grid.evolve_options.update(given_values(args, sweep_evolve_flags()))
+    given = flags_given(args, sweep_evolve_flags())
+    if given and not grid.evolve:
+        raise UserError(f"{given[0]} is an option of evolve cells, and this sweep has none; add "
+                        f"--evolve (or drop {given[0]})")
 
 
 def parse_seeds(text: str):
@@ -170,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
                         f"methods/densities/seeds/vary, the config file the base config")
     grid = grid_from_args(args)
     base = config_from_args(args)
-    check_method_flags(grid.methods + grid.lottery,
+    check_method_flags(grid.methods + grid.lottery + ["genetic"] * grid.evolve,
                        method_flags_given(args, SHARED_WITH_TRAIN if grid.lottery else ()))
     progress = not args.no_progress
     try:

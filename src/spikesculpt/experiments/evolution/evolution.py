@@ -288,10 +288,12 @@ def run_evolution(train: TrainConfig, evo: EvolutionConfig, out: Optional[str] =
                   runs_root: str = "runs", resume: bool = False, progress: bool = True,
                   scorer=None) -> EvolutionResult:
     """Evolve the initial wiring rule for ``train`` (a ``TrainConfig``) and train the best."""
-    prepared, evo_p = _prepare(train, evo)
-    if out:
-        path = Path(out)
-    else:
-        path = Path(runs_root) / f"evolve-{prepared.model}-{dataset_slug(prepared.dataset)}-" \
-                                 f"{evolution_hash(prepared, evo_p)}"
+    path = Path(out) if out else default_path(train, evo, runs_root)
     return Evolution(train, evo, path, progress=progress).run(resume=resume, scorer=scorer)
+
+
+def default_path(train: TrainConfig, evo: EvolutionConfig, runs_root: str = "runs") -> Path:
+    """``runs_root/evolve-<model>-<dataset>-<hash>``: where an evolution goes without ``out``."""
+    prepared, evo_p = _prepare(train, evo)
+    return Path(runs_root) / f"evolve-{prepared.model}-{dataset_slug(prepared.dataset)}-" \
+                             f"{evolution_hash(prepared, evo_p)}"

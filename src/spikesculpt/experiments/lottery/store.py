@@ -13,15 +13,20 @@ from typing import Optional
 
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.io import write_csv, write_json
+from spikesculpt.experiments.efficiency import efficiency_metrics
 from spikesculpt.experiments.train_run import save_model
 from spikesculpt.methods.tickets.patch import tokens_kept
 from spikesculpt.methods.tickets.pruning import layer_density, model_density
 from spikesculpt.methods.tickets.snapshot import Snapshot
+from spikesculpt.metrics.efficiency import add_to_metrics
+from spikesculpt.metrics.model_stats import model_stats
 from spikesculpt.sparse import Mask
 
 # the keys of a trained phase's metrics copied into a level's (or control's) metrics.json
 RUN_KEYS = ("test_accuracy", "val_accuracy", "test_loss", "best_epoch", "firing_rate",
             "layer_firing_rates", "train_seconds")
+# the keys of ``model_stats`` recorded as a training run records them (``train_run``)
+COUNT_KEYS = ("params_total", "params_prunable", "nonzero_prunable")
 
 
 def read_json(path: Path) -> dict:
@@ -91,14 +96,22 @@ def write_run(folder: Path, mask: Mask, model, phase, extra: dict, model_metadat
     """mask, model, history and metrics.json (last) of one trained ticket or control.
 
     ``phase``: the trained ``Phase``, or None for a level whose ticket is not trained
-    (``--evaluate ends``): then only the mask and the densities are written.
+    (``--evaluate ends``): then only the mask, the densities and the parameter counts are
+    written. ``density`` and ``mask_density`` are the mask's (layers outside it count as dense);
+    ``params_total`` / ``params_prunable`` / ``nonzero_prunable`` are ``model_stats``' counts, so
+    a reader gets the trained parameters as for a training run: params_total - params_prunable
+    + mask_density · params_prunable. A trained one also gets the efficiency metrics of a
+    training run (SynOps, energy, footprint per test sample: ``efficiency_metrics`` on the test
+    split, one extra pass over it, as ``run_training`` does).
     """
     folder.mkdir(parents=True, exist_ok=True)
     mask.save(folder / "mask.safetensors")
     density = model_density(model, mask)
-    entry = {**extra, "density": density, "sparsity": 1.0 - density,
+    stats = model_stats(model)
+    entry = {**extra, "density": density, "mask_density": density, "sparsity": 1.0 - density,
              "layer_density": layer_density(model, mask),
              "empty_layers": [n for n in mask if mask.active(n) == 0],
+             **{k: stats[k] for k in COUNT_KEYS},
              "test_accuracy": None, "val_accuracy": None}
     if phase is not None and phase.metrics is not None:
         m = phase.metrics
@@ -106,6 +119,7 @@ def write_run(folder: Path, mask: Mask, model, phase, extra: dict, model_metadat
         write_csv(folder / "history.csv", phase.trainer.history)
         entry.update({k: m[k] for k in RUN_KEYS})
         entry["timesteps"] = phase.trainer.config.timesteps
+        add_to_metrics(entry, efficiency_metrics(phase.trainer, phase.trainer.splits.test))
         kept = tokens_kept(model)
         if kept is not None:
             entry["tokens_kept"] = kept

@@ -14,7 +14,9 @@ multiplies only the cells of the methods that read that section.
 
 Order (the rows of cells.csv): methods as given, then densities, then the varied values (in the
 order of ``vary``'s keys, each in the order given), then seeds — stable across reruns. The
-control cells (``controls``, see ``controls.py``) come last, in the same order.
+control cells (``controls``, see ``controls.py``) come last, in the same order. Ticket searches
+(``lottery``, ``lottery_cells.py``) and evolutions (``evolve``, ``evolve_cells.py``) are expanded
+by their own modules and follow.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from spikesculpt.experiments.sweep.controls import check_controls, matched_dense
 from spikesculpt.methods import resolved_config
 from spikesculpt.methods.registry import METHODS
 
-GRID_KEYS = ("methods", "densities", "seeds", "vary", "controls", "lottery", "lottery_options")
+GRID_KEYS = ("methods", "densities", "seeds", "vary", "controls", "lottery", "lottery_options",
+             "evolve", "evolve_options")
 FIXED_BY_GRID = {"method": "methods", "seed": "seeds"}
 
 
@@ -68,6 +71,8 @@ class SweepGrid:
     controls: list = field(default_factory=list)  # control cells: "matched-dense"
     lottery: list = field(default_factory=list)          # ticket-search strategies (imp, ...)
     lottery_options: dict = field(default_factory=dict)  # LotteryConfig fields (rounds, rate)
+    evolve: bool = False                                 # evolve cells (evolve_cells.py)
+    evolve_options: dict = field(default_factory=dict)   # EvolutionConfig fields (population)
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> "SweepGrid":
@@ -75,9 +80,9 @@ class SweepGrid:
         if isinstance(self.methods, str):
             self.methods = [m.strip() for m in self.methods.split(",") if m.strip()]
         self.methods = list(dict.fromkeys(self.methods or ()))
-        if not self.methods and not self.lottery:
+        if not self.methods and not self.lottery and self.evolve is not True:
             raise UserError("the sweep names no method; pass e.g. --methods dense,esl "
-                            "(spikesculpt list methods) or --lottery imp")
+                            "(spikesculpt list methods), --lottery imp or --evolve")
         for m in self.methods:
             if not isinstance(m, str):
                 raise UserError(f"method names must be text, got {m!r}; pass e.g. "
@@ -122,6 +127,8 @@ class SweepGrid:
             out["controls"] = list(self.controls)
         if self.lottery:  # only then: a sweep without lottery cells keeps its hash
             out.update(lottery=list(self.lottery), lottery_options=dict(self.lottery_options))
+        if self.evolve:  # only then: a sweep without evolve cells keeps its hash
+            out.update(evolve=True, evolve_options=dict(self.evolve_options))
         return out
 
     def normalized(self) -> dict:
@@ -145,10 +152,12 @@ class SweepGrid:
         if not isinstance(options, dict):
             raise UserError(f"lottery_options in {where} must be a mapping, got "
                             f"{type(options).__name__}; e.g. lottery_options: {{rounds: 4}}")
+        evolve, evolve_options = _evolve_keys(data, where)
         return cls(methods=data.get("methods"), densities=data.get("densities"),
                    seeds=data.get("seeds", 1), vary=data.get("vary") or {},
                    controls=data.get("controls") or [],
-                   lottery=lottery, lottery_options=dict(options))
+                   lottery=lottery, lottery_options=dict(options),
+                   evolve=evolve, evolve_options=evolve_options)
 
     # ------------------------------------------------------------------ cells
     def cells(self, base: TrainConfig) -> list[Cell]:
@@ -196,6 +205,26 @@ class SweepGrid:
                     config = matched_dense_config(full, density, counters)[0]
                     cells.append(Cell("dense", density, seed, varied, config, "matched-dense"))
         return cells
+
+
+def _evolve_keys(data: dict, where: str) -> tuple:
+    """(evolve, evolve_options) of a grid file: ``evolve: {population: 8}`` (options, evolve on)
+    or ``evolve: true`` with ``evolve_options: {...}`` (not both)."""
+    evolve, options = data.get("evolve", False), data.get("evolve_options") or {}
+    if not isinstance(options, dict):
+        raise UserError(f"evolve_options in {where} must be a mapping, got "
+                        f"{type(options).__name__}; e.g. evolve_options: {{population: 8}}")
+    if isinstance(evolve, dict):
+        if options:
+            raise UserError(f"{where} gives evolve options twice (evolve: {{...}} and "
+                            f"evolve_options:); keep one")
+        return True, dict(evolve)
+    if evolve is None:
+        evolve = False
+    if not isinstance(evolve, bool):
+        raise UserError(f"evolve in {where} must be true, false or a mapping of options, got "
+                        f"{evolve!r}; e.g. evolve: {{population: 8, generations: 5}}")
+    return evolve, dict(options)
 
 
 def density_section(method: str) -> Optional[str]:

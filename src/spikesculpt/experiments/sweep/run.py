@@ -31,6 +31,7 @@ from spikesculpt.experiments.sweep.cell_run import (
     metric_values,
 )
 from spikesculpt.experiments.sweep.controls import WIDTH
+from spikesculpt.experiments.sweep.evolve_cells import EvolveTask, evolve_cells, evolve_row
 from spikesculpt.experiments.sweep.executor import Executor, LocalExecutor
 from spikesculpt.experiments.sweep.grid import Cell, SweepGrid
 from spikesculpt.experiments.sweep.lottery_cells import SearchTask, lottery_cells, search_rows
@@ -72,7 +73,8 @@ def run_sweep(base: TrainConfig, methods: Union[str, Sequence[str]] = (),
               vary: Optional[dict] = None, out: Optional[str] = None, workers: int = 1,
               force: bool = False, executor: Optional[Executor] = None,
               progress: bool = True, controls: Sequence[str] = (), lottery: Sequence[str] = (),
-              lottery_options: Optional[dict] = None, report: bool = True,
+              lottery_options: Optional[dict] = None, evolve: bool = False,
+              evolve_options: Optional[dict] = None, report: bool = True,
               command: Optional[str] = None) -> SweepResult:
     """Run the grid methods × densities × seeds × ``vary`` on ``base`` (see the module doc).
 
@@ -86,7 +88,10 @@ def run_sweep(base: TrainConfig, methods: Union[str, Sequence[str]] = (),
     ``lottery``: ticket-search strategies (``["imp"]``), one search per strategy × seed (×
     varied values) with the ``LotteryConfig`` fields in ``lottery_options`` (``{"rounds": 4,
     "rate": 0.5, "controls": ["reinit"]}``); its rows: one per level and control
-    (``lottery_cells.py``). ``report``: write report.md and report.html at the end
+    (``lottery_cells.py``). ``evolve``: one evolution of the genetic wiring rule per seed (×
+    varied values) with the ``EvolutionConfig`` fields in ``evolve_options`` (``{"population":
+    8, "generations": 5}``); its row: the final training, method ``genetic``, role ``evolved``
+    (``evolve_cells.py``). ``report``: write report.md and report.html at the end
     (``write_report``; skipped when no cell finished). ``command``: what to record as the
     command that ran (default: this process's argv)."""
     grid = SweepGrid(methods=list(methods or ()) if not isinstance(methods, str) else methods,
@@ -94,7 +99,8 @@ def run_sweep(base: TrainConfig, methods: Union[str, Sequence[str]] = (),
                      seeds=seeds if isinstance(seeds, int) else list(seeds),
                      vary=dict(vary or {}), controls=list(controls),
                      lottery=lottery if isinstance(lottery, str) else list(lottery),
-                     lottery_options=dict(lottery_options or {}))
+                     lottery_options=dict(lottery_options or {}), evolve=evolve,
+                     evolve_options=dict(evolve_options or {}))
     return run_grid(base, grid, out=out, executor=executor or LocalExecutor(workers),
                     force=force, progress=progress, report=report, command=command)
 
@@ -108,6 +114,7 @@ def run_grid(base: TrainConfig, grid: SweepGrid, out: Optional[str] = None,
     command = command or default_command()
     cells = grid.validate().cells(base)  # every config checked before anything is written
     searches = lottery_cells(grid, base)  # the ticket searches (lottery_cells.py), checked too
+    evolutions = evolve_cells(grid, base)  # the evolutions (evolve_cells.py), checked too
     identity = sweep_identity(grid.to_dict(), base)
     sweep_hash = digest({**identity, "grid": grid.normalized()})  # --seeds 2 == --seeds 0,1
     folder = SweepDir(out or Path(DEFAULT_SWEEPS_ROOT) /
@@ -118,12 +125,15 @@ def run_grid(base: TrainConfig, grid: SweepGrid, out: Optional[str] = None,
     cell_progress = progress and executor.workers == 1  # per-epoch lines: one task at a time
     runs = folder.runs_root
     tasks = [CellTask(c.config, str(runs), cell_progress) for c in cells] + \
-        [SearchTask(s.train, s.lottery, str(runs / s.name), cell_progress) for s in searches]
+        [SearchTask(s.train, s.lottery, str(runs / s.name), cell_progress) for s in searches] + \
+        [EvolveTask(e.train, e.evolution, str(runs / e.name), cell_progress) for e in evolutions]
     outcomes = _run_tasks(tasks, executor, progress)
     vary_keys = list(grid.vary)
     rows = [cell_row(cell, outcome, folder, vary_keys) for cell, outcome in zip(cells, outcomes)]
     for search, outcome in zip(searches, outcomes[len(cells):]):
         rows += search_rows(search, outcome, runs / search.name, folder.path, vary_keys)
+    for evolution, outcome in zip(evolutions, outcomes[len(cells) + len(searches):]):
+        rows.append(evolve_row(evolution, outcome, runs / evolution.name, folder.path, vary_keys))
     result = SweepResult(folder.path, rows, vary_keys)
     this_run = invocation(command, started, time.perf_counter() - clock, executor.workers,
                           result.counts)
@@ -136,7 +146,8 @@ def run_grid(base: TrainConfig, grid: SweepGrid, out: Optional[str] = None,
 
 
 def run_task(task):
-    """The executor's ``fn``: a cell (``CellTask``) or a ticket search (``SearchTask``)."""
+    """The executor's ``fn``: a cell (``CellTask``), a ticket search (``SearchTask``) or an
+    evolution (``EvolveTask``)."""
     return task.run()
 
 

@@ -7,7 +7,9 @@ Student-t interval (``metrics.stats.paired_difference``):
 - every sparse group (a density; not itself ``static``) vs ``static`` at the same density, and
   every sparse group vs ``dense (same connections)`` (role ``matched-dense``) at that density;
 - lottery tickets vs their ``reinit`` and ``random`` controls at the same level;
-- ``lowrank`` vs ``genetic``.
+- ``lowrank`` vs ``genetic``;
+- ``genetic (evolved)`` (role ``evolved``: the final training of an evolved wiring rule) vs
+  plain ``genetic`` (its default rule), same seed and varied values (e.g. ``genetic.gene_dim``).
 
 A reference pairs with a group when their varied values agree on every key the reference
 reads (``groups.varied_match``); a comparison with no shared seed is left out.
@@ -65,6 +67,9 @@ def references(group: Group, groups: list[Group]) -> list[tuple[Group, str]]:
                 and r.level == group.level and r.role == role)[:1]]
     if group.method == "lowrank" and group.role == "":
         out += [(r, "genetic") for r in find(lambda r: r.method == "genetic" and r.role == "")[:1]]
+    if group.method == "genetic" and group.role == "evolved":
+        out += [(r, "genetic (default rule)") for r in find(
+            lambda r: r.method == "genetic" and r.role == "" and not r.is_lottery)[:1]]
     return out
 
 
