@@ -30,8 +30,8 @@ def build_parser() -> OneLineParser:
                            description="Efficient spiking neural networks: train, compare, measure.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
-    for module in (train, compare, sweep, report, evolve, evaluate, export, listing, lottery,
-                   show_data):
+    for module in (train, compare, sweep, report, evolve, evaluate, export, listing,
+                   lottery, show_data):
         module.add_parser(sub)
     return parser
 

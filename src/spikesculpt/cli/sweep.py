@@ -16,9 +16,10 @@ comma list (``--seeds 0,3,7``, or ``--seeds 7,`` for seed 7 alone) runs exactly 
 --rounds, --rate, --rewind, --controls, ...; --densities do not apply to it), one row per level
 and control. ``--evolve`` adds one evolution of the genetic wiring rule per seed (``spikesculpt
 evolve``'s flags --population, --generations, --eval-epochs, --search, ...; not its --workers),
-one row per evolution: its final training, ``genetic (evolved)``. At the end: OUT/cells.csv and OUT/cells.json (one row per cell), a table of test
-accuracy (mean ± std over seeds), and OUT/report.md + OUT/report.html (``spikesculpt report``;
-skip with --no-report), whose path is the last line printed; exit status 1 if a cell failed.
+one row per evolution: its final training, ``genetic (evolved)``. At the end: OUT/cells.csv
+and OUT/cells.json (one row per cell), a table of test accuracy (mean ± std over seeds), and
+OUT/report.md + OUT/report.html (``spikesculpt report``; skip with --no-report), whose path is
+the last line printed; exit status 1 if a cell failed.
 docs/sweep.md has the rules, docs/report.md the report.
 """
 
@@ -41,7 +42,6 @@ from spikesculpt.cli.train import (
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.options import comma_list, positive_int
 from spikesculpt.experiments.lottery.options import LotteryConfig
-from spikesculpt.experiments.sweep.controls import CONTROLS
 from spikesculpt.experiments.sweep import (
     LocalExecutor,
     SweepGrid,
@@ -49,6 +49,7 @@ from spikesculpt.experiments.sweep import (
     run_grid,
     summarize,
 )
+from spikesculpt.experiments.sweep.controls import CONTROLS
 from spikesculpt.experiments.sweep.provenance import cli_command
 
 

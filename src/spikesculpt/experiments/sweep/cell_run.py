@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from spikesculpt.config import TrainConfig
 from spikesculpt.experiments.rundir import RunBusy, resolve_run_dir
@@ -52,15 +52,33 @@ class CellOutcome:
 def run_cell(task: CellTask) -> CellOutcome:
     """Train (or reuse, or resume) one cell; see the module doc."""
     run_dir = str(resolve_run_dir(task.config, runs_root=task.runs_root).path)
+    return guarded(run_dir, lambda: run_training(task.config, runs_root=task.runs_root,
+                                                  resume=True, progress=task.progress),
+                   lambda result: CellOutcome(STATUS[result.status], str(result.run_dir.path),
+                                              result.metrics,
+                                              epochs_in_history(result.run_dir.history_path)))
+
+
+def guarded(path: str, run: Callable[[], Any],
+            outcome: Callable[[Any], CellOutcome]) -> CellOutcome:
+    """``outcome(run())``, or the cell's ``busy`` outcome if the run's lock is held by another
+    process, or its ``failed`` outcome (one line of error) on any other exception: a cell,
+    lottery search or evolution that fails is the sweep's record, not its end."""
     try:
-        result = run_training(task.config, runs_root=task.runs_root, resume=True,
-                              progress=task.progress)
+        result = run()
     except RunBusy:
-        return CellOutcome("busy", run_dir)
+        return CellOutcome("busy", path)
     except Exception as exc:  # noqa: BLE001 - the cell fails, the sweep goes on
-        return CellOutcome("failed", run_dir, error=error_line(exc))
-    return CellOutcome(STATUS[result.status], str(result.run_dir.path), result.metrics,
-                       epochs_in_history(result.run_dir.history_path))
+        return CellOutcome("failed", path, error=error_line(exc))
+    return outcome(result)
+
+
+def relative_to(path, root: Path) -> str:
+    """``path`` relative to ``root`` (a sweep directory) where it lies inside it, else as is."""
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
 
 
 def error_line(exc: BaseException) -> str:

@@ -37,12 +37,12 @@ from spikesculpt.core.errors import UserError
 from spikesculpt.experiments.evolution.evolution import FINAL, default_path, run_evolution
 from spikesculpt.experiments.evolution.options import EvolutionConfig
 from spikesculpt.experiments.lottery.store import read_json
-from spikesculpt.experiments.rundir import RunBusy
 from spikesculpt.experiments.sweep.cell_run import (
     CellOutcome,
     epochs_in_history,
-    error_line,
+    guarded,
     metric_values,
+    relative_to,
 )
 from spikesculpt.experiments.sweep.grid import SweepGrid, _nested, _reads
 
@@ -131,14 +131,9 @@ def evolve_cells(grid: SweepGrid, base: TrainConfig) -> list[EvolveCell]:
 
 def run_evolve_cell(task: EvolveTask) -> CellOutcome:
     """Run (or reuse, or resume) one evolution; its status as a cell's (see the module doc)."""
-    try:
-        result = run_evolution(task.train, task.evolution, out=task.path, resume=True,
-                               progress=task.progress)
-    except RunBusy:
-        return CellOutcome("busy", task.path)
-    except Exception as exc:  # noqa: BLE001 - the evolution fails, the sweep goes on
-        return CellOutcome("failed", task.path, error=error_line(exc))
-    return CellOutcome(EVOLVE_STATUS[result.status], str(result.path))
+    return guarded(task.path, lambda: run_evolution(task.train, task.evolution, out=task.path,
+                                                    resume=True, progress=task.progress),
+                   lambda result: CellOutcome(EVOLVE_STATUS[result.status], str(result.path)))
 
 
 def evolve_row(cell: EvolveCell, outcome: CellOutcome, evolution: Path, sweep_path: Path,
@@ -147,11 +142,7 @@ def evolve_row(cell: EvolveCell, outcome: CellOutcome, evolution: Path, sweep_pa
     ``sweep_path``."""
     final = evolution / FINAL if outcome.status != "failed" else None
     metrics = read_json(final / "metrics.json") if final is not None else {}
-    folder = final or evolution
-    try:
-        run_dir = str(folder.relative_to(sweep_path))
-    except ValueError:
-        run_dir = str(folder)
+    run_dir = relative_to(final or evolution, sweep_path)
     return {"method": METHOD, "role": ROLE, "density_target": None, "seed": cell.seed,
             **{k: cell.varied.get(k) for k in vary_keys}, "run_dir": run_dir,
             "status": outcome.status, **metric_values(metrics),

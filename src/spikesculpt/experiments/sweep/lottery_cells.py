@@ -34,12 +34,12 @@ from spikesculpt.core.errors import UserError
 from spikesculpt.experiments.lottery import STRATEGIES, LotterySearch, run_lottery
 from spikesculpt.experiments.lottery.options import LotteryConfig
 from spikesculpt.experiments.lottery.store import read_json
-from spikesculpt.experiments.rundir import RunBusy
 from spikesculpt.experiments.sweep.cell_run import (
     CellOutcome,
     epochs_in_history,
-    error_line,
+    guarded,
     metric_values,
+    relative_to,
 )
 from spikesculpt.experiments.sweep.grid import SweepGrid, _nested
 
@@ -138,14 +138,9 @@ def lottery_cells(grid: SweepGrid, base: TrainConfig) -> list[LotteryCell]:
 
 def run_search(task: SearchTask) -> CellOutcome:
     """Run (or reuse, or resume) one search; its status as a cell's (see the module doc)."""
-    try:
-        result = run_lottery(task.train, task.lottery, out=task.path, resume=True,
-                             progress=task.progress)
-    except RunBusy:
-        return CellOutcome("busy", task.path)
-    except Exception as exc:  # noqa: BLE001 - the search fails, the sweep goes on
-        return CellOutcome("failed", task.path, error=error_line(exc))
-    return CellOutcome(SEARCH_STATUS[result.status], str(result.path))
+    return guarded(task.path, lambda: run_lottery(task.train, task.lottery, out=task.path,
+                                                  resume=True, progress=task.progress),
+                   lambda result: CellOutcome(SEARCH_STATUS[result.status], str(result.path)))
 
 
 def search_rows(cell: LotteryCell, outcome: CellOutcome, search: Path, sweep_path: Path,
@@ -157,7 +152,7 @@ def search_rows(cell: LotteryCell, outcome: CellOutcome, search: Path, sweep_pat
         metrics = read_json(folder / "metrics.json") if folder is not None else {}
         return {"method": cell.strategy, "density_target": target, "seed": cell.seed,
                 **{k: cell.varied.get(k) for k in vary_keys},
-                "run_dir": _relative(folder or search, sweep_path), "status": outcome.status,
+                "run_dir": relative_to(folder or search, sweep_path), "status": outcome.status,
                 **metric_values(metrics),
                 "epochs_run": epochs_in_history(folder / "history.csv") if folder else None,
                 "error": outcome.error, "role": role, "level": level}
@@ -176,10 +171,3 @@ def search_rows(cell: LotteryCell, outcome: CellOutcome, search: Path, sweep_pat
             if any(c["level"] == level for c in controls.get(kind, ())):
                 rows.append(row(level, kind, folder / f"control_{kind}", target))
     return rows
-
-
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return str(Path(path).relative_to(root))
-    except ValueError:
-        return str(path)

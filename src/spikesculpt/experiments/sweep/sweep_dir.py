@@ -12,11 +12,11 @@
 
 The sweep's identity (``sweep_hash``) is the grid (seeds as the list they stand for:
 ``seeds: 2`` and ``seeds: [0, 1]`` are the same grid) plus the base config's fields that can
-change a result (bookkeeping such as ``device`` left out); sweep.yaml records the grid as given. A rerun with the same identity
-reuses the folder (sweep.yaml is not rewritten); another identity is refused unless ``force``,
-which replaces sweep.yaml with the new grid and keeps every run directory (the cells the two
-grids share are reused). A folder that is not a sweep (files but no sweep.yaml) or a file is
-refused. All writes are atomic.
+change a result (bookkeeping such as ``device`` left out); sweep.yaml records the grid as
+given. A rerun with the same identity reuses the folder (sweep.yaml is not rewritten); another
+identity is refused unless ``force``, which replaces sweep.yaml with the new grid and keeps
+every run directory (the cells the two grids share are reused). A folder that is not a sweep
+(files but no sweep.yaml) or a file is refused. All writes are atomic.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ def _facts(data: SweepData, invocations: list) -> list:
                        "recorded it)") + (f"; device {', '.join(devices)}" if devices else ""),
         f"Wall time: {_duration(train_seconds)} of training, summed over the "
         f"{len(data.finished)} finished cells (their train_seconds)"
-        + (f"; the sweep command ran {_duration(sum(i.get('wall_seconds') or 0 for i in invocations))}"
+        + (f"; the sweep command ran {_duration(_wall_seconds(invocations))}"
            f" in {len(invocations)} invocation(s)" if invocations else ""),
         "Cells: " + _cell_counts(data),
     ]
@@ -257,3 +257,8 @@ def failed_section(data: SweepData) -> Section:
                   f"fix the cause and rerun the sweep command (finished cells are reused)."),
         Table(["method", "role", "density", "seed", *data.vary_keys, "status", "run dir",
                "error"], rows)])
+
+
+def _wall_seconds(invocations: list) -> float:
+    """Wall time of the sweep commands that reached their end (a killed one left no record)."""
+    return sum(i.get("wall_seconds") or 0 for i in invocations)
