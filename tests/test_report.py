@@ -26,7 +26,7 @@ from spikesculpt import TrainConfig, run_sweep
 from spikesculpt.experiments.sweep.report.compare import comparisons
 from spikesculpt.experiments.sweep.report.groups import make_groups
 from spikesculpt.experiments.sweep.report.load import load_sweep
-from spikesculpt.experiments.sweep.report.plots import pareto_front
+from spikesculpt.experiments.sweep.report.plots import MAX_PANELS, evenly_spaced, pareto_front
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -363,3 +363,11 @@ def test_report_renders_in_a_headless_browser(sweep, tmp_path):
     assert image.size == (1200, 3000)
     low, high = image.getextrema()
     assert high - low > 100  # not a blank page
+
+
+def test_panels_beyond_the_cap_are_evenly_spaced_with_both_ends():
+    """A 12-level lottery search plus controls has more densities than panels: the sparsest
+    levels (the interesting ones) must not be cut off."""
+    assert evenly_spaced(list(range(MAX_PANELS)), MAX_PANELS) == list(range(MAX_PANELS))
+    picked = evenly_spaced(list(range(20)), 5)
+    assert picked == [0, 5, 10, 14, 19] and picked[0] == 0 and picked[-1] == 19

@@ -95,6 +95,7 @@ caption { caption-side: top; text-align: left; font-style: italic; padding-botto
 pre { background: #f6f6f6; padding: .6em; white-space: pre-wrap; font-size: .88em; }
 figure { margin: 1em 0 1.6em; } figure img { max-width: 100%; height: auto; }
 figcaption { font-size: .9em; color: #555; }
+div.wide { overflow-x: auto; }
 """
 
 
@@ -122,7 +123,8 @@ def _html_block(block: Block) -> str:
         caption = f"<caption>{_esc(block.caption)}</caption>" if block.caption else ""
         head = "".join(f"<th>{_esc(h)}</th>" for h in block.head)
         body = "".join("<tr>" + "".join(_td(c) for c in row) + "</tr>" for row in block.rows)
-        return f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        return (f'<div class="wide"><table>{caption}<thead><tr>{head}</tr></thead>'
+                f"<tbody>{body}</tbody></table></div>")
     data = base64.b64encode(block.png).decode("ascii")
     caption = f"<figcaption>{_esc(block.caption)}</figcaption>" if block.caption else ""
     return (f'<figure><img alt="{_esc(block.title)}" src="data:image/png;base64,{data}">'

@@ -16,7 +16,7 @@ from spikesculpt.experiments.sweep.report.groups import Group, densities
 from spikesculpt.experiments.sweep.report.load import SweepData
 
 MARKERS = "osD^v<>pX*h"
-MAX_PANELS = 8
+MAX_PANELS = 12
 
 
 def curve_key(g: Group) -> str:
@@ -54,7 +54,16 @@ def _finite(x) -> bool:
 
 
 def _density_title(d) -> str:
-    return "no density (dense, genetic, ...)" if d == "" else f"density {d:g}"
+    return "no density (dense, genetic, ...)" if d == "" else f"density {d:.3g}"
+
+
+def evenly_spaced(items: list, k: int) -> list:
+    """``items`` if there are at most ``k``, else ``k`` of them at evenly spaced positions,
+    the first and the last included (k >= 2)."""
+    if len(items) <= k:
+        return list(items)
+    last = len(items) - 1
+    return [items[round(i * last / (k - 1))] for i in range(k)]
 
 
 # ---------------------------------------------------------------------------- accuracy
@@ -146,13 +155,14 @@ def accuracy_vs_cost(groups: list[Group], styles: dict) -> Optional[bytes]:
 # ---------------------------------------------------------------------------- per density
 def _panels(groups: list[Group], styles: dict, draw: Callable, ylabel: str, xlabel: str,
             with_undensed: bool, integer_x: bool = False) -> Optional[bytes]:
-    """One panel per density column (at most ``MAX_PANELS``, the densest first); ``draw(ax,
-    group, colour, marker, label)`` returns True if it drew something. ``with_undensed``: the
-    groups without a density (dense) are drawn in every panel, as reference."""
+    """One panel per density column, the densest first (more than ``MAX_PANELS`` columns, e.g.
+    a long lottery search: evenly spaced ones, the densest and the sparsest always in);
+    ``draw(ax, group, colour, marker, label)`` returns True if it drew something.
+    ``with_undensed``: the groups without a density (dense) are drawn in every panel."""
     columns = [d for d in densities(groups) if d != "" or not with_undensed]
     if with_undensed and not columns:
         columns = [""]
-    columns = columns[:MAX_PANELS]
+    columns = evenly_spaced(columns, MAX_PANELS)
     if not columns:
         return None
     plt = _pyplot()

@@ -120,7 +120,7 @@ def _duration(seconds: float) -> str:
 
 # ---------------------------------------------------------------------------- accuracy
 def density_head(d) -> str:
-    return "no density" if d == "" else f"{d:g}"
+    return "no density" if d == "" else f"{d:.3g}"   # 0.421875 (IMP level 3) -> 0.422
 
 
 def curves(groups: list[Group]) -> list[tuple]:
