@@ -11,3 +11,21 @@ def run_cli(argv, capsys):
         code = exc.code
     captured = capsys.readouterr()
     return code, captured.err.strip().splitlines(), captured.out
+
+
+def assert_sweep_refused(argv, word, tmp_path, capsys):
+    """``spikesculpt sweep *argv`` exits 2 with one line naming ``word`` and writes nothing."""
+    out = tmp_path / "sweep"
+    code, err, _ = run_cli(["sweep", *argv, "--epochs", "1", "--out", str(out)], capsys)
+    assert code == 2 and len(err) == 1 and word in err[0], err
+    assert not out.exists()
+
+
+def assert_grid_refused(text, word, tmp_path, capsys):
+    """A sweep from the grid file ``text`` exits 2 with one line naming ``word``, writes nothing."""
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(text)
+    out = tmp_path / "sweep"
+    code, err, _ = run_cli(["sweep", "--grid", str(grid), "--out", str(out)], capsys)
+    assert code == 2 and len(err) == 1 and word in err[0], err
+    assert not out.exists()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_run import run_cli
+from cli_run import assert_grid_refused, assert_sweep_refused, run_cli
 
 import spikesculpt
 from spikesculpt import TrainConfig, run_sweep
@@ -216,10 +216,7 @@ def test_a_busy_cell_is_tried_again_once_free(reference, tmp_path, monkeypatch):
     (["--methods", "ticket"], "mask"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, word):
-    out = tmp_path / "sweep"
-    code, err, _ = run_cli(["sweep", *argv, "--epochs", "1", "--out", str(out)], capsys)
-    assert code == 2 and len(err) == 1 and word in err[0], err
-    assert not out.exists()
+    assert_sweep_refused(argv, word, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("text, word", [
@@ -231,12 +228,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, word):
     ("methods: [dense]\nseeds: 0\n", "positive count"),
 ])
 def test_bad_grid_file(tmp_path, capsys, text, word):
-    grid = tmp_path / "grid.yaml"
-    grid.write_text(text)
-    out = tmp_path / "sweep"
-    code, err, _ = run_cli(["sweep", "--grid", str(grid), "--out", str(out)], capsys)
-    assert code == 2 and len(err) == 1 and word in err[0], err
-    assert not out.exists()
+    assert_grid_refused(text, word, tmp_path, capsys)
 
 
 def test_out_that_is_a_file_or_a_folder_of_other_files(tmp_path, capsys):

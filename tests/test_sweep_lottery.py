@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_run import run_cli
+from cli_run import assert_grid_refused, assert_sweep_refused, run_cli
 
 from spikesculpt import TrainConfig, run_sweep
 from spikesculpt.cli.main import main
@@ -195,10 +195,7 @@ def test_grid_file_keys_vary_and_densities():
     (["--lottery", "imp", "--strategy", "imp"], "unrecognized arguments"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, word):
-    out = tmp_path / "sweep"
-    code, err, _ = run_cli(["sweep", *argv, "--epochs", "1", "--out", str(out)], capsys)
-    assert code == 2 and len(err) == 1 and word in err[0], err
-    assert not out.exists()
+    assert_sweep_refused(argv, word, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("text, word", [
@@ -209,12 +206,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, word):
     ("lottery: [imp, nope]\n", "unknown lottery strategy 'nope'"),
 ])
 def test_bad_grid_file(tmp_path, capsys, text, word):
-    grid = tmp_path / "grid.yaml"
-    grid.write_text(text)
-    out = tmp_path / "sweep"
-    code, err, _ = run_cli(["sweep", "--grid", str(grid), "--out", str(out)], capsys)
-    assert code == 2 and len(err) == 1 and word in err[0], err
-    assert not out.exists()
+    assert_grid_refused(text, word, tmp_path, capsys)
 
 
 def test_controls_without_lottery_is_refused(tmp_path, capsys):
