@@ -3,20 +3,16 @@ final training, ``genetic`` / ``evolved``), reuse on a rerun, resume of an inter
 the report's evolved group and its pairing with plain ``genetic``, and bad input (one line, exit
 status 2, nothing written)."""
 
-import contextlib
 import csv
-import io
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
-from cli_run import assert_grid_refused, assert_sweep_refused
+from cli_run import assert_grid_refused, assert_sweep_refused, sweep_at_one_thread
 
 from spikesculpt import TrainConfig, run_sweep
-from spikesculpt.cli.main import main
 from spikesculpt.experiments.evolution import evolution as evolution_module
 from spikesculpt.experiments.sweep import SweepGrid
 from spikesculpt.experiments.sweep.evolve_cells import evolve_cells
@@ -45,16 +41,7 @@ def stamps(folder):
 def swept(tmp_path_factory):
     """``spikesculpt sweep --methods genetic --evolve --population 2 --generations 1``, 2 seeds."""
     out = tmp_path_factory.mktemp("evolve") / "sweep"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    printed = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(printed):
-            code = main(["sweep", *ARGV, "--out", str(out)])
-    finally:
-        torch.set_num_threads(threads)
-    assert code == 0
-    return out, printed.getvalue()
+    return out, sweep_at_one_thread(ARGV, out)
 
 
 def test_one_row_per_evolution_from_its_final_training(swept):

@@ -3,19 +3,20 @@ seed, its rows (one per level and control, with the level's target density), reu
 resume of an interrupted search, lottery and method cells in one grid, two workers, and bad
 input (one line, exit status 2, nothing written)."""
 
-import contextlib
 import csv
-import io
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-import torch
-from cli_run import assert_grid_refused, assert_sweep_refused, run_cli
+from cli_run import (
+    assert_grid_refused,
+    assert_sweep_refused,
+    run_cli,
+    sweep_at_one_thread,
+)
 
 from spikesculpt import TrainConfig, run_sweep
-from spikesculpt.cli.main import main
 from spikesculpt.experiments.sweep import LocalExecutor, SweepGrid
 from spikesculpt.experiments.sweep.lottery_cells import lottery_cells
 from spikesculpt.experiments.train_run import build
@@ -61,16 +62,7 @@ def table_rows(printed):
 def swept(tmp_path_factory):
     """``spikesculpt sweep --lottery imp --rounds 2 --rate 0.5 --controls reinit``, 2 seeds."""
     out = tmp_path_factory.mktemp("lottery") / "sweep"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    printed = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(printed):
-            code = main(["sweep", *ARGV, "--out", str(out)])
-    finally:
-        torch.set_num_threads(threads)
-    assert code == 0
-    return out, printed.getvalue()
+    return out, sweep_at_one_thread(ARGV, out)
 
 
 def test_one_row_per_level_and_control_with_the_level_density(swept):

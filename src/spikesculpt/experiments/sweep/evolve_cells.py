@@ -27,7 +27,6 @@ reads (common fields and ``genetic.*``); ``--densities`` do not apply.
 
 from __future__ import annotations
 
-import copy
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ from spikesculpt.experiments.sweep.cell_run import (
     metric_values,
     relative_to,
 )
-from spikesculpt.experiments.sweep.grid import SweepGrid, _nested, _reads
+from spikesculpt.experiments.sweep.grid import SweepGrid, _reads, varied_config
 
 METHOD, ROLE = "genetic", "evolved"
 EVOLVE_STATUS = {"evolved": "trained", "resumed": "resumed", "already-finished": "reused"}
@@ -117,11 +116,7 @@ def evolve_cells(grid: SweepGrid, base: TrainConfig) -> list[EvolveCell]:
     for values in itertools.product(*(grid.vary[k] for k in keys)):
         varied = dict(zip(keys, values))
         for seed in grid.seed_list():
-            train = copy.deepcopy(base)
-            train.method, train.seed = METHOD, seed
-            for key, value in varied.items():
-                overlay(train, _nested(key, value), "the sweep's vary")
-            train.validate()
+            train = varied_config(base, seed, varied, METHOD).validate()
             name = default_path(train, evolution, ".").name
             if name not in seen:
                 seen.add(name)

@@ -247,14 +247,23 @@ def _reads(method: str, key: str) -> bool:
 
 def _cell_config(base: TrainConfig, method: str, section: Optional[str], density,
                  seed: int, varied: dict) -> TrainConfig:
-    config = copy.deepcopy(base)
-    config.method = method
-    config.seed = seed
+    config = varied_config(base, seed, varied, method)
     if section is not None:
         getattr(config, section).density = density
+    resolved_config(config.validate())  # e.g. ticket without a mask: one line, before training
+    return config
+
+
+def varied_config(base: TrainConfig, seed: int, varied: dict,
+                  method: Optional[str] = None) -> TrainConfig:
+    """A copy of ``base`` with ``seed``, the grid's ``varied`` values (dotted keys) and, if
+    given, ``method``: the config of one cell, lottery search or evolution (not validated)."""
+    config = copy.deepcopy(base)
+    if method is not None:
+        config.method = method
+    config.seed = seed
     for key, value in varied.items():
         overlay(config, _nested(key, value), "the sweep's vary")
-    resolved_config(config.validate())  # e.g. ticket without a mask: one line, before training
     return config
 
 

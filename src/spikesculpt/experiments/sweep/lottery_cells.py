@@ -23,7 +23,6 @@ levels come from ``rounds`` and ``rate``. A varied field of a method option sect
 
 from __future__ import annotations
 
-import copy
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ from spikesculpt.experiments.sweep.cell_run import (
     metric_values,
     relative_to,
 )
-from spikesculpt.experiments.sweep.grid import SweepGrid, _nested
+from spikesculpt.experiments.sweep.grid import SweepGrid, varied_config
 
 SEARCH_STATUS = {"searched": "trained", "resumed": "resumed", "already-finished": "reused"}
 # LotteryConfig fields the sweep sets itself: the strategy is the grid's ``lottery`` list
@@ -124,10 +123,7 @@ def lottery_cells(grid: SweepGrid, base: TrainConfig) -> list[LotteryCell]:
         for values in itertools.product(*(grid.vary[k] for k in keys)):
             varied = dict(zip(keys, values))
             for seed in grid.seed_list():
-                train = copy.deepcopy(base)
-                train.seed = seed
-                for key, value in varied.items():
-                    overlay(train, _nested(key, value), "the sweep's vary")
+                train = varied_config(base, seed, varied)
                 name = LotterySearch(train, lottery, runs_root=".", progress=False).path.name
                 if name in seen:
                     continue

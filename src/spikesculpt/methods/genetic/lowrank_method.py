@@ -21,25 +21,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import torch
 from torch import nn
 
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.io import write_json
-from spikesculpt.methods.base import Method
 from spikesculpt.methods.genetic.lowrank import (
     lowrank_encode,
-    lowrank_layers,
     lowrank_ranks,
     lowrank_report,
 )
-from spikesculpt.methods.genetic.method import gene_generator
+from spikesculpt.methods.genetic.method import GeneratedWeightsMethod, gene_generator
 from spikesculpt.methods.genetic.options import GeneticConfig
 from spikesculpt.methods.registry import register_method
 
 
 @register_method("lowrank")
-class LowRankMethod(Method):
+class LowRankMethod(GeneratedWeightsMethod):
     """Low-rank layers W = α·U Vᵀ with the parameter count of ``genetic`` at the same gene_dim."""
 
     name = "lowrank"
@@ -58,8 +55,6 @@ class LowRankMethod(Method):
         self.seed = int(seed)
         self.model: Optional[nn.Module] = None
         self.ranks: dict[str, int] = {}
-        self._layers: list = []
-        self._step_hook = None
 
     @classmethod
     def from_options(cls, options, seed: int = 0) -> "LowRankMethod":
@@ -73,20 +68,6 @@ class LowRankMethod(Method):
                             "--keep-last may leave none)")
         self.model = lowrank_encode(model, self.ranks, gene_generator(self.seed), self.init_std)
         return self.model
-
-    def attach(self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int,
-               steps_per_epoch: Optional[int] = None) -> "LowRankMethod":
-        """After every ``optimizer.step()``, drop the weights kept for evaluation (as
-        ``genetic`` does: fused optimizer steps leave no trace the layers could see)."""
-        if self._step_hook is not None:
-            self._step_hook.remove()
-        self._layers = [layer for _, layer in lowrank_layers(model)]
-        self._step_hook = optimizer.register_step_post_hook(self._after_step)
-        return self
-
-    def _after_step(self, optimizer, args, kwargs) -> None:
-        for layer in self._layers:
-            layer.invalidate_cache()
 
     def params(self) -> dict:
         return {"gene_dim": self.gene_dim, "keep_first": self.keep_first,

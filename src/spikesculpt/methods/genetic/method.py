@@ -46,8 +46,29 @@ def gene_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed((int(seed) * 1_000_003 + GENE_STREAM) % (2 ** 63))
 
 
+class GeneratedWeightsMethod(Method):
+    """Base of the methods whose layers generate their weights (``genetic``, ``lowrank``): after
+    every ``optimizer.step()`` it drops the generated weights the layers keep for evaluation
+    (fused optimizer steps leave no trace the layers could see)."""
+
+    _encoded: tuple = ()         # the encoded layers whose kept weights a step drops
+    _step_hook = None
+
+    def attach(self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int,
+               steps_per_epoch: Optional[int] = None) -> "GeneratedWeightsMethod":
+        if self._step_hook is not None:
+            self._step_hook.remove()
+        self._encoded = [layer for _, layer in gene_layers(model)]
+        self._step_hook = optimizer.register_step_post_hook(self._after_step)
+        return self
+
+    def _after_step(self, optimizer, args, kwargs) -> None:
+        for layer in self._encoded:
+            layer.invalidate_cache()
+
+
 @register_method("genetic")
-class GeneticMethod(Method):
+class GeneticMethod(GeneratedWeightsMethod):
     """Gene-encoded layers W = α·X_out O X_inᵀ with one shared O (Pan et al. 2024; GEM 2023)."""
 
     name = "genetic"
@@ -64,8 +85,6 @@ class GeneticMethod(Method):
         self.seed = int(seed)
         self.model: Optional[nn.Module] = None
         self.report: dict = {}
-        self._encoded: list = []          # the encoded layers whose kept weights a step drops
-        self._step_hook = None
 
     @classmethod
     def from_options(cls, options, seed: int = 0) -> "GeneticMethod":
@@ -80,19 +99,6 @@ class GeneticMethod(Method):
         self.model = model
         self.report = parameter_report(model)
         return model
-
-    def attach(self, model: nn.Module, optimizer: torch.optim.Optimizer, total_steps: int,
-               steps_per_epoch: Optional[int] = None) -> "GeneticMethod":
-        """After every ``optimizer.step()``, drop the generated weights kept for evaluation."""
-        if self._step_hook is not None:
-            self._step_hook.remove()
-        self._encoded = [layer for _, layer in gene_layers(model)]
-        self._step_hook = optimizer.register_step_post_hook(self._after_step)
-        return self
-
-    def _after_step(self, optimizer, args, kwargs) -> None:
-        for layer in self._encoded:
-            layer.invalidate_cache()
 
     def params(self) -> dict:
         return {"gene_dim": self.gene_dim, "keep_first": self.keep_first,
