@@ -1,8 +1,9 @@
 """Drop and grow: one rewiring step of one layer at constant connection count.
 
-``drop_and_grow(mask, weight, n, grow_score, generator)``:
+``drop_and_grow(mask, weight, n, grow_score, generator, protected=None)``:
 
-1. drop: the ``n`` active connections with the smallest ``|w|``;
+1. drop: the ``n`` active connections with the smallest ``|w|``, among those not ``protected``
+   (e.g. connections regrown within a grace period, which still sit near their zero start);
 2. grow: ``n`` connections among those that were inactive *before* this update (so the dropped
    and grown sets are disjoint) with the largest ``grow_score``, or ``n`` drawn uniformly from
    ``generator`` when ``grow_score`` is None (random growth, SET);
@@ -12,7 +13,8 @@
 Ranking is a top-k over the whole layer (candidates outside the set get ∓inf), not a sort. Where
 the k-th and (k+1)-th best scores are equal, the choice among the tied candidates is made at
 random (a permutation from ``generator``), so equal scores never favour low indices.
-``n`` is clipped to ``min(active, inactive)``; with ``n = 0`` nothing changes.
+``n`` is clipped to ``min(droppable, inactive)`` (droppable: active and not protected); with
+``n = 0`` nothing changes.
 """
 
 from __future__ import annotations
@@ -49,16 +51,20 @@ def _best(candidates: torch.Tensor, count: int, score: Optional[torch.Tensor], k
 
 @torch.no_grad()
 def drop_and_grow(mask: torch.Tensor, weight: torch.Tensor, n: int,
-                  grow_score: Optional[torch.Tensor], generator: torch.Generator
+                  grow_score: Optional[torch.Tensor], generator: torch.Generator,
+                  protected: Optional[torch.Tensor] = None
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     flat = mask.reshape(-1)
     n_active = int(flat.sum())
     n_inactive = flat.numel() - n_active
-    n = int(max(0, min(n, n_active, n_inactive)))
+    droppable = flat if protected is None else flat & ~protected.reshape(-1)
+    n_droppable = n_active if protected is None else int(droppable.sum())
+    n = int(max(0, min(n, n_droppable, n_inactive)))
     empty = torch.zeros(0, dtype=torch.long, device=mask.device)
     if n == 0:
         return mask.clone(), empty, empty
-    dropped = _best(flat, n_active, weight.detach().abs(), n, largest=False, generator=generator)
+    dropped = _best(droppable, n_droppable, weight.detach().abs(), n, largest=False,
+                    generator=generator)
     grown = _best(~flat, n_inactive, grow_score, n, largest=True, generator=generator)
     new = flat.clone()
     new[dropped] = False

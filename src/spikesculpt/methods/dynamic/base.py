@@ -43,6 +43,7 @@ from torch import nn
 
 from spikesculpt.core.errors import UserError
 from spikesculpt.methods.base import Method
+from spikesculpt.methods.dynamic.ages import ConnectionAges
 from spikesculpt.methods.dynamic.options import SparseConfig
 from spikesculpt.methods.dynamic.report import write_sparse_report
 from spikesculpt.models.utils import NORM_TYPES, prunable_parameters
@@ -72,7 +73,7 @@ class SparseMethod(Method):
     calibrates_init = True
     schedule = "cosine"          # cosine | constant
     DEFAULTS: dict = dict(init="er", grow="random", update_every=100, drop_fraction=0.3,
-                          update_until=0.75)
+                          update_until=0.75, grace=0)
 
     def __init__(self, options: Optional[SparseConfig] = None, seed: int = 0):
         options = (options or SparseConfig()).validate()
@@ -90,6 +91,7 @@ class SparseMethod(Method):
         self.update_every = resolved["update_every"]      # None = once per epoch
         self.drop_fraction = float(resolved["drop_fraction"])
         self.update_until = float(resolved["update_until"])
+        self.grace = int(resolved["grace"])
         self.seed = int(seed)
         self.generator = torch.Generator().manual_seed(self.seed * 1_000_003 + MASK_STREAM)
         self.mask: Optional[Mask] = None
@@ -108,6 +110,7 @@ class SparseMethod(Method):
         self._hebbian_warned: set[str] = set()
         self._epoch_first_update = 0
         self.last_update: dict[str, dict] = {}
+        self.ages: Optional[ConnectionAges] = None
 
     @classmethod
     def resolve_options(cls, options: SparseConfig) -> SparseConfig:
@@ -141,6 +144,7 @@ class SparseMethod(Method):
         self.mask.apply_(model)
         self.rescaled = rescale_kept_weights(model, self.mask)
         self.initial_mask = self.mask.clone()
+        self.ages = ConnectionAges(self.mask)
         self.model = model
         return model
 
@@ -229,12 +233,16 @@ class SparseMethod(Method):
         record = {"step": self.step, "alpha": alpha, "changed": 0}
         self.last_update = {}
         reset = {}
+        self.ages.begin_update()
         for name in self.mask:
             weight = self._params[name]
             m = self.mask[name]
             n = int(round(alpha * int(m.sum())))
             score = self._scores.get(name)  # None: random growth (random rule, no gradient)
-            new, dropped, grown = drop_and_grow(m, weight, n, score, self.generator)
+            protected = self.ages.protected(name, self.grace) if self.grace else None
+            new, dropped, grown = drop_and_grow(m, weight, n, score, self.generator,
+                                                protected=protected)
+            self.ages.record(name, dropped, grown)
             m.copy_(new)
             flat = weight.view(-1)
             flat[dropped] = 0
@@ -251,6 +259,7 @@ class SparseMethod(Method):
         self.enforcer.reset_state(reset)
         self.enforcer.apply_weights()
         record["topology_change"] = self.topology_change()
+        record.update(self.ages.summary(self.mask))
         self.updates.append(record)
         return record
 
@@ -293,6 +302,8 @@ class SparseMethod(Method):
         metrics["mask_updates"] = len(self.updates)
         metrics["connections_changed"] = sum(r["changed"] for r in self.updates)
         metrics["topology_change"] = self.topology_change()
+        if self.updates:
+            metrics.update(self.ages.run_summary(self.updates))
 
     def params(self) -> dict:
         return {"density": self.density, "init": self.init,
@@ -301,6 +312,7 @@ class SparseMethod(Method):
                 "drop_fraction": self.drop_fraction if self.rewires else None,
                 "update_until": self.update_until if self.rewires else None,
                 "schedule": self.schedule if self.rewires else None,
+                "grace": self.grace if self.rewires else None,
                 "dense_first": self.dense_first, "dense_last": self.dense_last,
                 "layer_counts": dict(self.counts),
                 "rescaled_layers": list(getattr(self, "rescaled", []))}
@@ -311,7 +323,7 @@ class SparseMethod(Method):
                 "mask": self.mask.state_dict(), "initial_mask": self.initial_mask.state_dict(),
                 "best_mask": None if self.best_mask is None else self.best_mask.state_dict(),
                 "step": self.step, "updates": list(self.updates),
-                "generator": self.generator.get_state()}
+                "generator": self.generator.get_state(), "ages": self.ages.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
@@ -321,6 +333,8 @@ class SparseMethod(Method):
         self.step = int(state["step"])
         self.updates = list(state["updates"])
         self.generator.set_state(state["generator"])
+        if "ages" in state:  # checkpoints written before ages were kept restart them
+            self.ages.load_state_dict(state["ages"])
         if self.enforcer is not None:
             self.enforcer.refresh()
             self.enforcer.apply_weights()

@@ -36,4 +36,4 @@ class ESL(SparseMethod):
 
     name = "esl"
     DEFAULTS = dict(init="er", grow=DEFAULT_GROW, update_every=DEFAULT_EVERY, drop_fraction=0.3,
-                    update_until=0.75)
+                    update_until=0.75, grace=0)

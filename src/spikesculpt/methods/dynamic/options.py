@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from spikesculpt.core.errors import UserError
-from spikesculpt.core.options import check_choices, option, positive_int
+from spikesculpt.core.options import check_choices, non_negative_int, option, positive_int
 from spikesculpt.sparse import ALLOCATION_RULES, GROWTH_RULES
 
 METHODS_OWN = "the method's own"
@@ -35,6 +35,9 @@ class SparseConfig:
         None, none_means=METHODS_OWN, help="alpha_0: fraction rewired at the first update, [0, 1)")
     update_until: Optional[float] = option(
         None, none_means=METHODS_OWN, help="mask updates stop at this fraction of training")
+    grace: Optional[int] = option(
+        None, parse=non_negative_int, none_means=METHODS_OWN,
+        help="mask updates during which a regrown connection cannot be dropped (0 = none)")
     dense_first: bool = option(False, help="sparse methods, lottery: keep the first prunable "
                                            "layer dense")
     dense_last: bool = option(False, help="sparse methods, lottery: keep the last prunable layer "
@@ -55,4 +58,8 @@ class SparseConfig:
         if self.update_until is not None and not 0 < self.update_until <= 1:
             raise UserError(f"update_until must be in (0, 1] (a fraction of training), got "
                             f"{self.update_until!r}; pass e.g. --update-until 0.75")
+        if self.grace is not None and (isinstance(self.grace, bool)
+                                       or not isinstance(self.grace, int) or self.grace < 0):
+            raise UserError(f"grace must be a whole number of mask updates >= 0, got "
+                            f"{self.grace!r}; pass e.g. --grace 1")
         return self
