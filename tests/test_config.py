@@ -42,15 +42,18 @@ def test_validate_rejects(field, value):
 
 # Hashes pinned from the code that named existing run directories: a change here renames every
 # run directory (re-running a finished config would retrain), so it must be deliberate.
+# 2026-11-30 (issue 14): the sparse section gained `grace` and ESL's defaults changed (grace 2,
+# T_iter 50), so every sparse method's hash changed on purpose: a config that leaves them to the
+# method (None) no longer means what it meant, and must not reuse an old run's results.
 PINNED = [
     ({}, "18b2dbb49e"),
     ({"augment": "standard", "seed": 3}, "4c840ca9bf"),
     ({"method": "static", "model": "conv", "dataset": "digits-dvs",
       "sparse": {"init": "er", "density": 0.1, "drop_fraction": 0.0, "update_until": 1.0}},
-     "641f834e9f"),
+     "deded1e918"),
     ({"method": "esl", "sparse": {"density": 0.5, "init": "er", "grow": "gradient",
                                   "update_every": 25, "drop_fraction": 0.3,
-                                  "update_until": 0.75}}, "ba5b2b4fd3"),
+                                  "update_until": 0.75}}, "0f5a72ea9f"),
     ({"method": "genetic"}, "d1c8cb2352"),
 ]
 

@@ -65,11 +65,11 @@ def run_with_oracle(steps=16, **options):
 
 
 def test_exploration_figures_equal_a_recount_from_the_indices():
-    method = run_with_oracle()
+    method = run_with_oracle(grace=0)
     assert len(method.updates) == 7  # steps 2, 4, ..., 14: none at the end of training
     explored = [r["explored"] for r in method.updates]
     assert explored == sorted(explored) and explored[-1] > 0.2  # grows from the density
-    # ESL's churn: without a grace period most connections it drops were just grown
+    # the churn: without a grace period most connections ESL drops were just grown
     assert max(r["dropped_newborn"] for r in method.updates) > 0.5
 
 
