@@ -18,8 +18,9 @@ only in their defaults (``DEFAULTS``) and schedule. Built from the sparse core:
    - post-step: count the step; at an update step (``schedule.is_update_step``), for every
      masked layer drop the ``n_l = round(α_t · active_l)`` smallest-``|w|`` active connections
      and grow as many where the grow score is largest among those inactive before the update
-     (``rewire.drop_and_grow``); dropped and grown weights and their optimizer state are set
-     to zero. ``α_t``: cosine decay from ``drop_fraction`` to 0 at ``update_until · total_steps``
+     (``rewire.drop_and_grow``); connections regrown within the last ``grace`` updates are not
+     drop candidates (``ages.ConnectionAges``, which also reports how the rewiring explores);
+     dropped and grown weights and their optimizer state are set to zero. ``α_t``: cosine decay from ``drop_fraction`` to 0 at ``update_until · total_steps``
      (RigL's schedule), or constant (SET).
    The active count of every layer never changes.
    Under AMP, a step that ``GradScaler`` skips on overflow is no step for these hooks: not
@@ -61,6 +62,7 @@ from spikesculpt.sparse import (
 from spikesculpt.sparse.steps import step_skipped
 
 MASK_STREAM = 7_919  # offset of the mask generator's seed from the run seed
+OPTIONAL_DEFAULTS = dict(grace=0)  # a subclass's DEFAULTS may leave these out
 
 
 class SparseMethod(Method):
@@ -80,8 +82,9 @@ class SparseMethod(Method):
         self.density = float(options.density)
         self.dense_first = bool(options.dense_first)
         self.dense_last = bool(options.dense_last)
-        resolved = {k: getattr(options, k) for k in self.DEFAULTS}
-        for k, v in self.DEFAULTS.items():
+        defaults = self.defaults()
+        resolved = {k: getattr(options, k) for k in defaults}
+        for k, v in defaults.items():
             if resolved[k] is None:
                 resolved[k] = v
         self.init = resolved["init"]
@@ -113,9 +116,15 @@ class SparseMethod(Method):
         self.ages: Optional[ConnectionAges] = None
 
     @classmethod
+    def defaults(cls) -> dict:
+        """The method's defaults: ``DEFAULTS`` over ``OPTIONAL_DEFAULTS`` (options added after
+        a subclass was written, e.g. ``grace``, default to what they did before)."""
+        return {**OPTIONAL_DEFAULTS, **cls.DEFAULTS}
+
+    @classmethod
     def resolve_options(cls, options: SparseConfig) -> SparseConfig:
         """A copy of ``options`` with every None that ``DEFAULTS`` gives a value filled in."""
-        unset = {k: v for k, v in cls.DEFAULTS.items()
+        unset = {k: v for k, v in cls.defaults().items()
                  if getattr(options, k) is None and v is not None}
         return dataclasses.replace(options, **unset)
 

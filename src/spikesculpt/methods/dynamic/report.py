@@ -2,8 +2,10 @@
 
 - ``masks.safetensors``: the mask of the kept (best-validation) model, packed bits
   (``sparse.Mask.save``; load with ``Mask.load``);
-- ``rewiring.csv``: one row per mask update: ``step, alpha, changed, topology_change`` and
-  ``changed/<layer>`` (connections regrown = connections dropped, per layer);
+- ``rewiring.csv``: one row per mask update: ``step, alpha, changed, topology_change``,
+  ``changed/<layer>`` (connections regrown = connections dropped, per layer) and the
+  exploration figures of ``ages.ConnectionAges`` (``dropped_newborn, grown_returning, mean_age,
+  explored``);
 - ``layer_density.png``: density per prunable layer (bars) against the global density;
 - ``turnover.png``: connections changed per update (bars); the cumulative number of connections
   regrown as a fraction of the active ones (never falls); and the fraction of the initial
