@@ -286,6 +286,11 @@ def _cli(*args, cwd):
     (["lottery", "--strategy", "score", "--early-time"], "--early-time applies"),
     (["lottery", "--binary-weights"], "--binary-weights applies"),
     (["lottery", "--controls", "reinit,nope"], "unknown control"),
+    (["lottery", "--min-inputs", "-2"], "min_inputs must be an integer >= 0"),
+    (["lottery", "--strategy", "score", "--min-inputs", "4"], "--min-inputs applies to the"),
+    (["lottery", "--strategy", "multilevel", "--rescale"], "--rescale applies to the"),
+    (["lottery", "--min-inputs", "64", "--rounds", "4", "--rate", "0.5"],
+     "--min-inputs 64 keeps"),
 ])
 def test_bad_input_is_one_line_exit_2(args, word, tmp_path, capsys):
     code = main([*args, "--no-progress", "--out", str(tmp_path / "x")])
