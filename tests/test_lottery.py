@@ -20,6 +20,7 @@ from spikesculpt.methods.tickets.early_time import (
     prefix_distributions,
 )
 from spikesculpt.methods.tickets.pruning import full_mask, magnitude_prune, ticket_layers
+from spikesculpt.methods.tickets.rescale import rescale_to_dense_norm, squared_norms
 from spikesculpt.methods.tickets.score import ScoreNet, TopK, effective_weight
 from spikesculpt.methods.tickets.snapshot import (
     Snapshot,
@@ -362,3 +363,74 @@ def test_mlp_batch_norm_option_for_sparse_tickets():
     assert [type(b.bn).__name__ for b in model.hidden] == ["BatchNorm1d"] * 2
     assert all(b.fc.bias is None for b in model.hidden)
     assert model(torch.rand(2, 3, 1, 8, 8)).shape == (2, 3, 10)
+
+
+# --------------------------------------------------------------------------- floors, rescaling
+def _units(weight):
+    return weight.reshape(weight.shape[0], -1)
+
+
+@pytest.mark.parametrize("scope", ["global", "layer"])
+@pytest.mark.parametrize("k", [1, 3])
+def test_min_inputs_floor_keeps_k_largest_inputs_per_unit_and_exact_counts(scope, k):
+    model = conv_model()
+    weights = random_weights(model, 3)
+    weights["readout.weight"] *= 0.01            # a layer global magnitude would empty
+    mask = full_mask(model, ticket_layers(model))
+    plain = mask
+    for _ in range(3):
+        active = {n: mask.active(n) for n in mask}
+        new = magnitude_prune(weights, mask, 0.3, scope, min_inputs=k)
+        if scope == "global":
+            removed = sum(active.values()) - sum(new.active(n) for n in new)
+            assert removed == round(0.3 * sum(active.values()))      # exact, floor or not
+        else:
+            assert all(active[n] - new.active(n) == round(0.3 * active[n]) for n in new)
+        for n in new:
+            assert not (new[n] & ~mask[n]).any()                     # pruned stays pruned
+            kept_rows = _units(new[n]).sum(1)
+            assert (kept_rows >= min(k, _units(mask[n]).shape[1])).all()   # floor respected
+            mags = _units(weights[n].abs())
+            for row, (m_old, m_new) in enumerate(zip(_units(mask[n]), _units(new[n]))):
+                top = torch.sort(mags[row][m_old], descending=True).values[:k]
+                assert set(top.tolist()) <= set(mags[row][m_new].tolist())   # the k largest
+        mask = new
+        plain = magnitude_prune(weights, plain, 0.3, scope)
+    assert all(mask.active(n) > 0 for n in mask)                     # every layer connected
+    if scope == "global":
+        assert plain.active("readout.weight") == 0                   # what the floor prevents
+
+
+def test_min_inputs_floor_refuses_a_round_it_cannot_take():
+    model = conv_model()
+    mask = full_mask(model, ticket_layers(model))
+    fan_in = {n: _units(mask[n]).shape[1] for n in mask}
+    with pytest.raises(UserError, match="min_inputs"):
+        magnitude_prune(random_weights(model), mask, 0.9, "global",
+                        min_inputs=max(fan_in.values()))
+
+
+def test_rescale_restores_the_dense_norm_of_bn_free_layers_only():
+    for batch_norm in (False, True):
+        torch.manual_seed(0)
+        model = create_model("mlp", in_channels=1, image_size=8, num_classes=10,
+                             hidden=[16, 8], batch_norm=batch_norm)
+        names = ticket_layers(model)
+        params = dict(model.named_parameters())
+        dense = squared_norms(params, names)
+        mask = magnitude_prune(params, full_mask(model, names), 0.8, "layer")
+        with torch.no_grad():
+            for n in names:
+                params[n].mul_(mask[n])
+        before = {n: params[n].detach().clone() for n in names}
+        factors = rescale_to_dense_norm(model, mask, dense)
+        rescaled = {"hidden.0.fc.weight", "hidden.1.fc.weight", "readout.weight"} \
+            if not batch_norm else {"readout.weight"}                # BN after the hidden fc
+        assert set(factors) == rescaled
+        for n in names:
+            if n in rescaled:
+                assert squared_norms(params, [n])[n] == pytest.approx(dense[n], rel=1e-5)
+                assert torch.allclose(params[n], before[n] * factors[n])   # one factor a layer
+                assert factors[n] > 1
+            else:
+                assert torch.equal(params[n], before[n])

@@ -175,6 +175,35 @@ def test_controls_are_branches_of_a_finished_search(imp_run, data, tmp_path):
         assert not torch.equal(w_ticket["readout.weight"], w_reinit["readout.weight"])
 
 
+# A BN-free MLP on 300 digits pruned to 1% density: global magnitude starves the second
+# hidden layer, which falls silent; --prune layer --rescale keeps every layer firing.
+# Tuned once: FLOOR_OPTIONS, seed 0.
+FLOOR_OPTIONS = dict(rounds=2, rate=0.9, rewind="2it")
+
+
+def last_level(result) -> dict:
+    return json.loads((result.path / "level_2" / "metrics.json").read_text())
+
+
+def test_rescaled_bn_free_ticket_keeps_every_layer_firing(data, tmp_path):
+    train = train_config(data, epochs=4, model_kwargs={"hidden": [48, 48]})
+    plain = run_lottery(train, LotteryConfig(**FLOOR_OPTIONS), out=str(tmp_path / "plain"),
+                        progress=False)
+    fixed = run_lottery(train, LotteryConfig(**FLOOR_OPTIONS, prune="layer", rescale=True,
+                                             controls=["random"]),
+                        out=str(tmp_path / "fixed"), progress=False)
+    assert last_level(plain)["silent_layers"]                  # without: a layer falls silent
+    ticket = last_level(fixed)
+    assert ticket["silent_layers"] == [] and ticket["empty_layers"] == []
+    assert all(rate > 1e-3 for rate in ticket["layer_firing_rates"].values())
+    assert set(ticket["rescale_factors"]) == set(ticket["layer_density"])   # BN-free: all
+    assert all(f > 1 for f in ticket["rescale_factors"].values())
+    control = json.loads((fixed.path / "level_2" / "control_random" / "metrics.json").read_text())
+    assert set(control["rescale_factors"]) == set(ticket["rescale_factors"])   # same rule
+    dense = json.loads((fixed.path / "level_0" / "metrics.json").read_text())
+    assert "rescale_factors" not in dense                      # a full mask is not rescaled
+
+
 def test_early_bird_stops_the_search_once_masks_settle(data, tmp_path):
     result = run_lottery(train_config(data, epochs=4),
                          LotteryConfig(strategy="early-bird", rounds=2, rate=0.5, rewind="0it",
@@ -286,6 +315,11 @@ def _cli(*args, cwd):
     (["lottery", "--strategy", "score", "--early-time"], "--early-time applies"),
     (["lottery", "--binary-weights"], "--binary-weights applies"),
     (["lottery", "--controls", "reinit,nope"], "unknown control"),
+    (["lottery", "--min-inputs", "-2"], "min_inputs must be an integer >= 0"),
+    (["lottery", "--strategy", "score", "--min-inputs", "4"], "--min-inputs applies to the"),
+    (["lottery", "--strategy", "multilevel", "--rescale"], "--rescale applies to the"),
+    (["lottery", "--min-inputs", "64", "--rounds", "4", "--rate", "0.5"],
+     "--min-inputs 64 keeps"),
 ])
 def test_bad_input_is_one_line_exit_2(args, word, tmp_path, capsys):
     code = main([*args, "--no-progress", "--out", str(tmp_path / "x")])

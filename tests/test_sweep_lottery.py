@@ -183,6 +183,8 @@ def test_grid_file_keys_vary_and_densities():
     (["--lottery", "imp", "--controls", "bogus"], "unknown control 'bogus'"),
     (["--lottery", "imp", "--rate", "1.5"], "rate must be in (0, 1)"),
     (["--lottery", "imp", "--binary-weights"], "--binary-weights applies to"),
+    (["--lottery", "score", "--rescale"], "--rescale applies to the magnitude-pruning"),
+    (["--lottery", "imp", "--min-inputs", "-1"], "min_inputs must be an integer >= 0"),
     (["--lottery", "imp", "--grow", "random"], "add --method"),
     (["--lottery", "imp", "--strategy", "imp"], "unrecognized arguments"),
 ])

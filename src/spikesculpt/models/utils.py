@@ -31,6 +31,20 @@ def prunable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(name, p) for name, p in model.named_parameters() if id(p) in wanted]
 
 
+def normalised_layers(model: nn.Module) -> set[str]:
+    """Weight names of layers whose next leaf module (registration order) is a normalisation
+    (``conv -> BN`` blocks, SpikingJelly's ``SeqToANNContainer(conv, BN)``): their output scale
+    is normalised away, so the scale of their weights does not set how strongly they drive the
+    next neurons."""
+    leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
+    out = set()
+    for (name, module), (_, nxt) in zip(leaves, leaves[1:]):
+        weight = getattr(module, "weight", None)
+        if isinstance(nxt, NORM_TYPES) and isinstance(weight, nn.Parameter):
+            out.add(f"{name}.weight" if name else "weight")
+    return out
+
+
 def is_spiking_module(module: nn.Module) -> bool:
     """spikesculpt's ``SpikingNeuron``s, and — for models built from them — SpikingJelly's
     ``BaseNode`` and snnTorch's ``SpikingNeuron`` subclasses (recognised by class, without

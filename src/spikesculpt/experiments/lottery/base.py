@@ -47,6 +47,7 @@ class Strategy:
     uses_rewind = False        # tickets start from the rewind snapshot (IMP, early-bird)
     allows_early_time = False
     allows_binary = False
+    magnitude_pruning = False  # masks by magnitude pruning: --min-inputs, --rescale apply
 
     # ------------------------------------------------------------------ the template
     def run_level(self, ctx: LevelContext) -> None:

@@ -134,10 +134,12 @@ class LevelContext:
         """Train ``model`` with ``mask`` enforced from ``start`` ("init" or "rewind") with
         ``config`` (default: ``train``; copied), resumable from ``folder/checkpoint_<name>.pt``.
         ``clock`` (a ``PhaseClock``) times the epochs; put the same one in ``callbacks``' users.
+        With ``--rescale`` the kept weights of BN-free layers start at the dense start's norm.
         """
         return train_phase(self.folder, name, config if config is not None else self.train,
                            model, mask, start, list(callbacks), clock or PhaseClock(),
-                           self._setup.splits, self._setup.progress, self._store.snapshot)
+                           self._setup.splits, self._setup.progress, self._store.snapshot,
+                           rescale=self.lottery.rescale)
 
     # ------------------------------------------------------------------ search results
     def search_done(self) -> bool:

@@ -25,7 +25,9 @@ search trainings once the mask has settled.
 
 Our choices: masks are pruned from the weights at the end of training (not the best-validation
 weights that are reported); the data order of every level is the run's (seeded per epoch, the
-same at every level); no rescaling of kept weights (see ``ticket.py``).
+same at every level); no rescaling of kept weights (see ``ticket.py``) unless ``--rescale``
+(``rescale.py``); ``--min-inputs k`` keeps the k largest inputs of every output unit
+(``pruning.py``) — both ours, off by default.
 """
 
 from __future__ import annotations
@@ -35,8 +37,27 @@ from spikesculpt.experiments.lottery.base import LevelResult, Strategy
 from spikesculpt.experiments.lottery.context import LevelContext
 from spikesculpt.experiments.lottery.registry import register_strategy
 from spikesculpt.methods.tickets.early_time import EarlyTimeCallback, check_early_time
+from spikesculpt.methods.tickets.pruning import floor_connections
 from spikesculpt.methods.tickets.snapshot import SnapshotCallback
 from spikesculpt.methods.tickets.ticket import PhaseClock, SearchRecorder
+
+
+def check_floor(model, layers: list, lottery) -> None:
+    """``UserError`` when ``--min-inputs`` keeps more connections than the last level's target
+    (nothing is written yet): the floor keeps Σ outputs × min(k, fan-in) per ranking group."""
+    if not lottery.min_inputs:
+        return
+    params = dict(model.named_parameters())
+    shapes = {n: tuple(params[n].shape) for n in layers}
+    groups = [[n] for n in layers] if lottery.prune == "layer" else [layers]
+    final = (1.0 - lottery.rate) ** lottery.rounds
+    for group in groups:
+        floor = floor_connections({n: shapes[n] for n in group}, lottery.min_inputs)
+        total = sum(params[n].numel() for n in group)
+        if floor > final * total:
+            raise UserError(f"--min-inputs {lottery.min_inputs} keeps {floor} of the {total} "
+                            f"connections of {', '.join(group)}, more than the last level's "
+                            f"density {final:.4g} leaves; lower --min-inputs or --rounds")
 
 
 @register_strategy("imp")
@@ -46,6 +67,7 @@ class IMP(Strategy):
     name = "imp"
     uses_rewind = True
     allows_early_time = True
+    magnitude_pruning = True
 
     def detector(self, ctx: LevelContext):
         return None  # early-bird returns an EarlyBirdDetector
@@ -56,6 +78,7 @@ class IMP(Strategy):
             if ctx.lottery.et_warmup >= ctx.train.epochs:
                 raise UserError(f"--et-warmup ({ctx.lottery.et_warmup} epochs) must be shorter "
                                 f"than training ({ctx.train.epochs} epochs)")
+        check_floor(model, ctx.layers, ctx.lottery)
 
     def train_dense(self, ctx: LevelContext) -> LevelResult:
         return self.imp_level(ctx)  # level 0 also stores the rewind snapshot and finds m_1
@@ -82,7 +105,7 @@ class IMP(Strategy):
                 return []
             rec = SearchRecorder(mask, lot.rate, lot.prune, on_found=ctx.save_search,
                                  clock=clock, detector=self.detector(ctx), min_epoch=min_epoch,
-                                 stop=stop)
+                                 stop=stop, min_inputs=lot.min_inputs)
             rec.found = ctx.search_done()
             return [rec]
 

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from spikesculpt.core.checks import require_finite
 from spikesculpt.core.errors import UserError
+from spikesculpt.core.options import hashed_if_set, option
 from spikesculpt.experiments.lottery.registry import STRATEGIES
 from spikesculpt.methods.tickets.snapshot import parse_rewind
 
@@ -35,6 +36,13 @@ class LotteryConfig:
     binary_weights: bool = False   # score tickets: alpha * sign(W) (biprop) instead of W
     evaluate: str = "all"          # all | ends: which levels get a full-T ticket training
     controls: list = field(default_factory=list)   # reinit, random (branches; not hashed)
+    # ours, not the papers' (docs/lottery.md, "Sparse BN-free tickets"); hashed only when set
+    min_inputs: int = option(0, hash="if_set", help="imp/early-bird: magnitude pruning never "
+                             "removes the k largest active inputs of any output unit (neuron, "
+                             "conv channel): a per-layer floor against layer collapse; 0 = none")
+    rescale: bool = option(False, hash="if_set", help="imp/early-bird: scale the kept start "
+                           "weights of every layer without BatchNorm after it so the layer keeps "
+                           "its dense start's weight norm; tickets and controls alike")
 
     CONTROLS = ("reinit", "random")
     NOT_HASHED = ("controls",)
@@ -72,7 +80,24 @@ class LotteryConfig:
             if c not in self.CONTROLS:
                 raise UserError(f"unknown control {c!r}; choose from: {', '.join(self.CONTROLS)}")
         self.controls = list(dict.fromkeys(self.controls))
+        self._check_magnitude_options()
         return self
+
+    def _check_magnitude_options(self) -> None:
+        value = self.min_inputs
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise UserError(f"min_inputs must be an integer >= 0 (inputs every output unit "
+                            f"keeps; 0 = no floor), got {value!r}; pass e.g. --min-inputs 8")
+        if not isinstance(self.rescale, bool):
+            raise UserError(f"rescale must be true or false, got {self.rescale!r}")
+        magnitude = getattr(STRATEGIES.get(self.strategy), "magnitude_pruning", False)
+        if (value or self.rescale) and not magnitude:
+            flag = "--min-inputs" if value else "--rescale"
+            allowed = [n for n in STRATEGIES
+                       if getattr(STRATEGIES.get(n), "magnitude_pruning", False)]
+            raise UserError(f"{flag} applies to the magnitude-pruning strategies "
+                            f"({', '.join(allowed)}), not {self.strategy!r}; drop it or pass "
+                            f"--strategy imp")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,4 +106,7 @@ class LotteryConfig:
         d = self.to_dict()
         for name in self.NOT_HASHED:
             d.pop(name, None)
+        for name, default in hashed_if_set(type(self)).items():
+            if d.get(name) == default:
+                d.pop(name)   # added later: a search without it keeps its directory name
         return d

@@ -24,7 +24,7 @@ from spikesculpt.sparse import Mask
 
 # the keys of a trained phase's metrics copied into a level's (or control's) metrics.json
 RUN_KEYS = ("test_accuracy", "val_accuracy", "test_loss", "best_epoch", "firing_rate",
-            "layer_firing_rates", "train_seconds")
+            "layer_firing_rates", "silent_layers", "train_seconds")
 # the keys of ``model_stats`` recorded as a training run records them (``train_run``)
 COUNT_KEYS = ("params_total", "params_prunable", "nonzero_prunable")
 
@@ -119,6 +119,8 @@ def write_run(folder: Path, mask: Mask, model, phase, extra: dict, model_metadat
         write_csv(folder / "history.csv", phase.trainer.history)
         entry.update({k: m[k] for k in RUN_KEYS})
         entry["timesteps"] = phase.trainer.config.timesteps
+        if phase.rescaled:
+            entry["rescale_factors"] = phase.rescaled
         add_to_metrics(entry, efficiency_metrics(phase.trainer, phase.trainer.splits.test))
         kept = tokens_kept(model)
         if kept is not None:

@@ -47,7 +47,7 @@ from spikesculpt.methods.base import Method
 from spikesculpt.methods.dynamic.ages import ConnectionAges
 from spikesculpt.methods.dynamic.options import SparseConfig
 from spikesculpt.methods.dynamic.report import write_sparse_report
-from spikesculpt.models.utils import NORM_TYPES, prunable_parameters
+from spikesculpt.models.utils import normalised_layers, prunable_parameters
 from spikesculpt.sparse import (
     HebbianRecorder,
     Mask,
@@ -374,7 +374,7 @@ def rescale_kept_weights(model: nn.Module, mask: Mask) -> list[str]:
     shrink its effective learning rate (with Adam, relative updates ∝ lr/|w|).
     Our choice, for every sparse method alike.
     """
-    normalised = _normalised_layers(model)
+    normalised = normalised_layers(model)
     params = dict(model.named_parameters())
     done = []
     for name, m in mask.items():
@@ -383,17 +383,6 @@ def rescale_kept_weights(model: nn.Module, mask: Mask) -> list[str]:
             params[name].mul_(d ** -0.5)
             done.append(name)
     return done
-
-
-def _normalised_layers(model: nn.Module) -> set[str]:
-    """Weight names of layers whose next leaf module (registration order) is a normalisation."""
-    leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
-    out = set()
-    for (name, module), (_, nxt) in zip(leaves, leaves[1:]):
-        weight = getattr(module, "weight", None)
-        if isinstance(nxt, NORM_TYPES) and isinstance(weight, nn.Parameter):
-            out.add(f"{name}.weight" if name else "weight")
-    return out
 
 
 def _numel(shape) -> int:

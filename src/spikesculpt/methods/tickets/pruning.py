@@ -10,6 +10,13 @@ One round removes a fraction ``rate`` of the *remaining* connections (Frankle & 
 - ``layer``: every layer loses exactly ``round(rate · A_l)`` of its own A_l active connections,
   so every layer keeps the same density.
 
+``min_inputs`` = k > 0 (ours, not the papers'): a floor on every output unit (a Linear's row, a
+conv's output channel): the k largest ``|w|`` among its active inputs are never pruned, and the
+round's count is taken from the rest, so exactly as many connections go as without the floor
+(``UserError`` when the floor leaves too few). Global magnitude ranks layers on one scale and
+can thin a layer with small weights until its neurons get too little input to fire, or a small
+readout down to a handful of connections (docs/lottery.md, "Layer collapse").
+
 Only active connections are ranked; pruned ones stay pruned. Ties in ``|w|`` are broken by
 position (stable sort in the order of the mask's names, then the flat index), so the same
 weights always give the same mask. Layers outside the mask (``dense_first`` / ``dense_last``)
@@ -53,30 +60,63 @@ def full_mask(model: nn.Module, names) -> Mask:
 
 @torch.no_grad()
 def magnitude_prune(weights: Mapping[str, torch.Tensor], mask: Mask, rate: float,
-                    scope: str = "global") -> Mask:
-    """A new mask with ``rate`` of ``mask``'s active connections removed (smallest ``|w|``)."""
+                    scope: str = "global", min_inputs: int = 0) -> Mask:
+    """A new mask with ``rate`` of ``mask``'s active connections removed (smallest ``|w|``);
+    the ``min_inputs`` largest of every output unit's active inputs are kept (module doc)."""
     if not 0 < rate < 1:
         raise UserError(f"rate must be in (0, 1), got {rate!r}")
+    if scope not in ("global", "layer"):
+        raise UserError(f"unknown pruning scope {scope!r}; choose global or layer")
     new = mask.clone().to("cpu")
     names = mask.names()
-    mags = {n: weights[n].detach().abs().float().cpu().reshape(-1) for n in names}
-    if scope == "layer":
-        for n in names:
-            active = torch.nonzero(new[n].reshape(-1)).squeeze(1)
-            _drop(new[n], active, mags[n][active], int(round(rate * len(active))))
-        return new
-    if scope != "global":
-        raise UserError(f"unknown pruning scope {scope!r}; choose global or layer")
-    actives = [torch.nonzero(new[n].reshape(-1)).squeeze(1) for n in names]
-    values = torch.cat([mags[n][a] for n, a in zip(names, actives)])
-    owner = torch.cat([torch.full((len(a),), i, dtype=torch.long) for i, a in enumerate(actives)])
-    where = torch.cat(actives)
-    count = int(round(rate * len(values)))
-    order = torch.sort(values, stable=True).indices[:count]
-    for i, n in enumerate(names):
-        sel = order[owner[order] == i]
-        new[n].view(-1)[where[sel]] = False
+    mags = {n: _ranked_magnitudes(weights[n], new[n], min_inputs) for n in names}
+    groups = [[n] for n in names] if scope == "layer" else [names]
+    for group in groups:
+        actives = [torch.nonzero(new[n].reshape(-1)).squeeze(1) for n in group]
+        values = torch.cat([mags[n][a] for n, a in zip(group, actives)])
+        count = int(round(rate * len(values)))
+        free = int(torch.isfinite(values).sum())
+        if count > free:
+            raise UserError(f"min_inputs={min_inputs} keeps {len(values) - free} of the "
+                            f"{len(values)} active connections of {', '.join(group)}, so the "
+                            f"{count} this round must remove cannot go; lower --min-inputs or "
+                            f"--rounds")
+        owner = torch.cat([torch.full((len(a),), i, dtype=torch.long)
+                           for i, a in enumerate(actives)])
+        where = torch.cat(actives)
+        order = torch.sort(values, stable=True).indices[:count]
+        for i, n in enumerate(group):
+            new[n].view(-1)[where[order[owner[order] == i]]] = False
     return new
+
+
+def _ranked_magnitudes(weight: torch.Tensor, layer_mask: torch.Tensor,
+                       min_inputs: int) -> torch.Tensor:
+    """Flat ``|w|`` of one layer for the ranking, +inf at the connections the floor keeps: the
+    ``min_inputs`` largest active ``|w|`` of every output unit (row of ``weight.reshape(out,
+    -1)``; ties: the earlier input)."""
+    mags = weight.detach().abs().float().cpu().reshape(-1).clone()
+    if min_inputs <= 0:
+        return mags
+    rows = mags.view(weight.shape[0], -1)
+    active = layer_mask.reshape(weight.shape[0], -1).bool()
+    k = min(int(min_inputs), rows.shape[1])
+    order = torch.sort(torch.where(active, -rows, torch.inf), dim=1, stable=True).indices[:, :k]
+    keep = torch.zeros_like(active).scatter_(1, order, True) & active
+    rows[keep] = torch.inf
+    return mags
+
+
+def floor_connections(shapes: Mapping[str, tuple], min_inputs: int) -> int:
+    """Connections the ``min_inputs`` floor keeps at most: Σ over layers of outputs ×
+    min(k, fan-in) (``shapes``: weight shapes, outputs first)."""
+    total = 0
+    for shape in shapes.values():
+        fan_in = 1
+        for s in shape[1:]:
+            fan_in *= int(s)
+        total += int(shape[0]) * min(int(min_inputs), fan_in)
+    return total
 
 
 def magnitude_ticket(model: nn.Module, density: float, scope: str = "global",
@@ -102,11 +142,6 @@ def magnitude_ticket(model: nn.Module, density: float, scope: str = "global",
         return mask
     params = dict(model.named_parameters())
     return magnitude_prune({n: params[n] for n in mask}, mask, 1.0 - density, scope)
-
-
-def _drop(layer_mask: torch.Tensor, active: torch.Tensor, values: torch.Tensor, count: int) -> None:
-    order = torch.sort(values, stable=True).indices[:count]
-    layer_mask.view(-1)[active[order]] = False
 
 
 def model_density(model: nn.Module, mask: Mask) -> float:

@@ -78,13 +78,14 @@ class SearchRecorder(Callback):
     ``detector``: an ``EarlyBirdDetector`` (or None for IMP: the mask of the last epoch).
     ``min_epoch``: the early-bird stop is not taken before this many epochs (the rewind point
     must have been passed). ``stop``: raise ``StopPhase`` once found (search-only run).
-    ``on_found(mask, info)`` receives the next mask and ``{"epoch", "seconds", "early_bird",
-    "mask_distance"}``.
+    ``min_inputs``: the per-unit floor of ``magnitude_prune``. ``on_found(mask, info)``
+    receives the next mask and ``{"epoch", "seconds", "early_bird", "mask_distance"}``.
     """
 
     def __init__(self, mask: Mask, rate: float, scope: str, on_found: Callable, clock: PhaseClock,
-                 detector=None, min_epoch: int = 0, stop: bool = False):
+                 detector=None, min_epoch: int = 0, stop: bool = False, min_inputs: int = 0):
         self.mask = mask
+        self.min_inputs = int(min_inputs)
         self.rate = rate
         self.scope = scope
         self.on_found = on_found
@@ -102,7 +103,7 @@ class SearchRecorder(Callback):
             return
         params = dict(trainer.model.named_parameters())
         candidate = magnitude_prune({n: params[n] for n in self.mask}, self.mask, self.rate,
-                                    self.scope)
+                                    self.scope, self.min_inputs)
         converged, distance = False, None
         if self.detector is not None:
             distance = self.detector.update(candidate)
