@@ -180,3 +180,38 @@ def test_a_default_changes_only_for_a_difference_beyond_noise():
     assert s.choose_default(cands, 0) == (0, 1)
     cands.append({"val_mean": 0.935, "val_minus_default": s.paired_difference(clear, default)})
     assert s.choose_default(cands, 0) == (2, 2)
+
+
+# ------------------------------------------------------------------ lottery sweep comparison
+def write_lottery_cells(folder, rows):
+    """A sweep folder whose cells.csv holds ticket rows ``(seed, level, density, val, test)``
+    and one control row per level (which the comparison must ignore)."""
+    folder.mkdir()
+    head = "method,seed,status,test_accuracy,val_accuracy,density,role,level\n"
+    lines = [f"imp,{s},trained,{t},{v},{d},,{k}\n" for s, k, d, v, t in rows]
+    lines += [f"imp,{s},trained,0.0,0.0,{d},reinit,{k}\n" for s, k, d, _, _ in rows if k]
+    (folder / "cells.csv").write_text(head + "".join(lines))
+    return folder
+
+
+def test_lottery_comparison_at_density_pairs_the_first_level_past_it_and_the_dense_gap(
+        tmp_path, capsys, monkeypatch):
+    cmp = bench("compare_lottery_sweeps")
+    # A: 3 rounds of rate 0.5 (level 3 at 0.125, level 4 at 0.0625); dense 0.90 / 0.92
+    a = write_lottery_cells(tmp_path / "a", [
+        (s, k, d, 0.90 - 0.02 * k + 0.001 * s, 0.80)
+        for s in range(3) for k, d in enumerate((1.0, 0.5, 0.25, 0.125, 0.0625))])
+    # B: dense higher by 0.05, its first level <= 0.1 is level 2 (0.09): val 0.88 + 0.002 s
+    b = write_lottery_cells(tmp_path / "b", [
+        (s, k, d, v + 0.002 * s, 0.80)
+        for s in range(3) for k, d, v in ((0, 1.0, 0.95), (1, 0.3, 0.93), (2, 0.09, 0.88))])
+    monkeypatch.setattr(sys, "argv", ["x", str(a), str(b), "--density", "0.1"])
+    cmp.main()
+    out = capsys.readouterr().out
+    assert "a: level 4 (density 0.0625); b: level 2 (density 0.0900)" in out
+    # ticket: A 0.82 + 0.001 s − (0.88 + 0.002 s) = −6 points − 0.1 s: mean −6.10
+    assert "| ticket accuracy | -6.10 [" in out
+    # gap: A −0.08 − B (−0.07) = −1 point exactly on every seed: a zero-width interval
+    assert "| ticket − dense | -1.00 [-1.00, -1.00] |" in out
+    with pytest.raises(SystemExit, match="no level at density <= 0.05"):
+        cmp.at_density(cmp.tickets(a), cmp.tickets(b), ("a", "b"), 0.05)
