@@ -24,7 +24,8 @@ METRICS = ("val_accuracy", "test_accuracy")
 
 
 def group(spec: str) -> dict:
-    """``{gene_dim: {metric: {seed: value}}}`` of the finished rows ``SWEEP:METHOD[:ROLE]``."""
+    """``{gene_dim: {metric: {seed: value}}}`` of the finished rows ``SWEEP:METHOD[:ROLE]``
+    (gene_dim None for a method that reads no gene dimension, e.g. ``dense``)."""
     sweep, method, *role = spec.split(":")
     role = role[0] if role else ""
     out: dict = {}
@@ -32,7 +33,8 @@ def group(spec: str) -> dict:
         for row in csv.DictReader(f):
             if row["method"] != method or row["role"] != role or row["status"] == "failed":
                 continue
-            cell = out.setdefault(int(row["genetic.gene_dim"]), {m: {} for m in METRICS})
+            gene_dim = int(row["genetic.gene_dim"]) if row["genetic.gene_dim"] else None
+            cell = out.setdefault(gene_dim, {m: {} for m in METRICS})
             for metric in METRICS:
                 cell[metric][int(row["seed"])] = float(row[metric])
     return out
@@ -47,10 +49,12 @@ def main() -> None:
     print(f"A = {args.a}, B = {args.b}")
     print("| g | val: A − B [95% CI] | test: A − B [95% CI] | n |")
     print("|---|---|---|---|")
-    for g in sorted(set(a) & set(b)):
+    if None in b and len(b) == 1:   # B has no gene dimension (dense): every g against it
+        b = {g: b[None] for g in a}
+    for g in sorted(set(a) & set(b), key=str):
         val = paired_difference(a[g]["val_accuracy"], b[g]["val_accuracy"])
         test = paired_difference(a[g]["test_accuracy"], b[g]["test_accuracy"])
-        print(f"| {g} | {diff_ci(val)} | {diff_ci(test)} | {val['n'] if val else 0} |")
+        print(f"| {'—' if g is None else g} | {diff_ci(val)} | {diff_ci(test)} | {val['n'] if val else 0} |")
 
 
 if __name__ == "__main__":
