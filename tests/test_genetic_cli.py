@@ -39,7 +39,8 @@ def test_train_genetic_metrics_and_evaluate(tmp_path, capsys):
     assert m["compression"] == pytest.approx(1 - total / plain)
     assert m["gene_dim"] == 4 and [e["name"] for e in m["encoded_layers"]] == ["hidden.0.fc"]
     assert m["method_params"] == {"gene_dim": 4, "keep_first": False, "keep_last": True,
-                                  "init_std": 0.02, "initial_rule": "random"}
+                                  "init_std": 0.02, "interaction_init": "random",
+                                  "initial_rule": "random"}
     # prunable = the plain layers' weight parameters (the readout); all present
     assert m["params_prunable"] == h * k and m["density"] == 1.0
     assert (out / "genetic.json").is_file()

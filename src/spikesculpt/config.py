@@ -133,7 +133,8 @@ class TrainConfig:
         """The fields that can change the result: all but the bookkeeping ones, and of the
         method option sections only ``method_section`` (the one the method declares it reads,
         ``Method.config_section``; None for a method without options), less the fields that
-        section declares ``hash="never"`` (e.g. the ticket's mask path)."""
+        section declares ``hash="never"`` (e.g. the ticket's mask path) and those it declares
+        ``hash="if_set"`` while at their default (an option added later keeps the old names)."""
         sections = self.option_sections()
         if method_section is not None and method_section not in sections:
             raise ValueError(f"method {self.method!r} declares config section "
@@ -146,8 +147,12 @@ class TrainConfig:
             if section != method_section:
                 d.pop(section, None)
         if method_section is not None:  # a section may leave fields out (e.g. a file's path)
-            for name in unhashed_fields(type(getattr(self, method_section))):
+            section_cls = type(getattr(self, method_section))
+            for name in unhashed_fields(section_cls):
                 d[method_section].pop(name, None)
+            for name, default in hashed_if_set(section_cls).items():
+                if d[method_section].get(name) == default:
+                    d[method_section].pop(name, None)
         for name, default in hashed_if_set(self).items():
             if d.get(name) == default:
                 d.pop(name, None)

@@ -29,7 +29,7 @@ from typing import Optional
 from spikesculpt.config import TrainConfig
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.io import write_csv, write_json, write_yaml
-from spikesculpt.core.options import unhashed_fields
+from spikesculpt.core.options import hashed_if_set, unhashed_fields
 from spikesculpt.core.version import __version__
 from spikesculpt.experiments.rundir import read_yaml_mapping
 
@@ -38,10 +38,16 @@ RUNS = "runs"
 
 
 def sweep_identity(grid: dict, base: TrainConfig) -> dict:
-    """What names a sweep: the grid and the base config less its bookkeeping fields."""
+    """What names a sweep: the grid and the base config less its bookkeeping fields and the
+    method-section fields declared ``hash="if_set"`` while at their default (an option added
+    later, e.g. ``genetic.interaction_init``, keeps the names of the sweeps made before it)."""
     config = base.to_dict()
     for name in unhashed_fields(base):
         config.pop(name, None)
+    for section in base.option_sections():
+        for name, default in hashed_if_set(type(getattr(base, section))).items():
+            if config[section].get(name) == default:
+                config[section].pop(name, None)
     return {"grid": grid, "base": config}
 
 

@@ -95,7 +95,8 @@ def _encoded_from(module: nn.Module, interaction: GeneInteraction,
 
 def genetic_encode(model: nn.Module, gene_dim: int, keep_first: bool = False,
                    keep_last: bool = False, generator: Optional[torch.Generator] = None,
-                   warn: bool = True, init_std: float = INIT_STD) -> nn.Module:
+                   warn: bool = True, init_std: float = INIT_STD,
+                   interaction_init: str = "random") -> nn.Module:
     """Replace the conv / linear layers of ``model`` (in place) by gene-encoded layers.
 
     Args:
@@ -103,6 +104,9 @@ def genetic_encode(model: nn.Module, gene_dim: int, keep_first: bool = False,
         keep_first, keep_last: leave the first / last connection layer plain.
         generator: seeds O and the encodings (``torch.Generator``; None = the global RNG).
         warn: warn (``GeneDimWarning``) when the encoded model is not smaller than the plain one.
+        init_std: std of the initial encodings (and of O under the random init).
+        interaction_init: ``"random"`` (O ~ N(0, init_std²)) or ``"identity"`` (O = init_std·I:
+            the network starts as a rank-g low-rank one); see :class:`GeneInteraction`.
 
     Returns the same ``model`` object with ``model.gene_interaction`` (the shared O) added.
     Raises ``UserError`` for a bad gene dimension, an already encoded model, or a model with no
@@ -122,7 +126,7 @@ def genetic_encode(model: nn.Module, gene_dim: int, keep_first: bool = False,
                         f"nn.Linear or nn.Conv2d (groups=1) layers, it has {n} connection "
                         f"layer(s){kept}")
     ref = targets[0][1].weight
-    interaction = GeneInteraction(gene_dim, generator, init_std)
+    interaction = GeneInteraction(gene_dim, generator, init_std, init=interaction_init)
     interaction = interaction.to(device=ref.device, dtype=ref.dtype)
     model.add_module(ROOT_NAME, interaction)
     for name, module in targets:

@@ -96,23 +96,34 @@ def _functorch_active() -> bool:
         return False
 
 
+# How O starts (``genetic.interaction_init``): "random" = N(0, init_std²) (the paper's random
+# rule); "identity" = init_std · I_g (ours, issue 14): the network then starts as a rank-g
+# low-rank network W_l = α_l X_out,l X_in,lᵀ, and the shared O learns from there.
+INTERACTION_INITS = ("random", "identity")
+
+
 class GeneInteraction(nn.Module):
     """The gene-interaction matrix ``O`` [g, g] shared by every encoded layer of a network.
 
-    Initialised ``N(0, init_std²)`` (the scale is immaterial for the generated weights, each
-    layer's α normalises it; it sets the step size of O relative to Adam's ``lr``, see
+    Initialised ``N(0, init_std²)`` (``init="random"``) or ``init_std · I_g``
+    (``init="identity"``; the random draw is still taken from ``generator``, so the encodings
+    drawn after it are the same under both). The scale is immaterial for the generated weights,
+    each layer's α normalises it; it sets the step size of O relative to Adam's ``lr`` (see
     ``INIT_STD``).
     """
 
     def __init__(self, gene_dim: int, generator: Optional[torch.Generator] = None,
-                 init_std: float = INIT_STD):
+                 init_std: float = INIT_STD, init: str = "random"):
         super().__init__()
         if isinstance(gene_dim, bool) or not isinstance(gene_dim, int) or gene_dim <= 0:
             raise ValueError(f"gene_dim must be a positive integer, got {gene_dim!r}")
+        if init not in INTERACTION_INITS:
+            raise ValueError(f"init must be one of {INTERACTION_INITS}, got {init!r}")
         self.gene_dim = int(gene_dim)
         self.weight = nn.Parameter(torch.empty(gene_dim, gene_dim))
         with torch.no_grad():
-            self.weight.copy_(torch.randn(gene_dim, gene_dim, generator=generator) * init_std)
+            drawn = torch.randn(gene_dim, gene_dim, generator=generator) * init_std
+            self.weight.copy_(drawn if init == "random" else torch.eye(gene_dim) * init_std)
 
     def extra_repr(self) -> str:
         return f"gene_dim={self.gene_dim}"

@@ -81,6 +81,7 @@ class GeneticMethod(GeneratedWeightsMethod):
         self.keep_first = bool(options.keep_first)
         self.keep_last = bool(options.keep_last)
         self.init_std = float(options.init_std)
+        self.interaction_init = str(options.interaction_init)
         self.genome = None if options.genome is None else Genome.from_dict(options.genome)
         self.seed = int(seed)
         self.model: Optional[nn.Module] = None
@@ -93,7 +94,7 @@ class GeneticMethod(GeneratedWeightsMethod):
     def prepare_model(self, model: nn.Module) -> nn.Module:
         generator = gene_generator(self.seed)
         model = genetic_encode(model, self.gene_dim, self.keep_first, self.keep_last, generator,
-                               init_std=self.init_std)
+                               init_std=self.init_std, interaction_init=self.interaction_init)
         if self.genome is not None:
             apply_genome(model, self.genome, gene_generator(self.seed), where="the genome")
         self.model = model
@@ -103,6 +104,7 @@ class GeneticMethod(GeneratedWeightsMethod):
     def params(self) -> dict:
         return {"gene_dim": self.gene_dim, "keep_first": self.keep_first,
                 "keep_last": self.keep_last, "init_std": self.init_std,
+                "interaction_init": self.interaction_init,
                 "initial_rule": "evolved genome" if self.genome is not None else "random"}
 
     REPORT_KEYS = ("params_plain", "compression", "gene_dim", "params_interaction",

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 from spikesculpt.core.errors import UserError
-from spikesculpt.core.options import option
+from spikesculpt.core.options import check_choices, option
 from spikesculpt.methods.genetic.genome import read_genome_file
+from spikesculpt.methods.genetic.layers import INTERACTION_INITS
 
 
 @dataclass
@@ -29,6 +30,11 @@ class GeneticConfig:
                                          "plain")
     init_std: float = option(0.02, flag="--gene-init-std",
                              help="genetic: std of the initial genes and O (random rule)")
+    interaction_init: str = option(
+        "random", choices=lambda: INTERACTION_INITS, kind="interaction init", hash="if_set",
+        help="genetic: initial O: random = N(0, init_std^2) (the paper's random rule); identity "
+             "= init_std*I (ours: start as a rank-g low-rank network); a genome sets O itself; "
+             "lowrank ignores it")
     genome: Optional[dict] = option(
         None, metavar="FILE.json", read=read_genome_file, none_means="the random initial rule",
         help="genetic: start from an evolved initial wiring rule (evolution.json of "
@@ -43,6 +49,7 @@ class GeneticConfig:
                 or not math.isfinite(self.init_std):
             raise UserError(f"genetic init_std must be > 0, got {self.init_std!r}; pass e.g. "
                             f"--gene-init-std 0.02")
+        check_choices(self)
         if self.genome is not None and not isinstance(self.genome, dict):
             raise UserError("genetic genome must be a mapping (the 'genome' written by "
                             "'spikesculpt evolve'); pass it with --genome FILE.json")
