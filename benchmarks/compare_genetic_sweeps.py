@@ -54,7 +54,8 @@ def main() -> None:
     for g in sorted(set(a) & set(b), key=str):
         val = paired_difference(a[g]["val_accuracy"], b[g]["val_accuracy"])
         test = paired_difference(a[g]["test_accuracy"], b[g]["test_accuracy"])
-        print(f"| {'—' if g is None else g} | {diff_ci(val)} | {diff_ci(test)} | {val['n'] if val else 0} |")
+        label = "—" if g is None else g
+        print(f"| {label} | {diff_ci(val)} | {diff_ci(test)} | {val['n'] if val else 0} |")
 
 
 if __name__ == "__main__":

@@ -80,9 +80,9 @@ def test_gradient_growth_scores_are_the_unscaled_gradients(monkeypatch):
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 12)
     scores = []
 
-    def spy(mask, weight, n, score, generator):
+    def spy(mask, weight, n, score, generator, protected=None):
         scores.append(score.clone())
-        return drop_and_grow(mask, weight, n, score, generator)
+        return drop_and_grow(mask, weight, n, score, generator, protected=protected)
 
     drop_and_grow = sparse_base.drop_and_grow
     monkeypatch.setattr(sparse_base, "drop_and_grow", spy)

@@ -57,9 +57,10 @@ def test_esl_sweep_keeps_the_current_default_on_a_validation_tie(monkeypatch, tm
     sm = bench("bench_sparse_methods")
     monkeypatch.setattr(sm, "one_run", lambda *a, **k: {**fake_sparse_run(*a, **k),
                                                         "val_accuracy": 0.5})
-    args = argparse.Namespace(seeds=2, sweep_density=0.1, sweep_every=[10, 25, 100], workers=1)
-    chosen = sm.part_sweep(args, tmp_path)["chosen"]
     default = sm.esl_defaults()
+    args = argparse.Namespace(seeds=2, sweep_density=0.1,
+                              sweep_every=[10, default["update_every"], 100], workers=1)
+    chosen = sm.part_sweep(args, tmp_path)["chosen"]
     assert (chosen["grow"], chosen["update_every"]) == (default["grow"], default["update_every"])
     assert chosen["is_current_default"] is True
 

@@ -197,6 +197,11 @@ def test_esl_run_outputs_and_density_contract(tmp_path):
     assert "mask_updates" in rows[0] and "connections_changed" in rows[0]
     rewiring = (run / "rewiring.csv").read_text().splitlines()
     assert len(rewiring) == 1 + m["mask_updates"]
+    for key in ("dropped_newborn", "grown_returning", "mean_age", "explored"):
+        assert key in rewiring[0].split(","), key
+    # ESL's default grace period: nothing regrown at the previous update is dropped
+    assert m["method_params"]["grace"] == 2 and m["dropped_newborn"] == 0
+    assert m["mask_density"] < m["explored"] <= 1   # rewiring tried connections beyond the start
 
 
 def test_esl_resume_gives_the_uninterrupted_masks_and_weights(tmp_path, monkeypatch):

@@ -20,8 +20,9 @@ only in their defaults (``DEFAULTS``) and schedule. Built from the sparse core:
      and grow as many where the grow score is largest among those inactive before the update
      (``rewire.drop_and_grow``); connections regrown within the last ``grace`` updates are not
      drop candidates (``ages.ConnectionAges``, which also reports how the rewiring explores);
-     dropped and grown weights and their optimizer state are set to zero. ``α_t``: cosine decay from ``drop_fraction`` to 0 at ``update_until · total_steps``
-     (RigL's schedule), or constant (SET).
+     dropped and grown weights and their optimizer state are set to zero. ``α_t``: cosine
+     decay from ``drop_fraction`` to 0 at ``update_until · total_steps`` (RigL's schedule), or
+     constant (SET).
    The active count of every layer never changes.
    Under AMP, a step that ``GradScaler`` skips on overflow is no step for these hooks: not
    counted, no rewiring, nothing read; gradient scores are unscaled (``sparse/steps.py``).
