@@ -7,7 +7,8 @@ Per masked layer, three tensors of the weight's shape:
 - ``dropped``: index of the update that last dropped it (-1: never), int16;
 - ``ever``: whether the connection has ever been active (bool).
 
-Update indices count from 1. From them every update reports how the rewiring explores (the
+Memory: 5 bytes per connection of the masked layers (2 + 2 + 1), on the mask's device; int16
+update indices allow 32,767 updates. Update indices count from 1. From them every update reports how the rewiring explores (the
 measurements behind ESL's churn diagnosis, issue 14):
 
 - ``dropped_newborn``: fraction of the connections dropped now that were grown at the previous
