@@ -104,3 +104,15 @@ def test_drop_and_grow_never_drops_a_protected_connection():
 def test_bad_grace_is_a_user_error(grace):
     with pytest.raises(UserError, match="grace"):
         create_method("esl", grace=grace)
+
+
+def test_update_indices_widen_before_int16_overflows():
+    from spikesculpt.methods.dynamic.ages import ConnectionAges
+    from spikesculpt.sparse import Mask
+
+    ages = ConnectionAges(Mask({"w": torch.tensor([True, False, False])}))
+    ages.update = 32_766
+    ages.begin_update()
+    ages.record("w", torch.tensor([0]), torch.tensor([1]))
+    assert ages.born["w"].dtype == torch.int32 and int(ages.born["w"][1]) == 32_767
+    assert int(ages.dropped["w"][0]) == 32_767

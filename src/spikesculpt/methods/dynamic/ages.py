@@ -8,8 +8,9 @@ Per masked layer, three tensors of the weight's shape:
 - ``ever``: whether the connection has ever been active (bool).
 
 Memory: 5 bytes per connection of the masked layers (2 + 2 + 1), on the mask's device; int16
-update indices allow 32,767 updates. Update indices count from 1. From them every update reports how the rewiring explores (the
-measurements behind ESL's churn diagnosis, issue 14):
+indices are widened to int32 at the 32,767th update. Update indices count from 1. From them
+every update reports how the rewiring explores (the measurements behind ESL's churn diagnosis,
+issue 14):
 
 - ``dropped_newborn``: fraction of the connections dropped now that were grown at the previous
   update. Regrown weights start at zero, so after ``T_iter`` optimizer steps they are still among
@@ -50,6 +51,9 @@ class ConnectionAges:
 
     def begin_update(self) -> None:
         self.update += 1
+        if self.update == torch.iinfo(torch.int16).max:  # very many updates: widen, once
+            self.born = {n: t.int() for n, t in self.born.items()}
+            self.dropped = {n: t.int() for n, t in self.dropped.items()}
         self._now = {"dropped": 0, "dropped_newborn": 0, "grown": 0, "grown_returning": 0}
 
     def protected(self, name: str, grace: int) -> torch.Tensor:
