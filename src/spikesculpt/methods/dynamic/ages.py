@@ -1,13 +1,14 @@
 """``ConnectionAges``: when each connection of a rewired layer was born and last dropped.
 
-Per masked layer, three tensors of the weight's shape:
+Per masked layer, two tensors of the weight's shape, beside the initial mask it is given (held,
+not copied):
 
 - ``born``: index of the mask update that last grew the connection (0: present from the start
   or never grown), int16;
-- ``dropped``: index of the update that last dropped it (-1: never), int16;
-- ``ever``: whether the connection has ever been active (bool).
+- ``dropped``: index of the update that last dropped it (-1: never), int16.
 
-Memory: 5 bytes per connection of the masked layers (2 + 2 + 1), on the mask's device; int16
+A connection has ever been active iff it was in the initial mask or was grown (``born > 0``).
+Memory: 4 bytes per connection of the masked layers, on the mask's device; int16
 indices are widened to int32 at the 32,767th update. Update indices count from 1. From them
 every update reports how the rewiring explores (the measurements behind ESL's churn diagnosis,
 issue 14):
@@ -36,10 +37,10 @@ from spikesculpt.sparse import Mask
 class ConnectionAges:
     """Birth and death records of every connection of a ``Mask``'s layers."""
 
-    def __init__(self, mask: Mask):
-        self.born = {n: torch.zeros(m.shape, dtype=torch.int16) for n, m in mask.items()}
-        self.dropped = {n: torch.full(m.shape, -1, dtype=torch.int16) for n, m in mask.items()}
-        self.ever = {n: m.detach().clone().bool().cpu() for n, m in mask.items()}
+    def __init__(self, initial: Mask):
+        self.initial = initial
+        self.born = {n: torch.zeros(m.shape, dtype=torch.int16) for n, m in initial.items()}
+        self.dropped = {n: torch.full(m.shape, -1, dtype=torch.int16) for n, m in initial.items()}
         self.update = 0           # index of the last update (0: none yet)
         self._now: dict = {}      # counts of the update in progress
 
@@ -47,7 +48,6 @@ class ConnectionAges:
         if self.born[name].device != device:
             self.born[name] = self.born[name].to(device)
             self.dropped[name] = self.dropped[name].to(device)
-            self.ever[name] = self.ever[name].to(device)
 
     def begin_update(self) -> None:
         self.update += 1
@@ -73,7 +73,6 @@ class ConnectionAges:
         self._now["grown"] += len(grown)
         last_drop[dropped] = self.update
         born[grown] = self.update
-        self.ever[name].view(-1)[grown] = True
 
     def summary(self, mask: Mask) -> dict:
         """This update's exploration figures (module docstring), for the rewiring record."""
@@ -84,7 +83,8 @@ class ConnectionAges:
             on = m.bool()
             ages += float((self.update - self.born[name][on].float()).sum())
             active += int(on.sum())
-            ever += int(self.ever[name].sum())
+            born = self.born[name]
+            ever += int(((born > 0) | self.initial[name].to(born.device)).sum())
             total += m.numel()
         return {"dropped_newborn": now["dropped_newborn"] / max(1, now["dropped"]),
                 "grown_returning": now["grown_returning"] / max(1, now["grown"]),
@@ -103,12 +103,11 @@ class ConnectionAges:
     def state_dict(self) -> dict:
         return {"update": self.update,
                 "born": {n: t.cpu() for n, t in self.born.items()},
-                "dropped": {n: t.cpu() for n, t in self.dropped.items()},
-                "ever": {n: t.cpu() for n, t in self.ever.items()}}
+                "dropped": {n: t.cpu() for n, t in self.dropped.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.update = int(state["update"])
-        for key in ("born", "dropped", "ever"):
+        for key in ("born", "dropped"):
             target = getattr(self, key)
             for n, t in state[key].items():
                 target[n] = t.to(target[n].device).clone()

@@ -76,7 +76,7 @@ class SparseMethod(Method):
     calibrates_init = True
     schedule = "cosine"          # cosine | constant
     DEFAULTS: dict = dict(init="er", grow="random", update_every=100, drop_fraction=0.3,
-                          update_until=0.75, grace=0)
+                          update_until=0.75)
 
     def __init__(self, options: Optional[SparseConfig] = None, seed: int = 0):
         options = (options or SparseConfig()).validate()
@@ -154,7 +154,7 @@ class SparseMethod(Method):
         self.mask.apply_(model)
         self.rescaled = rescale_kept_weights(model, self.mask)
         self.initial_mask = self.mask.clone()
-        self.ages = ConnectionAges(self.mask)
+        self.ages = ConnectionAges(self.initial_mask) if self.rewires else None
         self.model = model
         return model
 
@@ -333,7 +333,8 @@ class SparseMethod(Method):
                 "mask": self.mask.state_dict(), "initial_mask": self.initial_mask.state_dict(),
                 "best_mask": None if self.best_mask is None else self.best_mask.state_dict(),
                 "step": self.step, "updates": list(self.updates),
-                "generator": self.generator.get_state(), "ages": self.ages.state_dict()}
+                "generator": self.generator.get_state(),
+                "ages": None if self.ages is None else self.ages.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
@@ -343,7 +344,7 @@ class SparseMethod(Method):
         self.step = int(state["step"])
         self.updates = list(state["updates"])
         self.generator.set_state(state["generator"])
-        if "ages" in state:  # checkpoints written before ages were kept restart them
+        if self.ages is not None and state.get("ages"):  # older checkpoints: ages restart
             self.ages.load_state_dict(state["ages"])
         if self.enforcer is not None:
             self.enforcer.refresh()

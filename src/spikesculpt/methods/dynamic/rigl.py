@@ -19,4 +19,4 @@ class RigL(SparseMethod):
 
     name = "rigl"
     DEFAULTS = dict(init="erk", grow="gradient", update_every=100, drop_fraction=0.3,
-                    update_until=0.75, grace=0)
+                    update_until=0.75)

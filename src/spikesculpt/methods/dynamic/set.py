@@ -19,4 +19,4 @@ class SET(SparseMethod):
     name = "set"
     schedule = "constant"
     DEFAULTS = dict(init="er", grow="random", update_every=None, drop_fraction=0.3,
-                    update_until=1.0, grace=0)
+                    update_until=1.0)

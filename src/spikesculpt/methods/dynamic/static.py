@@ -16,5 +16,4 @@ class Static(SparseMethod):
 
     name = "static"
     rewires = False
-    DEFAULTS = dict(init="er", grow=None, update_every=None, drop_fraction=0.0, update_until=1.0,
-                    grace=0)
+    DEFAULTS = dict(init="er", grow=None, update_every=None, drop_fraction=0.0, update_until=1.0)
