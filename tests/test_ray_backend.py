@@ -6,6 +6,7 @@ what never finished; without Ray, or with an address nobody answers at, a one-li
 Ray is a test dependency (the ``test`` extra), so nothing here is skipped."""
 
 import csv
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -13,10 +14,13 @@ from pathlib import Path
 
 import pytest
 import ray
+import torch
 from cli_run import assert_sweep_refused, run_cli, sweep_at_one_thread
 
+from spikesculpt.cli.main import main
 from spikesculpt.config import from_dict
 from spikesculpt.experiments.backend import BackendOptions, RayCluster
+from spikesculpt.experiments.evolution.score_cache import FOLDER, ScoreCache
 from spikesculpt.experiments.rundir import read_yaml_mapping
 from spikesculpt.experiments.sweep.cell_run import CellTask
 from spikesculpt.experiments.sweep.executor import RayExecutor
@@ -28,6 +32,9 @@ SWEEP = ["--dataset", "mnist1d:samples=600", "--epochs", "2", "--lr", "1e-2", "-
          "dense,esl", "--densities", "0.2", "--seeds", "2", "--no-progress", "--no-report"]
 ON_RAY = ["--backend", "ray", "--workers", "2"]   # 2 tasks at once, 1 torch thread each
 TIMINGS = ("train_seconds",)
+EVOLVE = ["evolve", "--population", "4", "--generations", "2", "--gene-dim", "3", "--epochs",
+          "1", "--timesteps", "2", "--batch-size", "128", "--model-arg", "hidden=[24]",
+          "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +130,77 @@ def test_an_exception_of_the_task_is_its_error_not_retried(ray_instance):
     assert "bad item 2" in str(done[1].error)
 
 
+def evolution_record(folder):
+    """What an evolution found, less timings and the evaluation mode: candidates.csv, the
+    per-generation rows, the best genome, the final training's test accuracy."""
+    with open(Path(folder) / "candidates.csv", newline="", encoding="utf-8") as fh:
+        candidates = [{k: v for k, v in r.items() if k != "mode"} for r in csv.DictReader(fh)]
+    summary = json.loads((Path(folder) / "evolution.json").read_text())
+    generations = [{k: v for k, v in r.items() if k not in ("seconds", "mode")}
+                   for r in summary["generations"]]
+    best = {k: v for k, v in summary["best"].items() if k != "mode"}
+    return candidates, generations, best, summary["final"]["test_accuracy"]
+
+
+@pytest.fixture(scope="module")
+def ray_evolution(ray_instance, tmp_path_factory):
+    """A small evolution with every candidate a Ray task (2 at once, 1 thread each)."""
+    out = tmp_path_factory.mktemp("evolve") / "ray"
+    assert main_at_one_thread([*EVOLVE, "--backend", "ray", "--workers", "2", "--out",
+                               str(out)]) == 0
+    return out
+
+
+def main_at_one_thread(argv):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return main(argv)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_evolve_on_ray_equals_local(ray_evolution, tmp_path):
+    local = tmp_path / "local"
+    assert main([*EVOLVE, "--batched", "off", "--out", str(local)]) == 0   # here, 1 thread
+    assert evolution_record(ray_evolution) == evolution_record(local)
+    with open(ray_evolution / "candidates.csv", newline="", encoding="utf-8") as fh:
+        assert {r["mode"] for r in csv.DictReader(fh)} == {"ray"}
+    assert not (ray_evolution / FOLDER).exists()   # the scores of finished generations: gone
+
+
+def test_resumed_evolve_reruns_only_the_candidates_that_never_arrived(ray_evolution, tmp_path,
+                                                                      monkeypatch):
+    """The driver stops after 2 of generation 1's 4 scores arrived; --resume sends only the
+    other 2 to Ray, then generation 2 whole, and ends where the uninterrupted run ended."""
+    out = tmp_path / "evo"
+    stored = []
+    put = ScoreCache.put
+
+    def put_then_stop(self, index, genome, result):
+        if len(stored) == 2:
+            raise KeyboardInterrupt
+        put(self, index, genome, result)
+        stored.append(index)
+
+    monkeypatch.setattr(ScoreCache, "put", put_then_stop)
+    argv = [*EVOLVE, "--backend", "ray", "--workers", "2", "--out", str(out)]
+    assert main_at_one_thread(argv) == 130
+    assert len(list((out / FOLDER).glob("g0001-*.pt"))) == 2
+    monkeypatch.setattr(ScoreCache, "put", put)
+    sent = []
+    run = RayCluster.run
+
+    def counted(self, fn, items, num_gpus=0.0):
+        sent.append(len(items))
+        return run(self, fn, items, num_gpus)
+
+    monkeypatch.setattr(RayCluster, "run", counted)
+    assert main_at_one_thread([*argv, "--resume"]) == 0
+    assert sent == [2, 4]
+    assert evolution_record(out) == evolution_record(ray_evolution)
+
+
 def sweep_config(folder, row):
     """The TrainConfig of the ``row``-th cell of a sweep, read back from its run directory."""
     run_dir = Path(folder) / rows(folder)[row]["run_dir"]
@@ -133,6 +211,22 @@ def test_without_ray_the_backend_is_a_one_line_error(tmp_path, capsys, monkeypat
     monkeypatch.setitem(sys.modules, "ray", None)   # ``import ray`` raises ImportError
     assert_sweep_refused(["--backend", "ray"], "pip install 'spikesculpt[ray]'", tmp_path,
                          capsys)
+    assert_evolve_refused(["--backend", "ray"], "pip install 'spikesculpt[ray]'", tmp_path,
+                          capsys)
+
+
+def assert_evolve_refused(argv, word, tmp_path, capsys):
+    """``spikesculpt evolve *argv`` exits 2 with one line naming ``word`` and writes nothing."""
+    out = tmp_path / "evo"
+    code, err, _ = run_cli([*EVOLVE, *argv, "--out", str(out)], capsys)
+    assert code == 2 and len(err) == 1 and word in err[0], err
+    assert not out.exists()
+
+
+def test_evolve_on_ray_takes_no_batched_engine(tmp_path, capsys):
+    assert_evolve_refused(["--backend", "ray", "--batched", "stack"],
+                          "one candidate per Ray task", tmp_path, capsys)
+    assert_evolve_refused(["--address", "auto"], "add --backend ray", tmp_path, capsys)
 
 
 @pytest.mark.parametrize("argv, word", [
