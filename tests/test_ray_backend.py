@@ -19,6 +19,7 @@ from cli_run import assert_sweep_refused, run_cli, sweep_at_one_thread
 
 from spikesculpt.cli.main import main
 from spikesculpt.config import from_dict
+from spikesculpt.experiments import train_run
 from spikesculpt.experiments.backend import BackendOptions, RayCluster
 from spikesculpt.experiments.evolution.score_cache import FOLDER, ScoreCache
 from spikesculpt.experiments.rundir import read_yaml_mapping
@@ -91,9 +92,10 @@ def test_rerun_on_ray_reruns_only_the_cell_that_never_finished(ray_instance, loc
 
 
 @dataclass
-class DiesOnce:
+class DiesAfterFirstEpoch:
     """A sweep task whose first attempt kills its own worker process (as a lost machine would)
-    before training; the marker file tells the retry it is not the first."""
+    right after the checkpoint of its first epoch; the marker file tells the retry it is not
+    the first (the retry runs in a fresh process, without this patch)."""
 
     task: CellTask
     marker: str
@@ -101,22 +103,30 @@ class DiesOnce:
     def run(self):
         if not os.path.exists(self.marker):
             Path(self.marker).write_text(str(os.getpid()))
-            os._exit(1)
+            save = train_run._save_checkpoint
+
+            def save_then_die(run, trainer):
+                save(run, trainer)
+                os._exit(1)
+
+            train_run._save_checkpoint = save_then_die
         return self.task.run(), os.getpid()
 
 
-def test_a_task_whose_worker_died_is_rerun(ray_instance, local_sweep, tmp_path):
+def test_a_cell_whose_worker_died_is_rerun_and_resumes(ray_instance, local_sweep, tmp_path):
     config = sweep_config(local_sweep, 0)
     executor = RayExecutor(RayCluster.connect(BackendOptions(backend="ray"), workers=2))
     marker = tmp_path / "first-attempt"
-    done = list(executor.run(run_task, [DiesOnce(CellTask(config, str(tmp_path / "runs")),
-                                                  str(marker))]))
+    task = DiesAfterFirstEpoch(CellTask(config, str(tmp_path / "runs")), str(marker))
+    done = list(executor.run(run_task, [task]))
     assert len(done) == 1 and done[0].error is None, done[0].error
     outcome, pid = done[0].value
-    assert int(marker.read_text()) != pid           # the first worker died, another ran it
-    reference = rows(local_sweep)[0]
-    assert outcome.status == "trained"
-    assert outcome.metrics["test_accuracy"] == float(reference["test_accuracy"])
+    assert int(marker.read_text()) != pid         # the first worker died, another one ran it
+    assert outcome.status == "resumed"            # from the checkpoint of epoch 1
+    reference = rows(local_sweep)[0]              # the same cell, trained without a break
+    assert outcome.epochs_run == int(reference["epochs_run"]) == 2
+    for key in ("test_accuracy", "val_accuracy", "firing_rate"):
+        assert outcome.metrics[key] == float(reference[key]), key
 
 
 def raises(item):

@@ -155,7 +155,7 @@ class RayCluster:
                 try:
                     ray.init(address=options.address, logging_level="ERROR")
                 except (ConnectionError, RuntimeError, ValueError) as exc:
-                    line = " ".join(str(exc).split())[:200]
+                    line = " ".join(str(exc).split())[:200].rstrip(".")
                     raise UserError(f"cannot join the Ray cluster at {options.address}: {line}; "
                                     f"start one with `ray start --head` or check --address") \
                         from None
