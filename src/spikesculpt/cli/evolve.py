@@ -1,19 +1,24 @@
 """``spikesculpt evolve``: evolve the initial wiring rule of a gene-encoded network, train the best.
 
 Network, data and training flags are those of ``spikesculpt train`` (``--epochs`` is the final
-training; the short training of every candidate takes ``--eval-epochs``). See docs/genetic.md.
+training; the short training of every candidate takes ``--eval-epochs``). ``--backend ray``
+scores every candidate of a generation as a Ray task (``--address``: a cluster; none: a local
+Ray instance with ``--workers`` CPUs; docs/ray.md). See docs/genetic.md.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from spikesculpt.cli.backend import backend_flags, backend_from_args
 from spikesculpt.cli.flags import Flag, add_flags, declared_flags, given_values, without
 from spikesculpt.cli.train import add_source_flags, config_flags, overlay_args
 from spikesculpt.config import TrainConfig, overlay
 from spikesculpt.core.options import comma_list
+from spikesculpt.experiments.backend import RayCluster
 from spikesculpt.experiments.evolution.evolution import run_evolution
 from spikesculpt.experiments.evolution.options import EvolutionConfig
+from spikesculpt.experiments.evolution.population import check_cluster_mode
 from spikesculpt.experiments.evolution.search import SEARCHES
 from spikesculpt.experiments.rundir import DEFAULT_RUNS_ROOT
 
@@ -29,7 +34,8 @@ EVOLVE_OPTIONS = {
     "lambda_temporal": {"help": "initial weight of the temporal difference of the encodings"},
     "min_gene_dim": {"help": "several objectives: smallest gene dim searched"},
     "batched": {"help": "population evaluation: auto | stack | vmap | off"},
-    "workers": {"help": "processes for one-at-a-time evaluation"},
+    "workers": {"help": "processes for one-at-a-time evaluation (--backend ray without "
+                        "--address: the local Ray instance's CPUs)"},
     "objectives": {"help": "accuracy (CMA-ES) or e.g. accuracy,params,synops (NSGA-II, needs "
                            "pymoo)", "parse": comma_list, "metavar": "LIST"},
     "search": {"help": "search algorithm", "choices": SEARCHES.names, "kind": "search",
@@ -55,6 +61,7 @@ def add_parser(sub) -> None:
                        description=__doc__)
     add_flags(p, train_flags())
     add_flags(p, evolve_flags())
+    add_flags(p, backend_flags())
     add_source_flags(p, "YAML train config (as for spikesculpt train); flags override it")
     p.add_argument("--out", metavar="DIR", help="evolution directory (default: RUNS_ROOT/evolve-"
                                                 "<model>-<dataset>-<hash>)")
@@ -72,10 +79,17 @@ def configs_from_args(args: argparse.Namespace) -> tuple[TrainConfig, EvolutionC
 
 
 def run(args: argparse.Namespace) -> int:
-
     config, evo = configs_from_args(args)
-    result = run_evolution(config, evo, out=args.out, runs_root=args.runs_root,
-                           resume=args.resume, progress=not args.no_progress)
+    backend = backend_from_args(args)
+    check_cluster_mode(evo.batched, backend.backend == "ray")
+    cluster = RayCluster.connect(backend, evo.workers) if backend.backend == "ray" else None
+    try:
+        result = run_evolution(config, evo, out=args.out, runs_root=args.runs_root,
+                               resume=args.resume, progress=not args.no_progress,
+                               cluster=cluster)
+    finally:
+        if cluster is not None:
+            cluster.close()
     s = result.summary
     if result.status == "already-finished":
         print(f"already finished: results in {result.path} (nothing to do)")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from spikesculpt.cli.backend import backend_flags, backend_from_args
 from spikesculpt.cli.evolve import evolve_flags
 from spikesculpt.cli.flags import add_flags, flags_given, given_values, without
 from spikesculpt.cli.lottery import SHARED_WITH_TRAIN, lottery_flags
@@ -43,13 +44,13 @@ from spikesculpt.core.errors import UserError
 from spikesculpt.core.options import comma_list, positive_int
 from spikesculpt.experiments.lottery.options import LotteryConfig
 from spikesculpt.experiments.sweep import (
-    LocalExecutor,
     SweepGrid,
     format_table,
     run_grid,
     summarize,
 )
 from spikesculpt.experiments.sweep.controls import CONTROLS
+from spikesculpt.experiments.sweep.executor import close_executor, make_executor
 from spikesculpt.experiments.sweep.provenance import cli_command
 
 
@@ -86,7 +87,9 @@ def add_parser(sub) -> None:
                         "(lottery cells: random re-initialisation, random pruning)")
     p.add_argument("--workers", type=positive_int, default=1,
                    help="cells trained at once, each in its own process (default 1: in this "
-                        "process)")
+                        "process); --backend ray without --address: the local Ray instance's "
+                        "CPUs")
+    add_flags(p, backend_flags())
     p.add_argument("--out", metavar="DIR",
                    help="sweep directory (default sweeps/<model>-<dataset>-<sweep hash>)")
     p.add_argument("--no-report", action="store_true",
@@ -202,14 +205,17 @@ def run(args: argparse.Namespace) -> int:
     check_method_flags(grid.methods + grid.lottery + ["genetic"] * grid.evolve,
                        method_flags_given(args, SHARED_WITH_TRAIN if grid.lottery else ()))
     progress = not args.no_progress
+    executor = make_executor(backend_from_args(args), args.workers, base.device)
     try:
-        result = run_grid(base, grid, out=args.out, executor=LocalExecutor(args.workers),
+        result = run_grid(base, grid, out=args.out, executor=executor,
                           force=args.force, progress=progress, report=not args.no_report,
                           command=cli_command(getattr(args, "argv", None) or sys.argv[1:]))
     except KeyboardInterrupt:
         print("spikesculpt: interrupted; finished cells and every finished epoch are saved — "
               "run the same command again to continue", file=sys.stderr)
         return 130
+    finally:
+        close_executor(executor)
     counts = ", ".join(f"{n} {s}" for s, n in result.counts.items())
     print(f"\n{base.model} on {base.dataset}, {base.epochs} epochs, T={base.timesteps}: "
           f"{len(result.rows)} cells ({counts}); test accuracy of the best-validation model")

@@ -31,7 +31,12 @@ Resume: after every generation the search (pickled whole, its random state inclu
 records and the elite are written atomically to ``checkpoint.pt`` (``RunDir.save_state``). An
 interrupted evolution continues with ``--resume`` at the first unfinished generation and gives
 the same result as an uninterrupted one; the final training resumes like any run. A finished
-evolution is a no-op.
+evolution is a no-op. Within the unfinished generation, candidates scored one at a time
+(``batched`` off, ``--workers``, ``--backend ray``) keep their scores in ``candidate_scores/``
+as they arrive (``score_cache.py``): the resumed generation trains only the others.
+
+``--backend ray`` (``cluster=``, a connected ``backend.RayCluster``): every candidate of a
+generation is one Ray task (``PopulationScorer``); the final training runs here.
 """
 
 from __future__ import annotations
@@ -48,14 +53,16 @@ import numpy as np
 from spikesculpt.config import TrainConfig, digest
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.io import write_csv, write_json
+from spikesculpt.experiments.backend import RayCluster
 from spikesculpt.experiments.evolution.fitness import (
     fitness,
     regulariser_weight,
     temporal_difference,
 )
 from spikesculpt.experiments.evolution.options import EvolutionConfig
-from spikesculpt.experiments.evolution.population import PopulationScorer
+from spikesculpt.experiments.evolution.population import PopulationScorer, check_cluster_mode
 from spikesculpt.experiments.evolution.report import plot_evolution, plot_pareto
+from spikesculpt.experiments.evolution.score_cache import ScoreCache
 from spikesculpt.experiments.evolution.search import (
     GenomeSpace,
     Search,
@@ -108,8 +115,10 @@ class Evolution:
     """One evolution in directory ``path`` (see the module docstring)."""
 
     def __init__(self, train: TrainConfig, evo: EvolutionConfig, path: Path,
-                 progress: bool = True):
+                 progress: bool = True, cluster: Optional[RayCluster] = None):
         self.train, self.evo = _prepare(train, evo)
+        check_cluster_mode(self.evo.batched, cluster is not None)
+        self.cluster = cluster
         self.path = Path(path)
         self.run_dir = RunDir(self.path, "evolution")
         self.progress = progress
@@ -180,12 +189,16 @@ class Evolution:
         if self.several_objectives:
             plot_pareto(self.candidates, self.pareto_front(), self.path / PARETO)
 
+    def score_cache(self) -> ScoreCache:
+        """Where the scores of the generation in progress are kept as they arrive."""
+        return ScoreCache(self.path, self.generation)
+
     # ------------------------------------------------------------------ one generation
     def step(self, scorer) -> dict:
         t, G = self.generation, self.evo.generations
         start = time.perf_counter()
         genomes = self.search.ask()
-        results = scorer.score(genomes)
+        results = scorer.score(genomes, cache=self.score_cache())
         lam_s = regulariser_weight(self.evo.lambda_spatial, t, G) if self.evo.spatial else 0.0
         lam_d = regulariser_weight(self.evo.lambda_temporal, t, G) if self.evo.temporal else 0.0
         for r in results:
@@ -245,13 +258,15 @@ class Evolution:
         if own:
             scorer = PopulationScorer(self.train, self.evo.eval_epochs,
                                       synops="synops" in self.evo.objectives,
-                                      batched=self.evo.batched, workers=self.evo.workers)
+                                      batched=self.evo.batched, workers=self.evo.workers,
+                                      cluster=self.cluster)
         try:
             if self.search is None:
                 self.search = self._new_search(scorer.layer_names(self.train.genetic.gene_dim))
             while self.generation < self.evo.generations:
                 row = self.step(scorer)
                 self._save_state()
+                self.score_cache().clear()   # the generation is in the checkpoint now
                 self._write_outputs()
                 if self.progress:
                     print(f"generation {row['generation']}/{self.evo.generations}: best "
@@ -286,10 +301,12 @@ class Evolution:
 
 def run_evolution(train: TrainConfig, evo: EvolutionConfig, out: Optional[str] = None,
                   runs_root: str = "runs", resume: bool = False, progress: bool = True,
-                  scorer=None) -> EvolutionResult:
-    """Evolve the initial wiring rule for ``train`` (a ``TrainConfig``) and train the best."""
+                  scorer=None, cluster: Optional[RayCluster] = None) -> EvolutionResult:
+    """Evolve the initial wiring rule for ``train`` (a ``TrainConfig``) and train the best;
+    ``cluster``: score the candidates as Ray tasks there (``--backend ray``)."""
     path = Path(out) if out else default_path(train, evo, runs_root)
-    return Evolution(train, evo, path, progress=progress).run(resume=resume, scorer=scorer)
+    return Evolution(train, evo, path, progress=progress, cluster=cluster).run(
+        resume=resume, scorer=scorer)
 
 
 def default_path(train: TrainConfig, evo: EvolutionConfig, runs_root: str = "runs") -> Path:

@@ -26,6 +26,13 @@ Four ways to run a population, same numbers up to floating-point rounding (``bat
 - ``auto`` (default): ``stack`` where the model allows, else ``vmap`` where a probe on two
   samples succeeds, else ``off``.
 
+With a Ray cluster (``cluster=``, ``--backend ray``; ``auto`` or ``off``) every candidate is one
+Ray task (mode ``ray``): the same worker function as the process pool (``_worker_score``, each
+Ray worker process building its scorer once), results taken as they finish, a task whose worker
+died rerun by Ray. In the one-at-a-time modes (``sequential``, ``workers``, ``ray``) each score
+is also stored as it arrives (``score_cache.ScoreCache``), so a restarted generation trains
+only the candidates whose score never arrived.
+
 Candidates with different gene dimensions (NSGA-II) are batched per gene dimension. With
 ``synops=True`` a candidate's synaptic operations per validation sample are counted by
 ``metrics.measure_efficiency`` (NeuroBench's definition, the count ``metrics.json`` reports) on
@@ -36,10 +43,9 @@ from __future__ import annotations
 
 import copy
 import multiprocessing as mp
-import os
 import warnings
-from concurrent.futures import ProcessPoolExecutor
-from typing import Optional
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Iterator, Optional
 
 import torch
 from torch import nn
@@ -47,8 +53,10 @@ from torch import nn
 from spikesculpt.config import TrainConfig, from_dict
 from spikesculpt.core.errors import UserError
 from spikesculpt.data import load_dataset
+from spikesculpt.experiments.backend import RayCluster, default_threads
 from spikesculpt.experiments.efficiency import encoded_batches
 from spikesculpt.experiments.evolution.fitness import encoding_summary, spatial_entropy
+from spikesculpt.experiments.evolution.score_cache import ScoreCache
 from spikesculpt.experiments.evolution.stacked import NotStackable, StackedPopulation, try_stack
 from spikesculpt.experiments.evolution.vmapped import VmappedPopulation
 from spikesculpt.experiments.train_run import build_model
@@ -66,12 +74,15 @@ VAL_STREAM = 7   # the generator stream of validation encodings (Trainer.evaluat
 
 class PopulationScorer:
     """Scores genomes for ``config`` (a ``TrainConfig``; its ``epochs`` are replaced by
-    ``eval_epochs``). ``synops=True`` also counts synaptic operations on the validation split."""
+    ``eval_epochs``). ``synops=True`` also counts synaptic operations on the validation split.
+    ``cluster``: a connected ``RayCluster``: one Ray task per candidate (``batched`` auto or
+    off)."""
 
     def __init__(self, config: TrainConfig, eval_epochs: int, splits=None, synops: bool = False,
-                 batched: str = "auto", workers: int = 1):
+                 batched: str = "auto", workers: int = 1, cluster: Optional[RayCluster] = None):
         if batched not in MODES:
             raise UserError(f"unknown batched mode {batched!r}; choose one of: {', '.join(MODES)}")
+        check_cluster_mode(batched, cluster is not None)
         self.config = copy.deepcopy(config)
         self.config.method = "genetic"
         self.config.epochs = int(eval_epochs)
@@ -85,6 +96,7 @@ class PopulationScorer:
         self.want_synops = bool(synops)
         self.batched = batched
         self.workers = int(workers)
+        self.cluster = cluster
         self._engine_ok: dict[tuple, bool] = {}
         self._pool: Optional[ProcessPoolExecutor] = None
 
@@ -193,7 +205,10 @@ class PopulationScorer:
 
     # ------------------------------------------------------------------ a population
     def mode_for(self, gene_dim: int) -> str:
-        """``stack`` | ``vmap`` | ``workers`` | ``sequential`` for this gene dimension."""
+        """``stack`` | ``vmap`` | ``ray`` | ``workers`` | ``sequential`` for this gene
+        dimension."""
+        if self.cluster is not None:
+            return "ray"
         if self.batched in ("stack", "vmap"):
             return self.batched
         if self.batched == "auto":
@@ -203,8 +218,9 @@ class PopulationScorer:
                 return "vmap"
         return "workers" if self.workers > 1 else "sequential"
 
-    def score(self, genomes: list[Genome]) -> list[dict]:
-        """Score every genome; results in the order given, each with ``"mode"``."""
+    def score(self, genomes: list[Genome], cache: Optional[ScoreCache] = None) -> list[dict]:
+        """Score every genome; results in the order given, each with ``"mode"``. ``cache``: the
+        one-at-a-time modes read the scores stored there and store each new one on arrival."""
         results: list[Optional[dict]] = [None] * len(genomes)
         groups: dict[int, list[int]] = {}
         for i, g in enumerate(genomes):
@@ -225,24 +241,57 @@ class PopulationScorer:
                                     f"torch.func.vmap ({type(exc).__name__}: "
                                     f"{str(exc).splitlines()[0][:120]}); use --batched off "
                                     f"(with --workers N)") from None
-            elif mode == "workers":
-                pool = self._get_pool()
-                scored = list(pool.map(_worker_score, [genomes[i].to_dict() for i in idx]))
             else:
-                scored = [self.score_one(genomes[i]) for i in idx]
+                scored = self.score_each(genomes, idx, mode, cache)
             for i, r in zip(idx, scored):
                 r["mode"] = mode
                 results[i] = r
         return results  # type: ignore[return-value]
 
+    def score_each(self, genomes: list[Genome], idx: list[int], mode: str,
+                   cache: Optional[ScoreCache]) -> list[dict]:
+        """The scores of ``genomes[i]`` for ``i`` in ``idx``, one candidate per task (``mode``:
+        sequential | workers | ray): those in ``cache`` read back, the others scored and
+        stored as they arrive."""
+        found = {i: cache.get(i, genomes[i]) for i in idx} if cache is not None else {}
+        todo = [i for i in idx if found.get(i) is None]
+        for i, result in self._arrivals(mode, [genomes[i] for i in todo], todo):
+            if cache is not None:
+                cache.put(i, genomes[i], result)
+            found[i] = result
+        return [found[i] for i in idx]
+
+    def _arrivals(self, mode: str, genomes: list[Genome],
+                  keys: list[int]) -> Iterator[tuple[int, dict]]:
+        """``(keys[j], score of genomes[j])`` as each finishes."""
+        if mode == "sequential":
+            for key, genome in zip(keys, genomes):
+                yield key, self.score_one(genome)
+        elif mode == "workers":
+            pool = self._get_pool()
+            futures = {pool.submit(_worker_score, g.to_dict()): k for k, g in zip(keys, genomes)}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        else:
+            init = self._worker_args(self.cluster.threads)
+            items = [(init, g.to_dict()) for g in genomes]
+            num_gpus = self.cluster.gpus_for(self.config.device)
+            for j, value, error in self.cluster.run(_remote_score, items, num_gpus):
+                if error is not None:
+                    raise error
+                yield keys[j], value
+
     # ------------------------------------------------------------------ worker processes
+    def _worker_args(self, threads: int) -> tuple:
+        """What a worker process needs to build its scorer (``_worker_init``'s arguments)."""
+        return self.config.to_dict(), self.config.epochs, self.want_synops, threads
+
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            threads = max(1, (os.cpu_count() or 1) // self.workers)
             self._pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=mp.get_context("spawn"),
                 initializer=_worker_init,
-                initargs=(self.config.to_dict(), self.config.epochs, self.want_synops, threads))
+                initargs=self._worker_args(default_threads(self.workers)))
         return self._pool
 
     def close(self) -> None:
@@ -251,16 +300,35 @@ class PopulationScorer:
             self._pool = None
 
 
+def check_cluster_mode(batched: str, on_cluster: bool) -> None:
+    """On a Ray cluster every candidate is one task: ``batched`` stack / vmap is a one-line
+    ``UserError``."""
+    if on_cluster and batched in ("stack", "vmap"):
+        raise UserError(f"--backend ray scores one candidate per Ray task, not --batched "
+                        f"{batched}; drop --batched (or use --backend local)")
+
+
 # --------------------------------------------------------------------------- worker side
 _WORKER: Optional[PopulationScorer] = None
+_WORKER_ARGS: Optional[tuple] = None
 
 
 def _worker_init(config: dict, eval_epochs: int, synops: bool, threads: int) -> None:
-    global _WORKER
+    global _WORKER, _WORKER_ARGS
     torch.set_num_threads(threads)
     _WORKER = PopulationScorer(from_dict(config), eval_epochs, synops=synops, batched="off")
+    _WORKER_ARGS = (config, eval_epochs, synops, threads)
 
 
 def _worker_score(genome: dict) -> dict:
     assert _WORKER is not None
     return _WORKER.score_one(Genome.from_dict(genome))
+
+
+def _remote_score(item: tuple) -> dict:
+    """A Ray task: ``(worker args, genome)`` -> its score; the worker process builds its scorer
+    on its first candidate of a run (the same as a pool worker's) and keeps it."""
+    init, genome = item
+    if _WORKER_ARGS != init:
+        _worker_init(*init)
+    return _worker_score(genome)

@@ -18,14 +18,15 @@ thread count is kept). ``workers > 1``: a process pool on this machine, started 
 pools and locks), each worker limited to ``threads_per_worker`` torch threads (default
 ``max(1, cpu_count // workers)``) so that the workers do not oversubscribe the cores.
 
-A Ray or ``torch.distributed`` executor implements the same ``run`` (e.g. ``ray.remote(fn)``
-per item, ``ray.wait`` to yield them as they finish).
+``RayExecutor``: one Ray task per item on a local Ray instance or a cluster
+(``experiments.backend.RayCluster``: ``ray.remote`` per item, ``ray.wait`` to yield them as they
+finish, a task whose worker died rerun by Ray, GPUs as Ray resources). ``make_executor`` picks
+one from ``--backend`` / ``--address`` / ``--gpus-per-task`` / ``--workers``.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
@@ -33,6 +34,7 @@ from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 import torch
 
 from spikesculpt.core.errors import UserError
+from spikesculpt.experiments.backend import BackendOptions, RayCluster, default_threads
 
 
 @dataclass
@@ -51,11 +53,6 @@ class Executor(Protocol):
 
     def run(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Done]:
         ...
-
-
-def default_threads(workers: int) -> int:
-    """Torch threads per worker: the cores shared out, at least one."""
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
 def _set_threads(threads: int) -> None:
@@ -106,3 +103,39 @@ class LocalExecutor:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
+
+
+class RayExecutor:
+    """One Ray task per item (``RayCluster.run``), each reserving ``num_gpus`` GPUs; ``workers``:
+    the tasks that can run at once (the cluster's CPUs)."""
+
+    def __init__(self, cluster: RayCluster, num_gpus: float = 0.0):
+        self.cluster = cluster
+        self.num_gpus = num_gpus
+        self.workers = cluster.workers
+
+    def run(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Done]:
+        for index, value, error in self.cluster.run(fn, items, self.num_gpus):
+            yield Done(index, value, error)
+
+    def close(self) -> None:
+        self.cluster.close()
+
+
+def make_executor(options: BackendOptions, workers: int = 1, device: str = "auto") -> Executor:
+    """``LocalExecutor(workers)`` for ``--backend local``; for ``ray``, a ``RayExecutor`` on
+    the cluster at ``options.address`` (none: a local Ray instance with ``workers`` CPUs), each
+    task reserving the GPUs a run on ``device`` needs (``RayCluster.gpus_for``). One-line
+    ``UserError`` when Ray is missing or the cluster cannot be reached."""
+    options.validate()
+    if options.backend == "local":
+        return LocalExecutor(workers)
+    cluster = RayCluster.connect(options, workers)
+    return RayExecutor(cluster, cluster.gpus_for(device))
+
+
+def close_executor(executor: Executor) -> None:
+    """Release what ``executor`` holds (a Ray connection); a local executor holds nothing."""
+    close = getattr(executor, "close", None)
+    if close is not None:
+        close()
