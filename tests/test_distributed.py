@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import torch
 from safetensors.torch import load_file
 
 from distributed_worker import config as worker_config
-from spikesculpt.cli.launch import child_env, free_port
+from spikesculpt.cli.launch import child_env, free_port, launch
 from spikesculpt.core.distributed import local_slice
 from spikesculpt.data.sets.digits import digits_arrays
 from spikesculpt.experiments.train_run import run_training
@@ -124,3 +125,45 @@ def test_only_rank_zero_writes_and_the_directories_are_complete(two_ranks):
                 "training_curves.png"} <= names, names
         assert not any(n.endswith(".tmp") or n == "checkpoint.pt" for n in names), names
     assert (out / "imp" / "summary.json").is_file()
+
+
+def _rank_pid(rank: int) -> int:
+    """The pid of this process's child with ``RANK=rank`` (``--nproc``'s ranks; from /proc)."""
+    children = [pid for task in Path(f"/proc/{os.getpid()}/task").iterdir()
+                for pid in (task / "children").read_text().split()]  # of every thread
+    for pid in children:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        if f"RANK={rank}".encode() in environ:
+            return int(pid)
+    raise AssertionError(f"no child with RANK={rank} among {children}")
+
+
+def test_a_killed_rank_stops_the_run_and_resume_completes_it(data, tmp_path, capfd,
+                                                             monkeypatch):
+    """``--nproc 2`` (its launcher runs in this process: no second import of the CLI)."""
+    for key, value in env_one_thread().items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", data, "--epochs", "12", "--timesteps", "2", "--batch-size",
+            "50", "--model-arg", "hidden=[24]", "--device", "cpu", "--no-progress", "--nproc",
+            "2", "--out", str(out)]
+    status = []
+    launcher = threading.Thread(target=lambda: status.append(launch(argv, 2)))
+    launcher.start()
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.pt").is_file():  # the first epoch is saved: kill mid-run
+        assert launcher.is_alive() and time.monotonic() < deadline, capfd.readouterr()
+        time.sleep(0.02)
+    os.kill(_rank_pid(1), signal.SIGKILL)
+    launcher.join(timeout=120)
+    err = capfd.readouterr().err
+    assert status and status[0] != 0
+    assert "rank 1 was killed (SIGKILL)" in err and "--resume" in err, err
+    assert "Traceback" not in err, err
+    assert not (out / "metrics.json").exists()
+
+    assert launch([*argv, "--resume"], 2) == 0, capfd.readouterr().err
+    assert "test accuracy" in capfd.readouterr().out
+    assert json.loads((out / "metrics.json").read_text())["world_size"] == 2
+    assert len((out / "history.csv").read_text().strip().splitlines()) == 1 + 12
+    assert not (out / "checkpoint.pt").exists()

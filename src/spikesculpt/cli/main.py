@@ -26,7 +26,7 @@ from spikesculpt.cli import (
 )
 from spikesculpt.cli.launch import DISTRIBUTED_COMMANDS, launch
 from spikesculpt.cli.parser import OneLineParser
-from spikesculpt.core.distributed import is_main, rank
+from spikesculpt.core.distributed import is_main
 from spikesculpt.core.errors import UserError
 from spikesculpt.train.distributed import init_from_env, launched_distributed, shutdown
 
@@ -77,7 +77,7 @@ def _lost_peer(exc: BaseException) -> bool:
     if isinstance(exc, getattr(dist, "DistError", ())):
         return True
     text = str(exc).lower()
-    return dist.is_initialized() and any(
+    return launched_distributed() and any(
         k in text for k in ("connection closed", "connection reset", "timed out", "timeout",
                             "broken pipe", "gloo", "nccl"))
 
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (MemoryError, RuntimeError) as exc:
         if _lost_peer(exc):
-            print(f"spikesculpt: error: rank {rank()}: lost contact with the other ranks ("
+            print(f"spikesculpt: error: rank {os.environ.get('RANK', '?')}: lost contact with the other ranks ("
                   + " ".join(str(exc).split())[:120] + "); the run stopped — every finished "
                   "epoch is saved: rerun the same command with --resume", file=sys.stderr)
             return 3
