@@ -32,8 +32,8 @@ GROWTH = ("random", "gradient", "hebbian")
 
 def config(dataset: str, **kw) -> TrainConfig:
     """The test's tiny runs (dense: the same config as the one-process reference)."""
-    base = dict(dataset=dataset, epochs=2, timesteps=2, batch_size=50, lr=5e-3, device="cpu",
-                model_kwargs={"hidden": [24]})
+    base = {"dataset": dataset, "epochs": 2, "timesteps": 2, "batch_size": 50, "lr": 5e-3,
+            "device": "cpu", "model_kwargs": {"hidden": [24]}}
     base.update(kw)
     return TrainConfig(**base)
 

@@ -92,7 +92,7 @@ def _run_distributed(args) -> int:
     init_from_env()
     try:
         if not is_main():
-            sys.stdout = open(os.devnull, "w")  # one report: rank 0's
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - one report: rank 0's
             warnings.simplefilter("ignore")
         return args.func(args)
     finally:

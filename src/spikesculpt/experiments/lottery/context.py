@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from spikesculpt.config import TrainConfig
-from spikesculpt.core.errors import UserError
 from spikesculpt.core.distributed import check_identical, checks_enabled
+from spikesculpt.core.errors import UserError
 from spikesculpt.core.io import write_json
 from spikesculpt.data.base import DatasetInfo
 from spikesculpt.experiments.lottery.options import LotteryConfig

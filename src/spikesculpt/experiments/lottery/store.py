@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from spikesculpt.core.errors import UserError
 from spikesculpt.core.distributed import barrier
+from spikesculpt.core.errors import UserError
 from spikesculpt.core.io import write_csv, write_json
 from spikesculpt.experiments.efficiency import efficiency_metrics
 from spikesculpt.experiments.train_run import save_model
