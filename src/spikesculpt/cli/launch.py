@@ -8,7 +8,8 @@ what torchrun would set — ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``LOCAL_WO
 
 If a child fails (an error, a kill, out of memory), the others are stopped (SIGTERM, then
 SIGKILL after ``STOP_GRACE_S``) and one line says which rank failed how; every finished epoch is
-in the run's checkpoint, so the same command with ``--resume`` continues.
+in the run's checkpoint, so the same command with ``--resume`` continues. Bad input (exit
+status 2) is left to rank 0's own one-line error.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ DISTRIBUTED_COMMANDS = ("train", "compare", "lottery")
 POLL_S = 0.1
 STOP_GRACE_S = 10.0
 SETTLE_S = 1.0  # after a first failure: time for the rank that caused it to report too
+USER_ERROR = 2  # the exit status of bad input (``UserError``), the same on every rank
 
 
 def add_nproc_flag(p) -> None:
@@ -82,6 +84,8 @@ def launch(argv: list[str], nproc: int) -> int:
         return 0
     time.sleep(SETTLE_S)
     _stop(procs)
+    if procs[failed].returncode == USER_ERROR:  # bad input: rank 0 said it in one line
+        return USER_ERROR
     others = [r for r in range(nproc) if r != failed
               and procs[r].returncode not in (0, None, -signal.SIGTERM, -signal.SIGKILL)]
     lines = [f"rank {r} {_how(procs[r].returncode)}" for r in [failed, *others]]

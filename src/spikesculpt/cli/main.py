@@ -71,6 +71,12 @@ def _system_error_line(exc: OSError) -> str:
     return f"{where}{what}; {fix}"
 
 
+def _env_rank() -> str:
+    """This process's rank as torchrun / --nproc set it ("0" in a plain run); read from the
+    environment, which outlives the process group."""
+    return os.environ.get("RANK", "0") if launched_distributed() else "0"
+
+
 def _lost_peer(exc: BaseException) -> bool:
     """A collective failed because another rank died, hung past the timeout or the network
     dropped (torch.distributed's errors, gloo's and NCCL's messages)."""
@@ -109,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
             return launch(args.argv, args.nproc)  # N children run this command line again
         return _run_distributed(args) if launched_distributed() else args.func(args)
     except UserError as exc:
-        if not is_main():
-            return 2  # rank 0 says it
+        if _env_rank() != "0":
+            return 2  # a distributed run: rank 0 says it
         print(f"spikesculpt: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # read-only file system, permissions, a folder where a file goes...
@@ -122,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (MemoryError, RuntimeError) as exc:
         if _lost_peer(exc):
-            print(f"spikesculpt: error: rank {os.environ.get('RANK', '?')}: lost contact with the other ranks ("
+            print(f"spikesculpt: error: rank {_env_rank()}: lost contact with the other ranks ("
                   + " ".join(str(exc).split())[:120] + "); the run stopped — every finished "
                   "epoch is saved: rerun the same command with --resume", file=sys.stderr)
             return 3
