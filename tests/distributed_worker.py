@@ -22,6 +22,7 @@ import spikesculpt.experiments.lottery.context as lottery_context
 import spikesculpt.methods.dynamic.base as sparse_base
 from spikesculpt.config import TrainConfig
 from spikesculpt.core.distributed import DivergedError, check_identical, rank
+from spikesculpt.core.errors import UserError
 from spikesculpt.experiments.lottery import run_lottery
 from spikesculpt.experiments.lottery.options import LotteryConfig
 from spikesculpt.experiments.train_run import run_training
@@ -65,6 +66,11 @@ def main(dataset: str, out: Path) -> None:
                                                                    rewind="2it"),
                           out=str(out / "imp"), progress=False)
     report["runs"]["imp"] = lottery.summary
+    try:  # SyncBatchNorm runs on CUDA only: a one-line error on every rank, nothing written
+        run_training(config(dataset, sync_bn=True), out=str(out / "syncbn"), progress=False)
+        report["sync_bn_on_cpu"] = "accepted"
+    except UserError as exc:
+        report["sync_bn_on_cpu"] = str(exc)
     report["mask_checks"] = len(checks)
     report["replaced"] = len(replaced)
     # the check itself: different masks on the two ranks must be refused

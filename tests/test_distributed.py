@@ -101,7 +101,7 @@ def test_esl_masks_identical_and_density_exact(two_ranks, grow):
 
 
 def test_every_mask_update_was_checked_and_a_difference_is_caught(two_ranks):
-    reports = two_ranks[1] = two_ranks
+    reports = two_ranks[1]
     updates = sum(reports[0]["runs"][f"esl-{g}"]["mask_updates"] for g in GROWTH)
     for r in reports:
         assert r["mask_checks"] >= updates + 2  # + the IMP search's two pruned masks
@@ -114,6 +114,13 @@ def test_imp_on_two_ranks(two_ranks):
     assert [lv["level"] for lv in levels] == [0, 1, 2]
     assert levels[2]["density"] == pytest.approx(0.25, abs=0.01)
     assert reports[1]["runs"]["imp"]["levels"] == levels
+
+
+def test_sync_bn_on_cpu_is_refused_in_one_line_on_every_rank(two_ranks):
+    out, reports = two_ranks
+    for r in reports:
+        assert "--sync-bn needs CUDA" in r["sync_bn_on_cpu"]
+    assert not (out / "syncbn").exists()
 
 
 def test_only_rank_zero_writes_and_the_directories_are_complete(two_ranks):
