@@ -13,6 +13,13 @@ Randomness is explicit: batch order, Poisson encoding and ``--augment`` (trainin
 draw from generators seeded by ``(seed, epoch)``, so a resumed run replays exactly the epochs an
 uninterrupted run would (on CPU).
 
+Data-parallel (``torchrun`` / ``--nproc``; docs/distributed.md): every rank draws and encodes
+the same global batch and trains on its slice (``core.distributed.local_slice``) through
+``DistributedDataParallel`` (``self.forward_model``; ``self.model`` stays the plain module), with
+the loss scaled so that the averaged gradient is the one-process one (``_ddp_loss``); the epoch's
+loss and accuracy, the evaluation sums and BatchNorm running statistics are reduced over the
+ranks, and training starts from rank 0's weights. In one process all of that is a no-op.
+
 ``fit`` is a whole run (validation after every epoch, best weights, final metrics);
 ``train_epochs`` only trains (the short training that scores an evolution's candidates, whose
 result is the last weights). A *population* — P models run as one module whose logits are
