@@ -81,6 +81,9 @@ class TrainConfig:
     # Bookkeeping: not part of the hash.
     device: str = option("auto", hash="never", help="auto | cpu | cuda | cuda:N")
     amp: bool = option(False, hash="never", help="mixed precision (CUDA)")
+    sync_bn: bool = option(False, hash="if_set",
+                           help="distributed runs on GPUs: BatchNorm statistics over the global "
+                                "batch (SyncBatchNorm; docs/distributed.md)")
     data_root: Optional[str] = option(None, hash="never", none_means="none",
                                       help="folder with downloaded datasets")
     download: bool = option(False, hash="never",

@@ -14,6 +14,7 @@ import argparse
 import copy
 
 from spikesculpt.cli.flags import without
+from spikesculpt.cli.launch import add_nproc_flag
 from spikesculpt.cli.train import (
     add_config_flags,
     check_method_flags,
@@ -31,6 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--methods", default="dense,esl",
                    help="comma-separated methods (spikesculpt list methods); default dense,esl")
     add_config_flags(p, without(config_flags(), ['--method']))  # every method: --methods
+    add_nproc_flag(p)
     p.set_defaults(func=run)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 from spikesculpt.cli.flags import Flag, add_flags, declared_flags, given_values, without
+from spikesculpt.cli.launch import add_nproc_flag
 from spikesculpt.cli.train import (
     add_config_flags,
     check_method_flags,
@@ -80,6 +81,7 @@ def add_parser(sub) -> None:
     add_config_flags(p, train_flags())
     p.add_argument("--out", metavar="DIR", help="search directory (default: RUNS_ROOT/lottery-...)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search")
+    add_nproc_flag(p)
     p.set_defaults(func=run)
 
 

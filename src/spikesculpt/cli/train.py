@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from spikesculpt.cli.flags import Flag, add_flags, declared_flags, flags_given, given_values
+from spikesculpt.cli.launch import add_nproc_flag
 from spikesculpt.cli.parser import key_value, read_yaml_config
 from spikesculpt.config import TrainConfig, overlay
 from spikesculpt.core.errors import UserError
@@ -26,6 +27,7 @@ def add_parser(sub) -> None:
     add_config_flags(p)
     p.add_argument("--out", metavar="DIR", help="run directory (default: RUNS_ROOT/<name>-<hash>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    add_nproc_flag(p)
     p.set_defaults(func=run)
 
 

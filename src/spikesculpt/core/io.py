@@ -3,6 +3,11 @@
 A crash or Ctrl-C mid-write leaves the previous file intact, never a half-written one. The file
 gets the permissions any new file of the process gets (``0o666`` less the umask), not the
 ``0o600`` of ``tempfile.mkstemp``.
+
+In a distributed run only rank 0 writes: on the other ranks ``atomic_write`` (and so every
+helper here) does nothing and returns the path. Every rank runs the same program, so rank 0
+writes what one process would; a rank that reads a file rank 0 wrote waits for it at a barrier
+first (``core.distributed.barrier``) where the read could come before the write.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import yaml
+
+from spikesculpt.core.distributed import is_main
 
 
 def _new_file_mode() -> int:
@@ -33,8 +40,11 @@ def _new_file_mode() -> int:
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then move the temp file onto ``path`` atomically."""
+    """Call ``write(tmp_path)`` then move the temp file onto ``path`` atomically (on rank 0
+    only, in a distributed run)."""
     path = Path(path)
+    if not is_main():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

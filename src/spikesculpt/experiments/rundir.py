@@ -49,6 +49,7 @@ import torch
 import yaml
 
 from spikesculpt.config import TrainConfig, digest
+from spikesculpt.core.distributed import is_main
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.io import atomic_write, write_json, write_yaml
 from spikesculpt.core.version import __version__
@@ -81,6 +82,8 @@ class RunLock:
         self._fh = None
 
     def acquire(self) -> "RunLock":
+        if not is_main():  # distributed: rank 0 holds the lock for every rank
+            return self
         self.path.mkdir(parents=True, exist_ok=True)
         if fcntl is None:
             return self

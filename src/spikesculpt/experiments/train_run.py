@@ -2,12 +2,19 @@
 
 ``run_training`` is what ``spikesculpt train`` calls; ``evaluate_run`` is what
 ``spikesculpt evaluate`` calls. Both raise ``UserError`` for anything a user can get wrong.
+
+In a distributed run (``torchrun`` / ``--nproc``; docs/distributed.md) every rank calls
+``run_training``: rank 0 alone checks and locks the run directory and tells the others what to
+do (train fresh, resume — its checkpoint is sent to every rank —, or nothing: finished); every
+rank trains; rank 0 alone writes (config.yaml, checkpoints, metrics, csv, plots, model) and the
+others wait for its final metrics before they return.
 """
 
 from __future__ import annotations
 
 import json
 import platform
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +23,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from spikesculpt.config import TrainConfig, from_dict
+from spikesculpt.core.distributed import (
+    broadcast_object,
+    is_distributed,
+    is_main,
+    world_size,
+)
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.io import atomic_write, write_csv
 from spikesculpt.core.version import __version__
@@ -72,9 +85,27 @@ def _save_checkpoint(run: RunDir, trainer: Trainer) -> None:
     write_csv(run.history_path, trainer.history)
 
 
+def from_main(read):
+    """``read()`` run on rank 0 and its value sent to every rank (just ``read()`` in one
+    process); an exception there is raised on every rank (a ``UserError`` with its line on the
+    others), so no rank waits for a value that never comes."""
+    if not is_distributed():
+        return read()
+    value = failure = None
+    if is_main():
+        try:
+            value = ("ok", read())
+        except Exception as exc:  # noqa: BLE001 - re-raised below, on every rank
+            failure, value = exc, ("error", str(exc))
+    kind, payload = broadcast_object(value)
+    if kind == "error":
+        raise failure if failure is not None else UserError(payload)
+    return payload
+
+
 def _load_checkpoint(run: RunDir, trainer: Trainer) -> None:
     # on CPU: RNG states stay CPU tensors; load_state_dict moves the rest to the device
-    state = run.load_state()
+    state = from_main(run.load_state)  # rank 0 reads it; every rank loads the same state
     try:
         trainer.load_state_dict(state)
     except Exception as exc:  # a checkpoint of another model or version
@@ -112,6 +143,8 @@ def run_training(config: TrainConfig, out: str | None = None,
     config = resolved_config(config.validate())  # a copy: the caller's config is not changed
     digest = config_hash(config)
     run = resolve_run_dir(config, out, runs_root)
+    if is_distributed():
+        return _run_on_ranks(run, config, digest, resume, progress)
     if run.check(digest, resume) == "finished":
         return RunResult(run, run.read_result(digest), "already-finished")
     created = not run.path.exists()
@@ -124,6 +157,27 @@ def run_training(config: TrainConfig, out: str | None = None,
         except BaseException:
             if action == "fresh" and not run.has_checkpoint():
                 _remove_unfinished_start(run, created)  # no orphan config.yaml (nothing to resume)
+            raise
+
+
+def _run_on_ranks(run: RunDir, config: TrainConfig, digest: str, resume: bool,
+                  progress: bool) -> RunResult:
+    """``run_training`` as one rank of a distributed run: rank 0 holds the lock and decides."""
+    created = not run.path.exists()
+    with ExitStack() as held:
+        def decide():
+            held.enter_context(run.lock())
+            action = run.check(digest, resume)
+            return action, (run.read_result(digest) if action == "finished" else None)
+
+        action, result = from_main(decide)
+        if action == "finished":
+            return RunResult(run, result, "already-finished")
+        try:
+            return _train_in(run, config, digest, action, progress)
+        except BaseException:
+            if is_main() and action == "fresh" and not run.has_checkpoint():
+                _remove_unfinished_start(run, created)
             raise
 
 
@@ -147,10 +201,14 @@ def _train_in(run: RunDir, config: TrainConfig, digest: str, action: str,
     trainer = Trainer(model, splits, config, callbacks, progress=progress)
     if action == "resume":
         _load_checkpoint(run, trainer)
-    else:
+    elif is_main():
         run.start(digest, config.to_dict())
 
-    metrics = trainer.fit(on_epoch_done=lambda t: _save_checkpoint(run, t))
+    metrics = trainer.fit(on_epoch_done=(lambda t: _save_checkpoint(run, t)) if is_main()
+                          else None)
+    status = "resumed" if action == "resume" else "trained"
+    if not is_main():  # the others: rank 0 writes; return its metrics once it has
+        return RunResult(run, broadcast_object(None), status)
     stats = model_stats(trainer.model)
     full = {
         "test_accuracy": metrics["test_accuracy"], "val_accuracy": metrics["val_accuracy"],
@@ -163,7 +221,7 @@ def _train_in(run: RunDir, config: TrainConfig, digest: str, action: str,
         "layer_firing_rates": metrics["layer_firing_rates"], "test_loss": metrics["test_loss"],
         "layers": stats["layers"], "config_hash": digest,
         "data": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
-        "device": str(trainer.device), "torch": torch.__version__,
+        "device": str(trainer.device), "world_size": world_size(), "torch": torch.__version__,
         "spikesculpt": __version__, "python": platform.python_version(),
     }
     full.update({k: v for k, v in metrics.items() if k not in full})  # method callbacks' keys
@@ -178,7 +236,8 @@ def _train_in(run: RunDir, config: TrainConfig, digest: str, action: str,
     write_csv(run.history_path, trainer.history)
     plot_history(trainer.history, run.plot_path, title=run.path.name)
     run.write_result(full)  # written last: its presence marks the run finished
-    return RunResult(run, full, "resumed" if action == "resume" else "trained")
+    broadcast_object(full)  # distributed: the others return once the run directory is complete
+    return RunResult(run, full, status)
 
 
 def load_run_config(run_dir: str | Path) -> tuple[RunDir, TrainConfig]:

@@ -8,8 +8,10 @@ recorder is active (``with ActivityRecorder(model) as rec:``), so training pays 
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
+from spikesculpt.core.distributed import all_reduce_sum_
 from spikesculpt.models.utils import spiking_modules
 
 
@@ -38,6 +40,15 @@ class ActivityRecorder:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+
+    def all_reduce(self) -> None:
+        """Spikes and counts summed over the ranks of a distributed run (each rank saw its
+        slice of the data; a no-op in one process)."""
+        names = sorted(self.spikes)
+        sums = all_reduce_sum_(torch.tensor([[self.spikes[n], self.counts[n]] for n in names],
+                                            dtype=torch.float64).reshape(-1, 2))
+        for n, (spikes, count) in zip(names, sums.tolist()):
+            self.spikes[n], self.counts[n] = spikes, int(count)
 
     def layer_rates(self) -> dict[str, float]:
         return {name: self.spikes[name] / self.counts[name] for name in self.spikes

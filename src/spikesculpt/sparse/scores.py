@@ -31,6 +31,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from spikesculpt.core.distributed import all_reduce_dict_
 from spikesculpt.models.utils import is_spiking_module  # noqa: F401  (re-exported)
 
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -89,11 +90,16 @@ class HebbianRecorder:
         return self
 
     def detach(self) -> dict[str, torch.Tensor]:
-        """Stop recording; return ``{name: |C|}`` for the layers seen (absent = not seen)."""
+        """Stop recording; return ``{name: |C|}`` for the layers seen (absent = not seen).
+
+        In a distributed run each rank recorded its slice of the global batch: ``C`` is summed
+        over the ranks first (one all-reduce of a weight-sized tensor per layer), so every rank
+        gets the coincidence of the global batch — the one-process score."""
         self._flush()
         for h in self._handles:
             h.remove()
         self._handles = []
+        all_reduce_dict_(self.scores)
         return {n: c.abs() for n, c in self.scores.items()}
 
     def _add(self, name: str, layer: nn.Module, pre: torch.Tensor, post: torch.Tensor) -> None:

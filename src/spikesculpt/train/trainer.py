@@ -13,6 +13,13 @@ Randomness is explicit: batch order, Poisson encoding and ``--augment`` (trainin
 draw from generators seeded by ``(seed, epoch)``, so a resumed run replays exactly the epochs an
 uninterrupted run would (on CPU).
 
+Data-parallel (``torchrun`` / ``--nproc``; docs/distributed.md): every rank draws and encodes
+the same global batch and trains on its slice (``core.distributed.local_slice``) through
+``DistributedDataParallel`` (``self.forward_model``; ``self.model`` stays the plain module), with
+the loss scaled so that the averaged gradient is the one-process one (``_ddp_loss``); the epoch's
+loss and accuracy, the evaluation sums and BatchNorm running statistics are reduced over the
+ranks, and training starts from rank 0's weights. In one process all of that is a no-op.
+
 ``fit`` is a whole run (validation after every epoch, best weights, final metrics);
 ``train_epochs`` only trains (the short training that scores an evolution's candidates, whose
 result is the last weights). A *population* — P models run as one module whose logits are
@@ -33,12 +40,27 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from spikesculpt.core.distributed import (
+    all_reduce_sum_,
+    is_distributed,
+    is_main,
+    local_slice,
+    sum_numbers,
+)
 from spikesculpt.core.errors import UserError
 from spikesculpt.data.augment import build_augment
 from spikesculpt.encoding import encode
 from spikesculpt.metrics.activity import ActivityRecorder
 from spikesculpt.models.utils import stateful_modules
 from spikesculpt.train.callbacks import Callback
+from spikesculpt.train.distributed import (
+    broadcast_state,
+    convert_sync_bn,
+    device_for,
+    local_loss_scale,
+    sync_buffers,
+    wrap,
+)
 from spikesculpt.train.losses import LOSSES
 from spikesculpt.train.norm_stats import warm_running_stats
 from spikesculpt.train.optim import build_optimizer, build_scheduler
@@ -67,8 +89,8 @@ def silent_layers(rates: dict[str, float]) -> list[str]:
     return [name for name, rate in rates.items() if rate < SILENT_RATE]
 
 
-def _generator(seed: int, epoch: int, stream: int) -> torch.Generator:
-    g = torch.Generator()
+def _generator(seed: int, epoch: int, stream: int, device: str = "cpu") -> torch.Generator:
+    g = torch.Generator(device)
     g.manual_seed((seed * 1_000_003 + epoch * 101 + stream) % (2**63))
     return g
 
@@ -123,10 +145,12 @@ class Trainer:
                  callbacks: Iterable[Callback] = (), progress: bool = True):
         self.config = config
         self.splits = splits
-        self.device = resolve_device(config.device)
+        self.device = device_for(resolve_device(config.device))  # cuda:LOCAL_RANK per rank
         self.model = model.to(self.device)
+        if getattr(config, "sync_bn", False):
+            self.model = convert_sync_bn(self.model, self.device)
         self.callbacks = list(callbacks)
-        self.progress = progress
+        self.progress = progress and is_main()  # one bar and one line per epoch, from rank 0
         self.loss_fn = LOSSES[config.loss]
         self.optimizer = build_optimizer(self.model.parameters(), config)
         self.scheduler = build_scheduler(self.optimizer, config)
@@ -154,6 +178,9 @@ class Trainer:
         self.stateful = stateful_modules(self.model)  # e.g. SpikingJelly neurons: reset per batch
         for cb in self.callbacks:
             cb.setup(self)
+        # DistributedDataParallel runs forward/backward (it all-reduces the gradients during
+        # backward, before any optimizer hook reads them); ``self.model`` stays the plain module
+        self.forward_model = wrap(self.model, self.device)
 
     # ---------------------------------------------------------------- data
     def to_time_major(self, x: torch.Tensor, generator=None) -> torch.Tensor:
@@ -176,7 +203,10 @@ class Trainer:
         enc_gen = _generator(cfg.seed, epoch, 1)
         aug_gen = _generator(cfg.seed, epoch, 2)
         if self.device.type != "cpu":
-            enc_gen = None  # Poisson draws on the device use the global (seeded) CUDA generator
+            # Poisson draws on the device use the global (seeded) CUDA generator; distributed,
+            # a seeded device generator: every rank must encode the global batch alike
+            enc_gen = (_generator(cfg.seed, epoch, 1, self.device.type) if is_distributed()
+                       else None)
         batches = iterate_batches(self.splits.train, cfg.batch_size, True, order_gen)
         # a live bar on terminals only; every epoch then leaves one line (see ``fit``)
         bar = tqdm(batches, total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -184,6 +214,10 @@ class Trainer:
         skip, self.skip_batches = self.skip_batches, 0
         with warm_running_stats(self.model):
             total_loss, correct, seen = self._train_batches(bar, skip, enc_gen, aug_gen)
+        if is_distributed():  # every rank trained on its slice: sums over the ranks
+            total_loss, seen = sum_numbers(total_loss, seen)
+            correct = all_reduce_sum_(torch.as_tensor(correct, dtype=torch.float64))
+            sync_buffers(self.model)  # BatchNorm running statistics: the ranks' mean
         return {"train_loss": total_loss / seen, "train_accuracy": fraction(correct, seen)}
 
     def batch_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -205,16 +239,18 @@ class Trainer:
         for i, (x, y) in enumerate(bar):
             if self.augment is not None:
                 x = self.augment(x, aug_gen)
-            x = self.to_time_major(x, enc_gen)
+            x = self.to_time_major(x, enc_gen)  # the global batch, encoded alike on every rank
             if i < skip:
                 continue
-            y = y.to(self.device, non_blocking=True)
+            n_global = y.shape[0]
+            part = local_slice(n_global)  # this rank's samples (all of them in one process)
+            x, y = x[:, part], y[part].to(self.device, non_blocking=True)
             self.last_batch = (x, y)
             with self._autocast():
-                logits = self.model(x)
+                logits = self.forward_model(x)
                 loss = self.batch_loss(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(self._ddp_loss(loss, logits, n_global)).backward()
             for cb in self.callbacks:
                 cb.on_after_backward(self)
             self._optimizer_step()
@@ -222,13 +258,26 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_step_end(self)
             n = y.shape[0]
-            total_loss += float(loss.detach()) * n
+            if n:
+                total_loss += float(loss.detach()) * n
             correct = correct + self.count_correct(logits.detach(), y).cpu()
             seen += n
             if self.progress:
-                bar.set_postfix(loss=f"{total_loss / seen:.3f}",
-                                acc=f"{float(correct.double().mean()) / seen:.3f}")
+                bar.set_postfix(loss=f"{total_loss / max(seen, 1):.3f}",
+                                acc=f"{float(correct.double().mean()) / max(seen, 1):.3f}")
         return total_loss, correct, seen
+
+    def _ddp_loss(self, loss: torch.Tensor, logits: torch.Tensor, n_global: int) -> torch.Tensor:
+        """The loss to back-propagate: in a distributed run the local mean times
+        ``W · n_local / n_global`` (``train/distributed.py``), so that DDP's average of the
+        ranks' gradients is the one-process gradient of the global batch; a rank with no sample
+        of a (tiny last) batch still joins the gradient all-reduce, with zeros."""
+        if not is_distributed():
+            return loss
+        n_local = self.last_batch[1].shape[0]
+        if n_local == 0:
+            return logits.sum() * 0.0
+        return loss * local_loss_scale(n_local, n_global)
 
     def _optimizer_step(self) -> None:
         """``scaler.step`` + ``update``; with AMP, note whether the scaler skipped the step (it
@@ -241,19 +290,33 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, dataset, seed_stream: int = 7) -> dict:
-        """Accuracy, mean loss and firing rates of the current model on ``dataset``."""
+        """Accuracy, mean loss and firing rates of the current model on ``dataset``.
+
+        Distributed, every rank encodes each batch whole (the same Poisson spikes as one
+        process) and runs its slice of it; the sums (loss, correct, samples, spikes) are
+        all-reduced, so every rank returns the numbers of one process over the whole split
+        while each runs 1/W of the forward passes."""
         self.model.eval()
         gen = _generator(self.config.seed, 0, seed_stream) if self.device.type == "cpu" else None
+        if gen is None and is_distributed():
+            gen = _generator(self.config.seed, 0, seed_stream, self.device.type)
         total_loss = correct = seen = 0
         with ActivityRecorder(self.model) as rec:
             for x, y in iterate_batches(dataset, max(self.config.batch_size, 256), False):
                 x = self.to_time_major(x, gen)
-                y = y.to(self.device)
+                part = local_slice(y.shape[0])
+                x, y = x[:, part], y[part].to(self.device)
+                if y.shape[0] == 0:
+                    continue
                 with self._autocast():
                     logits = self.model(x).float()
                 total_loss += float(self.batch_loss(logits, y)) * y.shape[0]
                 correct = correct + self.count_correct(logits, y).cpu()
                 seen += y.shape[0]
+        if is_distributed():
+            total_loss, seen = sum_numbers(total_loss, seen)
+            correct = all_reduce_sum_(torch.as_tensor(correct, dtype=torch.float64))
+            rec.all_reduce()
         return {"accuracy": fraction(correct, seen), "loss": total_loss / max(seen, 1),
                 "firing_rate": rec.firing_rate(), "layer_firing_rates": rec.layer_rates()}
 
@@ -302,6 +365,7 @@ class Trainer:
         if self.epoch == 0:
             for cb in self.callbacks:
                 cb.on_fit_start(self)
+        broadcast_state(self.model)  # distributed: every rank starts from rank 0's weights
 
     def _train_one_epoch(self) -> dict:
         """``on_epoch_start``, one training epoch and the scheduler step (``self.epoch`` is not

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from spikesculpt.config import TrainConfig
+from spikesculpt.core.distributed import check_identical, checks_enabled
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.io import write_json
 from spikesculpt.data.base import DatasetInfo
@@ -147,6 +148,8 @@ class LevelContext:
 
     def save_search(self, mask: Mask, info: dict) -> None:
         """Store the next level's mask and how it was found (``search.json``)."""
+        if checks_enabled():  # SPIKESCULPT_CHECK_MASKS=1: every rank found the same mask
+            check_identical(dict(mask.items()), f"lottery level {self.level}: pruned mask")
         self._store.save_search(self.level, mask, info)
 
     def search_config(self) -> TrainConfig:

@@ -46,7 +46,7 @@ from spikesculpt.experiments.lottery.registry import STRATEGIES
 from spikesculpt.experiments.lottery.report import plot_accuracy_vs_density, search_summary
 from spikesculpt.experiments.lottery.store import SearchStore, read_json
 from spikesculpt.experiments.rundir import RunDir, dataset_slug, hashed_train_config
-from spikesculpt.experiments.train_run import build_model
+from spikesculpt.experiments.train_run import build_model, from_main
 from spikesculpt.methods.tickets.patch import check_patch_keep_option
 from spikesculpt.methods.tickets.pruning import ticket_layers
 from spikesculpt.methods.tickets.snapshot import rewind_step
@@ -147,7 +147,8 @@ class LotterySearch:
         if self._finished():
             return self._already_finished()
         with self.run_dir.lock():  # one writer at a time; checked again under the lock
-            action = self._check_dir()
+            # distributed: rank 0 (the lock holder) decides for every rank
+            action = from_main(self._check_dir)
             if self._finished():
                 return self._already_finished()
             return self._run_locked(action)

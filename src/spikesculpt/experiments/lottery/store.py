@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from spikesculpt.core.distributed import barrier
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.io import write_csv, write_json
 from spikesculpt.experiments.efficiency import efficiency_metrics
@@ -30,7 +31,9 @@ COUNT_KEYS = ("params_total", "params_prunable", "nonzero_prunable")
 
 
 def read_json(path: Path) -> dict:
-    """A JSON file of the search; a corrupt one is a one-line ``UserError``."""
+    """A JSON file of the search; a corrupt one is a one-line ``UserError``. Distributed: every
+    rank calls it at the same point and waits for rank 0's writes first."""
+    barrier()
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
@@ -49,11 +52,14 @@ class SearchStore:
     def level_dir(self, level: int) -> Path:
         return self.path / f"level_{level}"
 
+    # Reads of files that rank 0 writes: every rank waits for it first (distributed runs)
     def level_done(self, level: int) -> bool:
+        barrier()
         return (self.level_dir(level) / "metrics.json").is_file()
 
     def search_done(self, level: int) -> bool:
         """Level ``level``'s search has found the next level's mask (``search.json``)."""
+        barrier()
         return (self.level_dir(level) / "search.json").is_file()
 
     def save_search(self, level: int, mask: Mask, info: dict) -> None:
@@ -63,6 +69,7 @@ class SearchStore:
 
     def next_mask(self, level: int) -> Mask:
         """The mask level ``level``'s search found (level ``level + 1``'s mask)."""
+        barrier()
         return Mask.load(self.level_dir(level) / "next_mask.safetensors")
 
     # ------------------------------------------------------------------ rewind snapshot
@@ -72,6 +79,7 @@ class SearchStore:
 
     def stored_snapshot(self) -> Optional[Snapshot]:
         path = self.path / "rewind.pt"
+        barrier()
         if self._snapshot is None and path.is_file():
             self._snapshot = Snapshot.load(path)
         return self._snapshot
@@ -89,6 +97,7 @@ class SearchStore:
 
     def early_time_info(self) -> Optional[dict]:
         path = self.path / "early_time.json"
+        barrier()
         return read_json(path) if path.is_file() else None
 
 

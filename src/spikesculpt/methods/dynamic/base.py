@@ -43,6 +43,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from spikesculpt.core.distributed import check_identical, checks_enabled
 from spikesculpt.core.errors import UserError
 from spikesculpt.methods.base import Method
 from spikesculpt.methods.dynamic.ages import ConnectionAges
@@ -205,6 +206,9 @@ class SparseMethod(Method):
         self.enforcer.apply_grads()
 
     def _read_grow_scores(self, optimizer) -> None:
+        """The growth rule's scores, identical on every rank of a distributed run: gradients
+        were all-reduced by DDP during backward (before this pre-step hook), Hebbian
+        coincidences are summed over the ranks by the recorder (``HebbianRecorder.detach``)."""
         recorder, self._recorder = self._recorder, None
         if self.growth.records and recorder is None:
             return  # nothing was recorded for this step (e.g. a skipped AMP step before)
@@ -268,6 +272,8 @@ class SparseMethod(Method):
         self.enforcer.refresh()
         self.enforcer.reset_state(reset)
         self.enforcer.apply_weights()
+        if checks_enabled():  # SPIKESCULPT_CHECK_MASKS=1: every rank holds the same masks
+            check_identical(dict(self.mask.items()), f"mask update at step {self.step}")
         record["topology_change"] = self.topology_change()
         record.update(self.ages.summary(self.mask))
         self.updates.append(record)
