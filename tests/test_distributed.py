@@ -207,7 +207,7 @@ def test_evolve_nproc_searches_here_then_launches_the_final_training(data, tmp_p
                         lambda argv, n: launched.append((argv, n)) or 0)
     out = tmp_path / "evo"
     argv = [*evolve_argv(data, out), "--nproc", "2"]
-    code, err, text = run_cli(argv, capsys)
+    code, err, _ = run_cli(argv, capsys)
     assert code == 0, err
     assert launched == [([*argv, "--resume"], 2)]
     summary = json.loads((out / "evolution.json").read_text())
