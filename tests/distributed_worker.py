@@ -3,7 +3,8 @@
 Started twice by the test (``RANK`` 0 and 1, the environment ``--nproc`` gives its children),
 with ``SPIKESCULPT_CHECK_MASKS=1``: every mask update is checked identical on both ranks. Runs
 dense, ESL with each growth rule and an IMP search (Python API, one process group: the imports
-are paid once), then writes ``rank<R>.json`` (with plain ``open``: ``core.io`` writes nothing
+are paid once), and last, through the CLI, the final training of the evolution whose search the
+test ran in one process (``OUT/evolve``), then writes ``rank<R>.json`` (with plain ``open``: ``core.io`` writes nothing
 on rank 1) holding what the test asserts: the checks made, the files this rank replaced into
 place (``os.replace`` calls: rank 0 only) and the metrics.
 
@@ -20,13 +21,17 @@ import torch
 import spikesculpt.core.io as io_module
 import spikesculpt.experiments.lottery.context as lottery_context
 import spikesculpt.methods.dynamic.base as sparse_base
+from spikesculpt.cli.main import main as cli_main
 from spikesculpt.config import TrainConfig
-from spikesculpt.core.distributed import DivergedError, check_identical, rank
+from spikesculpt.core.distributed import DivergedError, check_identical, checksum, rank
 from spikesculpt.core.errors import UserError
+from spikesculpt.experiments.evolution.evolution import run_evolution
+from spikesculpt.experiments.evolution.options import EvolutionConfig
 from spikesculpt.experiments.lottery import run_lottery
 from spikesculpt.experiments.lottery.options import LotteryConfig
 from spikesculpt.experiments.train_run import run_training
 from spikesculpt.train.distributed import init_from_env, shutdown
+from spikesculpt.train.trainer import Trainer
 
 GROWTH = ("random", "gradient", "hebbian")
 
@@ -37,6 +42,41 @@ def config(dataset: str, **kw) -> TrainConfig:
             "device": "cpu", "model_kwargs": {"hidden": [24]}}
     base.update(kw)
     return TrainConfig(**base)
+
+
+def evolve_argv(dataset: str, out: Path) -> list[str]:
+    """The test's tiny ``spikesculpt evolve``: a gene-encoded MLP (g = 3, no BatchNorm), 2
+    candidates, 1 generation of 1 epoch, a final training of 2 epochs."""
+    return ["evolve", "--dataset", dataset, "--population", "2", "--generations", "1",
+            "--gene-dim", "3", "--eval-epochs", "1", "--epochs", "2", "--timesteps", "2",
+            "--batch-size", "50", "--lr", "5e-3", "--model-arg", "hidden=[24]", "--device",
+            "cpu", "--no-progress", "--out", str(out)]
+
+
+def evolve_unsearched(dataset: str, out: Path) -> str:
+    """What a distributed evolution with no search says (a ``UserError`` on every rank)."""
+    try:
+        run_evolution(config(dataset, method="genetic"),
+                      EvolutionConfig(population=2, generations=1), out=str(out),
+                      progress=False)
+        return "accepted"
+    except UserError as exc:
+        return str(exc)
+
+
+def evolve_final(dataset: str, out: Path) -> dict:
+    """``spikesculpt evolve ... --resume`` on this rank (what ``--nproc`` starts) for the
+    evolution in ``out``, searched by the test: the exit status, the trainings run here and a
+    checksum of every tensor of this rank's final model. Last: the CLI ends the process group."""
+    models = []
+    fit = Trainer.fit
+    Trainer.fit = lambda self, *a, **kw: (models.append(self.model), fit(self, *a, **kw))[1]
+    try:
+        status = cli_main([*evolve_argv(dataset, out), "--resume"])
+    finally:
+        Trainer.fit = fit
+    return {"status": status, "fits": len(models),
+            "weights": {n: checksum(t).tolist() for n, t in models[-1].state_dict().items()}}
 
 
 def counting(calls: list, fn):
@@ -66,6 +106,7 @@ def main(dataset: str, out: Path) -> None:
                                                                    rewind="2it"),
                           out=str(out / "imp"), progress=False)
     report["runs"]["imp"] = lottery.summary
+    report["evolve_unsearched"] = evolve_unsearched(dataset, out / "unsearched")
     try:  # SyncBatchNorm runs on CUDA only: a one-line error on every rank, nothing written
         run_training(config(dataset, sync_bn=True), out=str(out / "syncbn"), progress=False)
         report["sync_bn_on_cpu"] = "accepted"
@@ -81,7 +122,8 @@ def main(dataset: str, out: Path) -> None:
         report["divergence_caught"] = False
     except DivergedError as exc:
         report["divergence_caught"] = str(exc)
-    shutdown()
+    report["evolve"] = evolve_final(dataset, out / "evolve")
+    shutdown()  # (already done by the CLI)
     with open(out / f"rank{report['rank']}.json", "w") as fh:
         json.dump(report, fh, default=str)
 

@@ -4,8 +4,10 @@ One launch of ``tests/distributed_worker.py`` (2 ranks, ``SPIKESCULPT_CHECK_MASK
 dense, ESL with each growth rule and an IMP search; the test reads what each rank reports and
 the run directories rank 0 wrote. Dense 2-process training must equal 1-process training with
 the same global batch (the gradient semantics: local mean loss × W·n_local/n_global, averaged by
-DDP). A second launch, through ``spikesculpt train --nproc 2``, is killed mid-run (one rank
-SIGKILLed): one clear error, then ``--resume`` completes the run.
+DDP). The same launch trains the final model of an evolution whose search ran here, in one
+process: equal to a one-process evolution, identical weights on both ranks. A second launch,
+through ``spikesculpt train --nproc 2``, is killed mid-run (one rank SIGKILLed): one clear
+error, then ``--resume`` completes the run.
 """
 
 import json
@@ -20,10 +22,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_run import run_cli
 from distributed_worker import config as worker_config
+from distributed_worker import evolve_argv
 from safetensors.torch import load_file
 
 from spikesculpt.cli.launch import child_env, free_port, launch
+from spikesculpt.cli.main import main
 from spikesculpt.core.distributed import local_slice
 from spikesculpt.data.sets.digits import digits_arrays
 from spikesculpt.experiments.train_run import run_training
@@ -54,6 +59,12 @@ def data(tmp_path_factory):
 def two_ranks(data, tmp_path_factory):
     """The worker's runs on 2 gloo ranks: (output folder, [rank 0 report, rank 1 report])."""
     out = tmp_path_factory.mktemp("ddp")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:  # the search of the evolution whose final training the ranks run: here, one process
+        assert main([*evolve_argv(data, out / "evolve"), "--search-only"]) == 0
+    finally:
+        torch.set_num_threads(threads)
     port = free_port()
     procs = [subprocess.Popen([sys.executable, str(WORKER), data, str(out)],
                               env={**child_env(r, 2, port), **env_one_thread(
@@ -132,6 +143,91 @@ def test_only_rank_zero_writes_and_the_directories_are_complete(two_ranks):
                 "training_curves.png"} <= names, names
         assert not any(n.endswith(".tmp") or n == "checkpoint.pt" for n in names), names
     assert (out / "imp" / "summary.json").is_file()
+
+
+def test_evolve_final_training_on_two_ranks_equals_one_process(data, two_ranks, tmp_path,
+                                                               capsys):
+    out, reports = two_ranks
+    assert main(evolve_argv(data, tmp_path / "one")) == 0  # search + final, one process
+    one = json.loads((tmp_path / "one" / "evolution.json").read_text())
+    two = json.loads((out / "evolve" / "evolution.json").read_text())
+    assert two["best"] == one["best"]  # the same search (one process, same seed)
+    for key in ("test_accuracy", "val_accuracy", "params_total", "compression"):
+        assert two["final"][key] == pytest.approx(one["final"][key], abs=1e-9)
+    final = load_file(str(out / "evolve" / "final" / "model.safetensors"))
+    for name, tensor in load_file(str(tmp_path / "one" / "final" /
+                                      "model.safetensors")).items():
+        torch.testing.assert_close(final[name], tensor, rtol=1e-4, atol=1e-5)
+    metrics = json.loads((out / "evolve" / "final" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["epochs"] == 2
+    for r in reports:  # every rank: the final training alone (the search ran here)
+        assert r["evolve"]["status"] == 0 and r["evolve"]["fits"] == 1
+    assert not (out / "evolve" / "checkpoint.pt").exists()
+
+
+def test_evolve_final_weights_identical_on_both_ranks(two_ranks):
+    reports = two_ranks[1]
+    weights = [r["evolve"]["weights"] for r in reports]
+    assert any("x_in" in name for name in weights[0]), list(weights[0])
+    assert weights[0] == weights[1]
+
+
+def test_a_distributed_evolve_without_a_finished_search_is_refused(two_ranks):
+    out, reports = two_ranks
+    for r in reports:
+        assert "search is unfinished" in r["evolve_unsearched"], r["evolve_unsearched"]
+        assert "--search-only" in r["evolve_unsearched"]
+    assert not (out / "unsearched").exists()
+
+
+def test_evolve_help_shows_nproc_and_search_only(capsys):
+    code, _, text = run_cli(["evolve", "--help"], capsys)
+    assert code == 0 and "--nproc N" in text and "--search-only" in text
+    assert "final training" in " ".join(text.split())
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--nproc", "0"], "must be a positive integer"),
+    (["--nproc", "2", "--search-only"], "--search-only trains no final model"),
+    (["--nproc", "1", "--search-only"], "drop one of them"),
+])
+def test_evolve_bad_launch_flags_are_one_line(data, tmp_path, capsys, flags, words):
+    out = tmp_path / "evo"
+    code, err, _ = run_cli([*evolve_argv(data, out), *flags], capsys)
+    assert code == 2 and len(err) == 1 and words in err[0], err
+    assert not out.exists()
+
+
+def test_evolve_nproc_searches_here_then_launches_the_final_training(data, tmp_path, capsys,
+                                                                     monkeypatch):
+    """``--nproc 2``: the search runs in this process, then the ranks are started with
+    ``--resume`` (recorded here instead of started: what a rank then does is the worker's)."""
+    launched = []
+    monkeypatch.setattr("spikesculpt.cli.evolve.launch",
+                        lambda argv, n: launched.append((argv, n)) or 0)
+    out = tmp_path / "evo"
+    argv = [*evolve_argv(data, out), "--nproc", "2"]
+    code, err, _ = run_cli(argv, capsys)
+    assert code == 0, err
+    assert launched == [([*argv, "--resume"], 2)]
+    summary = json.loads((out / "evolution.json").read_text())
+    assert len(summary["generations"]) == 1 and "final" not in summary
+    assert (out / "checkpoint.pt").is_file() and not (out / "final").exists()
+    code, err, _ = run_cli(argv, capsys)  # interrupted now: like one process, needs --resume
+    assert code == 2 and len(err) == 1 and "--resume" in err[0] and len(launched) == 1
+    code, err, _ = run_cli([*argv, "--resume"], capsys)  # the search is not run again
+    assert code == 0 and launched[1] == launched[0], err
+    assert json.loads((out / "evolution.json").read_text()) == summary
+
+
+def test_search_only_then_resume(data, tmp_path, capsys):
+    out = tmp_path / "evo"
+    argv = evolve_argv(data, out)
+    code, err, text = run_cli([*argv, "--search-only"], capsys)
+    assert code == 0 and "final training: the same command with --resume" in text, err
+    assert not (out / "final").exists()
+    code, err, _ = run_cli(argv, capsys)  # without --resume: the usual one-line refusal
+    assert code == 2 and len(err) == 1 and "--resume" in err[0]
 
 
 def _rank_pid(rank: int) -> int:

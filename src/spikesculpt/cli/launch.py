@@ -25,19 +25,26 @@ from spikesculpt.core.errors import UserError
 from spikesculpt.core.options import positive_int
 
 FLAG = "--nproc"
-DISTRIBUTED_COMMANDS = ("train", "compare", "lottery")
+DISTRIBUTED_COMMANDS = ("train", "compare", "lottery", "evolve")  # evolve: its final training
 POLL_S = 0.1
 STOP_GRACE_S = 10.0
 SETTLE_S = 1.0  # after a first failure: time for the rank that caused it to report too
 USER_ERROR = 2  # the exit status of bad input (``UserError``), the same on every rank
 
 
-def add_nproc_flag(p) -> None:
-    """The one declaration of ``--nproc`` (train, compare, lottery)."""
+def add_nproc_flag(p, what: str = "training") -> None:
+    """The one declaration of ``--nproc`` (train, compare, lottery; evolve: ``what`` = its
+    final training)."""
     p.add_argument(FLAG, type=positive_int, default=None, metavar="N",
-                   help="data-parallel training in N processes on this machine "
+                   help=f"data-parallel {what} in N processes on this machine "
                         "(torch.distributed: gloo on CPUs, NCCL on GPUs; the same as torchrun "
                         "--nproc-per-node N; docs/distributed.md)")
+
+
+def refuse_nested() -> None:
+    """``--nproc`` inside a torchrun launch is a one-line ``UserError``."""
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
+        raise UserError("--nproc inside a torchrun launch: use one of them (drop --nproc)")
 
 
 def without_nproc(argv: list[str]) -> list[str]:
@@ -70,8 +77,7 @@ def child_env(rank: int, world: int, port: int) -> dict:
 def launch(argv: list[str], nproc: int) -> int:
     """Run ``spikesculpt argv`` in ``nproc`` processes; 0 when all succeed, else the first
     failure's status (after one line on stderr)."""
-    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1:
-        raise UserError("--nproc inside a torchrun launch: use one of them (drop --nproc)")
+    refuse_nested()
     port = free_port()
     command = [sys.executable, "-m", "spikesculpt", *without_nproc(argv)]
     procs = [subprocess.Popen(command, env=child_env(r, nproc, port)) for r in range(nproc)]

@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what a sweep records
     try:
         if getattr(args, "nproc", None) and args.nproc > 1:
-            return launch(args.argv, args.nproc)  # N children run this command line again
+            start = getattr(args, "launch", None)  # evolve: its search first, in this process
+            return start(args) if start else launch(args.argv, args.nproc)  # N children
         return _run_distributed(args) if launched_distributed() else args.func(args)
     except UserError as exc:
         if _env_rank() != "0":

@@ -37,6 +37,19 @@ as they arrive (``score_cache.py``): the resumed generation trains only the othe
 
 ``--backend ray`` (``cluster=``, a connected ``backend.RayCluster``): every candidate of a
 generation is one Ray task (``PopulationScorer``); the final training runs here.
+
+``run(final=False)`` (``--search-only``) stops after the search: the directory then holds the
+finished search in ``checkpoint.pt`` and continues with ``--resume`` at the final training.
+
+Data-parallel final training (``torchrun`` / ``--nproc N``; docs/distributed.md): in a
+distributed run ``run`` trains only the final model, on every rank; the search must be finished
+(by one process: ``--search-only``, or ``--nproc N``'s own search before it starts the ranks) —
+otherwise every rank stops with one line. Rank 0 alone checks and locks the directory, reads the
+checkpoint and sends the best genome to the others; ``run_training`` trains ``final/`` on every
+rank (rank 0 writes it); rank 0 writes ``evolution.json`` and sends it to the others. Why not
+the search on rank 0 while the other ranks wait: a search takes hours and would hold the others
+(and their GPUs) in a collective past any timeout; a search runs its own parallelism
+(``--workers``, ``--backend ray``), not data parallelism.
 """
 
 from __future__ import annotations
@@ -44,6 +57,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
@@ -51,6 +65,7 @@ from typing import Optional
 import numpy as np
 
 from spikesculpt.config import TrainConfig, digest
+from spikesculpt.core.distributed import broadcast_object, is_distributed, is_main
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.io import write_csv, write_json
 from spikesculpt.experiments.backend import RayCluster
@@ -74,7 +89,7 @@ from spikesculpt.experiments.rundir import (
     dataset_slug,
     hashed_train_config,
 )
-from spikesculpt.experiments.train_run import run_training
+from spikesculpt.experiments.train_run import from_main, run_training
 
 SUMMARY = "evolution.json"   # the run directory's result (RESULTS["evolution"]), per generation
 CANDIDATES, PLOT, PARETO, FINAL = "candidates.csv", "evolution.png", "pareto.png", "final"
@@ -84,7 +99,7 @@ CANDIDATES, PLOT, PARETO, FINAL = "candidates.csv", "evolution.png", "pareto.png
 class EvolutionResult:
     path: Path
     summary: dict
-    status: str     # "evolved" | "resumed" | "already-finished"
+    status: str     # "evolved" | "resumed" | "already-finished" | "searched" (final=False)
 
 
 def evolution_hash(train: TrainConfig, evo: EvolutionConfig) -> str:
@@ -236,24 +251,38 @@ class Evolution:
         return row
 
     # ------------------------------------------------------------------ the whole run
-    def run(self, resume: bool = False, scorer=None) -> EvolutionResult:
+    def run(self, resume: bool = False, scorer=None, final: bool = True) -> EvolutionResult:
+        """Search, then (``final``) train the best rule fully; in a distributed run the final
+        training alone (module docstring)."""
+        if is_distributed():
+            return self._final_on_ranks(resume)
         if self._check_dir(resume) == "finished":
-            return EvolutionResult(self.path, json.loads((self.path / SUMMARY).read_text()),
-                                   "already-finished")
+            return self._finished()
         with self.run_dir.lock():  # one writer at a time; checked again under the lock
             action = self._check_dir(resume)
             if action == "finished":
-                return EvolutionResult(self.path, json.loads((self.path / SUMMARY).read_text()),
-                                       "already-finished")
-            return self._run_locked(action, scorer)
+                return self._finished()
+            return self._run_locked(action, scorer, final)
 
-    def _run_locked(self, action: str, scorer) -> EvolutionResult:
+    def _finished(self) -> EvolutionResult:
+        return EvolutionResult(self.path, json.loads((self.path / SUMMARY).read_text()),
+                               "already-finished")
+
+    def _run_locked(self, action: str, scorer, final: bool) -> EvolutionResult:
         if action == "resume":
             self._load_state()
         else:
             self.run_dir.start(self.digest, {"train": self.train.to_dict(),
                                              "evolution": asdict(self.evo)})
+        if self.generation < self.evo.generations:
+            self._search(scorer)
+        if not final:
+            return EvolutionResult(self.path, self.summary(), "searched")
+        summary = self.train_final()
+        return EvolutionResult(self.path, summary, "resumed" if action == "resume" else "evolved")
 
+    def _search(self, scorer) -> None:
+        """The remaining generations, each checkpointed and reported as it ends."""
         own = scorer is None
         if own:
             scorer = PopulationScorer(self.train, self.evo.eval_epochs,
@@ -277,8 +306,34 @@ class Evolution:
         finally:
             if own:
                 scorer.close()
-        summary = self.train_final()
-        return EvolutionResult(self.path, summary, "resumed" if action == "resume" else "evolved")
+
+    def _final_on_ranks(self, resume: bool) -> EvolutionResult:
+        """One rank of a distributed run: rank 0 checks, locks and reads the directory, whose
+        search must be finished; every rank trains the final model with its best genome."""
+        with ExitStack() as held:
+            def decide():
+                action = self._check_dir(resume)
+                if action == "resume":  # the lock is taken only here: a refusal makes nothing
+                    held.enter_context(self.run_dir.lock())
+                    action = self._check_dir(resume)
+                if action == "finished":
+                    return action, json.loads((self.path / SUMMARY).read_text())
+                if action == "resume":
+                    self._load_state()
+                if action == "fresh" or self.generation < self.evo.generations:
+                    raise UserError(
+                        f"{self.path}: the search is unfinished ({self.generation} of "
+                        f"{self.evo.generations} generations); a distributed launch trains the "
+                        f"final model only: run the search first in one process (the same "
+                        f"command without torchrun, plus --search-only), or use --nproc N, "
+                        f"which does both")
+                return action, self.best
+
+            action, payload = from_main(decide)
+            if action == "finished":
+                return EvolutionResult(self.path, payload, "already-finished")
+            self.best = payload
+            return EvolutionResult(self.path, self.train_final(), "resumed")
 
     def final_config(self) -> TrainConfig:
         cfg = copy.deepcopy(self.train)
@@ -287,26 +342,33 @@ class Evolution:
         return cfg
 
     def train_final(self) -> dict:
+        """The best rule trained for the full ``epochs`` in ``final/`` (on every rank of a
+        distributed run); evolution.json with its results, written by rank 0 and returned on
+        every rank."""
         result = run_training(self.final_config(), out=str(self.path / FINAL), resume=True,
                               progress=self.progress)
-        m = result.metrics
-        summary = self.summary()
-        summary["final"] = {k: m.get(k) for k in (
-            "test_accuracy", "val_accuracy", "params_total", "params_plain", "compression",
-            "gene_dim", "epochs", "train_seconds", "firing_rate")}
-        summary["final"]["metrics"] = f"{FINAL}/metrics.json"
-        self.run_dir.write_result(summary)  # with "final": marks the evolution finished
-        return summary
+        summary = None
+        if is_main():
+            m = result.metrics
+            summary = self.summary()
+            summary["final"] = {k: m.get(k) for k in (
+                "test_accuracy", "val_accuracy", "params_total", "params_plain", "compression",
+                "gene_dim", "epochs", "train_seconds", "firing_rate")}
+            summary["final"]["metrics"] = f"{FINAL}/metrics.json"
+            self.run_dir.write_result(summary)  # with "final": marks the evolution finished
+        return broadcast_object(summary)
 
 
 def run_evolution(train: TrainConfig, evo: EvolutionConfig, out: Optional[str] = None,
                   runs_root: str = "runs", resume: bool = False, progress: bool = True,
-                  scorer=None, cluster: Optional[RayCluster] = None) -> EvolutionResult:
-    """Evolve the initial wiring rule for ``train`` (a ``TrainConfig``) and train the best;
-    ``cluster``: score the candidates as Ray tasks there (``--backend ray``)."""
+                  scorer=None, cluster: Optional[RayCluster] = None,
+                  final: bool = True) -> EvolutionResult:
+    """Evolve the initial wiring rule for ``train`` (a ``TrainConfig``) and train the best
+    (``final=False``: the search alone); ``cluster``: score the candidates as Ray tasks there
+    (``--backend ray``). In a distributed run: the final training alone, on every rank."""
     path = Path(out) if out else default_path(train, evo, runs_root)
     return Evolution(train, evo, path, progress=progress, cluster=cluster).run(
-        resume=resume, scorer=scorer)
+        resume=resume, scorer=scorer, final=final)
 
 
 def default_path(train: TrainConfig, evo: EvolutionConfig, runs_root: str = "runs") -> Path:
