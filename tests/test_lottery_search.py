@@ -270,6 +270,53 @@ def test_multilevel_on_spikformer(data, tmp_path):
     assert not (tmp_path / "no").exists()
 
 
+def test_multilevel_joint_search_scores_inside_the_whole_model(data, tmp_path):
+    """``--embedding-search joint``: the embedding's ticket is found inside the whole model
+    (patch tickets on, the rest training with the scores), not with a linear probe: same
+    initial scores and weights, so a different mask can only come from the other training
+    signal; the ticket still keeps exactly k weights per SPS layer."""
+    spik = dict(model="spikformer", model_kwargs={"dim": 8, "heads": 2, "pools": 1,
+                                                 "patch_keep": 0.5}, epochs=1)
+    masks = {}
+    for how in ("probe", "joint"):
+        lottery = LotteryConfig(strategy="multilevel", rounds=1, rate=0.5,
+                                embedding_search=how)
+        result = run_lottery(train_config(data, **spik), lottery, out=str(tmp_path / how),
+                             progress=False)
+        info = json.loads((tmp_path / how / "level_1" / "embedding.json").read_text())
+        assert info["embedding_search"] == how
+        masks[how] = Mask.load(tmp_path / how / "level_1" / "embedding_mask.safetensors")
+        assert result.summary["levels"][1]["tokens_kept"] == 0.5
+    assert masks["joint"].names() == masks["probe"].names()
+    for n in masks["joint"]:
+        assert masks["joint"].active(n) == masks["probe"].active(n) \
+            == round(0.5 * masks["joint"][n].numel())
+    assert any(not torch.equal(masks["joint"][n], masks["probe"][n]) for n in masks["joint"])
+    # the default (probe) keeps the directory name of searches made before the option existed
+    assert "embedding_search" not in LotteryConfig(strategy="multilevel").hashed_dict()
+    assert LotteryConfig(strategy="multilevel",
+                         embedding_search="joint").hashed_dict()["embedding_search"] == "joint"
+
+
+def test_multilevel_train_embedding_trains_the_ticket_under_its_mask(data, tmp_path):
+    """``--train-embedding``: the same search (same mask), then the embedding's ticket trains
+    from W ⊙ M under its mask instead of staying frozen at W ⊙ M."""
+    spik = dict(model="spikformer", model_kwargs={"dim": 8, "heads": 2, "pools": 1,
+                                                 "patch_keep": 0.5}, epochs=1)
+    weights, masks = {}, {}
+    for trained in (False, True):
+        lottery = LotteryConfig(strategy="multilevel", rounds=1, rate=0.5,
+                                train_embedding=trained)
+        out = tmp_path / str(trained)
+        run_lottery(train_config(data, **spik), lottery, out=str(out), progress=False)
+        masks[trained] = Mask.load(out / "level_1" / "mask.safetensors")
+        weights[trained] = load_file(str(out / "level_1" / "model.safetensors"))
+    assert all(torch.equal(masks[True][n], masks[False][n]) for n in masks[True])
+    for n, m in masks[True].items():
+        assert (weights[True][n][~m] == 0).all() and (weights[False][n][~m] == 0).all()
+        assert not torch.equal(weights[True][n][m], weights[False][n][m])   # trained
+
+
 def test_train_with_patch_tickets_reports_tokens_kept(data, tmp_path):
     cfg = train_config(data, model="spikformer", epochs=1,
                        model_kwargs={"dim": 8, "heads": 2, "pools": 1, "patch_keep": 0.25})
@@ -318,6 +365,10 @@ def _cli(*args, cwd):
     (["lottery", "--min-inputs", "-2"], "min_inputs must be an integer >= 0"),
     (["lottery", "--strategy", "score", "--min-inputs", "4"], "--min-inputs applies to the"),
     (["lottery", "--strategy", "multilevel", "--rescale"], "--rescale applies to the"),
+    (["lottery", "--embedding-search", "joint"], "--embedding-search applies to the"),
+    (["lottery", "--strategy", "score", "--train-embedding"], "--train-embedding applies to"),
+    (["lottery", "--strategy", "multilevel", "--model", "spikformer", "--embedding-search",
+      "nope"], "unknown embedding_search"),
     (["lottery", "--min-inputs", "64", "--rounds", "4", "--rate", "0.5"],
      "--min-inputs 64 keeps"),
 ])

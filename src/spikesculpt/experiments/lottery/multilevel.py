@@ -9,13 +9,19 @@ convolutional patch-embedding weights). For a model with a convolutional patch e
 1. **connection ticket of the embedding**: a score search (``methods/tickets/score.py``:
    edge-popup, or biprop
    with ``--binary-weights``) over the SPS convolutions at density d_K = (1 - rate)^K per layer,
-   with the SPS weights frozen at their initialisation and a *temporary* linear head on the mean
-   token (``EmbeddingProbe``) trained with it; the head is then thrown away;
+   with the SPS weights frozen at their initialisation, either with a *temporary* linear head
+   on the mean token (``EmbeddingProbe``) trained with it and then thrown away
+   (``--embedding-search probe``, the default), or inside the whole model with the patch
+   tickets on and everything else training with the scores (``--embedding-search joint``,
+   ours; the trained rest is thrown away too);
 2. **patch ticket**: the model keeps, per sample, the ``patch_keep`` fraction of tokens with the
    most spikes in the output of that sparse embedding (``models.spikformer``);
 3. **the rest**: the SPS convolutions are fixed to the ticket (W ⊙ M or α·sign(W) ⊙ M, frozen);
    everything else — the SPS BatchNorms, the transformer blocks, the readout — is trained from
-   its initialisation with the run's schedule.
+   its initialisation with the run's schedule. With ``--train-embedding`` (ours) the ticket's
+   weights train too, under its mask, from W ⊙ M (or α·sign(W) ⊙ M): a ticket in the sense of
+   Frankle & Carbin (a mask over the initial weights that is then trained) rather than an
+   untrained supermask.
 
 Level 0 is the dense model with all tokens, trained normally. The papers give the three
 ingredients and their order; the score statistic of the patches, the temporary head, the
@@ -45,6 +51,14 @@ from spikesculpt.sparse import Mask
 DEFAULT_PATCH_KEEP = 0.5
 EMBEDDING_MASK = "embedding_mask.safetensors"
 EMBEDDING_INFO = "embedding.json"
+
+
+def _renamed(name: str, prefixes: dict[str, str]) -> str:
+    """``name`` with its first matching prefix replaced (``{old: new}``)."""
+    for old, new in prefixes.items():
+        if name.startswith(old):
+            return new + name[len(old):]
+    return name
 
 
 class EmbeddingProbe(nn.Module):
@@ -99,32 +113,56 @@ class Multilevel(Strategy):
                                   "patch_keep": self.patch_keep(ctx)})
 
     def search_embedding(self, ctx: LevelContext) -> tuple[Mask, dict]:
-        """Step 1: score search over the SPS convolutions with a temporary head."""
-        model = ctx.build_model(self.level_config(ctx, level=0))
-        embed = require_tokens(model, ctx.train.model, "the multilevel strategy")
-        probe = EmbeddingProbe(embed.patch_embed, embed.dim, ctx.info.num_classes)
-        names = ["embed." + n[len("patch_embed."):] for n in embedding_layers(embed)]
-        net = ScoreNet(probe, names, ctx.target_density, ctx.lottery.binary_weights,
-                       score_generator(ctx.train.seed, ctx.level),
-                       trainable=("head.weight", "head.bias"))
+        """Step 1: score search over the SPS convolutions (``--embedding-search``)."""
         clock = PhaseClock()
-        phase = ctx.train_phase("embedding", net, None, "init", clock=clock)
-        found = net.mask()
-        mask = Mask({"patch_embed." + n[len("embed."):]: found[n] for n in found})
+        if ctx.lottery.embedding_search == "joint":
+            net, config = self.joint_search_net(ctx), self.level_config(ctx)
+            to_model = {}   # the ScoreNet wraps the model itself: its names are the model's
+        else:
+            net, config, to_model = self.probe_search_net(ctx), None, {"embed.": "patch_embed."}
+        phase = ctx.train_phase("embedding", net, None, "init", clock=clock, config=config)
+        mask = Mask({_renamed(n, to_model): m for n, m in net.mask().items()})
         info = {"seconds": clock.elapsed, "cpu_seconds": clock.cpu_elapsed,
-                "epochs": ctx.train.epochs,
+                "epochs": ctx.train.epochs, "embedding_search": ctx.lottery.embedding_search,
                 "probe_val_accuracy": phase.metrics["val_accuracy"],
                 "probe_test_accuracy": phase.metrics["test_accuracy"],
                 "embedding_density": mask.density(),
                 "binary_weights": ctx.lottery.binary_weights}
         return mask, info
 
+    def probe_search_net(self, ctx: LevelContext) -> ScoreNet:
+        """``probe``: the dense model's SPS (all tokens) with a temporary linear head on the
+        mean token; only the scores and the head learn."""
+        model = ctx.build_model(self.level_config(ctx, level=0))
+        embed = require_tokens(model, ctx.train.model, "the multilevel strategy")
+        probe = EmbeddingProbe(embed.patch_embed, embed.dim, ctx.info.num_classes)
+        names = ["embed." + n[len("patch_embed."):] for n in embedding_layers(embed)]
+        return ScoreNet(probe, names, ctx.target_density, ctx.lottery.binary_weights,
+                        score_generator(ctx.train.seed, ctx.level),
+                        trainable=("head.weight", "head.bias"))
+
+    def joint_search_net(self, ctx: LevelContext) -> ScoreNet:
+        """``joint`` (ours): the whole level-K model, patch tickets on; the SPS convolutions
+        are scored over their frozen initial weights while every other parameter (SPS
+        BatchNorms, blocks, readout) trains with the scores, so the ticket is chosen for the
+        network that will use it rather than for a linear probe. The trained rest is then
+        discarded: step 3 trains it again from its initialisation, as for ``probe``."""
+        model = ctx.build_model(self.level_config(ctx))
+        names = embedding_layers(model)
+        scored = set(names)
+        trainable = [n for n, _ in model.named_parameters() if n not in scored]
+        return ScoreNet(model, names, ctx.target_density, ctx.lottery.binary_weights,
+                        score_generator(ctx.train.seed, ctx.level), trainable=trainable)
+
     def train_rest(self, ctx: LevelContext, mask: Mask, init_seed=None):
-        """Steps 2-3: the embedding fixed to ``mask`` (frozen), patch tickets on, rest trained."""
+        """Steps 2-3: the embedding set to ``mask``'s ticket, patch tickets on, the rest
+        trained; the embedding's ticket stays frozen, or trains under its mask with
+        ``--train-embedding``."""
         config = self.level_config(ctx)
         model = ctx.build_model(config, init_seed=init_seed)
         apply_ticket(model, mask, ctx.lottery.binary_weights)
-        frozen(model, mask.names())
+        if not ctx.lottery.train_embedding:
+            frozen(model, mask.names())
         phase = ctx.train_phase("train", model, mask, "init", config=config)
         return phase, phase.trainer.model
 

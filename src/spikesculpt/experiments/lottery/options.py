@@ -43,8 +43,18 @@ class LotteryConfig:
     rescale: bool = option(False, hash="if_set", help="imp/early-bird: scale the kept start "
                            "weights of every layer without BatchNorm after it so the layer keeps "
                            "its dense start's weight norm; tickets and controls alike")
+    # ours (docs/lottery.md, "multilevel"); hashed only when set
+    embedding_search: str = option("probe", hash="if_set", help="multilevel: where the "
+                                   "embedding's connection ticket is searched: probe (a "
+                                   "temporary linear head on the mean token) | joint (inside "
+                                   "the whole model, patch tickets on, the rest trained with it)")
+    train_embedding: bool = option(False, hash="if_set", help="multilevel: train the "
+                                   "embedding's ticket (its initial weights under its mask, as "
+                                   "a lottery ticket is trained) with the rest, instead of "
+                                   "keeping it frozen and untrained")
 
     CONTROLS = ("reinit", "random")
+    EMBEDDING_SEARCHES = ("probe", "joint")
     NOT_HASHED = ("controls",)
 
     def validate(self) -> "LotteryConfig":
@@ -81,7 +91,21 @@ class LotteryConfig:
                 raise UserError(f"unknown control {c!r}; choose from: {', '.join(self.CONTROLS)}")
         self.controls = list(dict.fromkeys(self.controls))
         self._check_magnitude_options()
+        self._check_embedding_search()
         return self
+
+    def _check_embedding_search(self) -> None:
+        if self.embedding_search not in self.EMBEDDING_SEARCHES:
+            raise UserError(f"unknown embedding_search {self.embedding_search!r}; choose one "
+                            f"of: {', '.join(self.EMBEDDING_SEARCHES)}")
+        if not isinstance(self.train_embedding, bool):
+            raise UserError(f"train_embedding must be true or false, got "
+                            f"{self.train_embedding!r}")
+        used = [flag for flag, on in (("--embedding-search", self.embedding_search != "probe"),
+                                      ("--train-embedding", self.train_embedding)) if on]
+        if used and self.strategy != "multilevel":
+            raise UserError(f"{used[0]} applies to the multilevel strategy, not "
+                            f"{self.strategy!r}; drop it or pass --strategy multilevel")
 
     def _check_magnitude_options(self) -> None:
         value = self.min_inputs
