@@ -80,7 +80,7 @@ def embedding_layers(model: nn.Module) -> list[str]:
 
 @register_strategy("multilevel")
 class Multilevel(Strategy):
-    """Embedding connection tickets (score search, temporary head), patch tickets, train the rest."""
+    """Embedding connection tickets (a score search), patch tickets, train the rest."""
 
     name = "multilevel"
     allows_binary = True
