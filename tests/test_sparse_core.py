@@ -125,6 +125,10 @@ def _masked_model(seed=0):
     lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1),
     lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.1, amsgrad=True),
     lambda p: torch.optim.RMSprop(p, lr=0.01, momentum=0.5, weight_decay=0.1),
+    # the fused kernels the training loop builds (no post-step re-zeroing: keeps_zeros)
+    lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.1, fused=True),
+    lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.1, fused=True),
+    lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=0.01, fused=True),
 ])
 def test_pruned_weights_state_and_grads_stay_zero(make_opt):
     model, mask = _masked_model()
@@ -148,6 +152,36 @@ def test_pruned_weights_state_and_grads_stay_zero(make_opt):
                     assert torch.all(v[~mask[n]] == 0)
     # the kept weights did train
     assert all(torch.count_nonzero(params[n]) == mask.active(n) for n in mask)
+
+
+class _DriftingAdam(torch.optim.Adam):
+    """A custom rule: Adam, then every weight moves by +1e-3 without any gradient."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = super().step(closure)
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.add_(1e-3)
+        return loss
+
+
+def test_post_step_rezeroing_only_where_the_optimizer_does_not_keep_zeros():
+    """SGD / Adam / AdamW (exactly those classes) keep pruned weights at 0 by themselves, so the
+    enforcer skips re-zeroing after their steps; any other optimizer, a subclass included,
+    keeps the safety net — without it the drifting rule would revive pruned weights."""
+    for make, keeps in ((lambda p: torch.optim.Adam(p, lr=0.01), True),
+                        (lambda p: torch.optim.RMSprop(p, lr=0.01), False),
+                        (lambda p: _DriftingAdam(p, lr=0.01), False)):
+        model, mask = _masked_model()
+        opt = make(model.parameters())
+        assert MaskEnforcer(model, opt, mask).attach().keeps_zeros is keeps
+        params = dict(model.named_parameters())
+        for _ in range(3):
+            opt.zero_grad()
+            model(torch.randn(8, 20)).pow(2).mean().backward()
+            opt.step()
+        assert all(torch.all(params[n][~mask[n]] == 0) for n in mask)
 
 
 def test_without_enforcement_momentum_revives_weights():

@@ -7,13 +7,24 @@
   (``g + λ·w`` with ``w = 0``) all see nothing there;
 - ``optimizer.register_step_post_hook``: after every step, pruned weights are set to exactly 0
   again (a safety net for optimizers that move weights without a gradient, e.g. decoupled
-  weight decay on a nonzero value, or any custom rule).
+  weight decay on a nonzero value, or any custom rule) — except for the optimizers that
+  provably keep them there (``keeps_zeros``, below), where it would only cost time.
 
 Per-element optimizer state (SGD's ``momentum_buffer``, Adam's ``exp_avg``/``exp_avg_sq``/
 ``max_exp_avg_sq`` — every state tensor shaped like its parameter) is zeroed at pruned positions
 when the enforcer attaches and whenever the mask changes (``reset_state``), so it can never
 revive a connection. With zero gradient, zero weight and zero state, every standard optimizer
 (SGD ± momentum ± Nesterov ± weight decay, Adam, AdamW, RMSprop...) keeps the weight at 0.
+
+``keeps_zeros``: PyTorch's own ``SGD``, ``Adam`` and ``AdamW`` (exactly those classes, fused or
+not, any of their options) map a zero weight with zero gradient and zero per-element state to
+exactly zero: SGD's step is ``-lr·(μ·b + g + λ·w)`` = 0 (momentum, dampening, Nesterov alike);
+Adam's ``m`` and ``v`` stay 0, so its step is ``lr·m̂/(√v̂ + ε)`` = 0/ε = 0 (AMSGrad's max of
+zeros too), and coupled (Adam) or decoupled (AdamW, ``w·(1 − lr·λ)``) weight decay of 0 is 0. The
+enforcer keeps that state at every pruned position — gradients masked before each step, state
+zeroed whenever the mask changes, weights zeroed at attach, mask change and load — so for those
+optimizers the post-step re-zeroing is skipped (tested: weights stay exactly 0 over a run). Any
+other optimizer, a subclass included, keeps the safety net.
 
 Unlike ``torch.nn.utils.prune`` (renames the parameter to ``weight_orig``, a forward pre-hook,
 twice the memory, breaks ``deepcopy`` after a forward), nothing about the model changes: the
@@ -41,6 +52,9 @@ from torch import nn
 
 from spikesculpt.sparse.mask import Mask
 
+# optimizers whose step maps (w, g, state) = 0 to w = 0 exactly (module doc: ``keeps_zeros``)
+ZERO_KEEPING_OPTIMIZERS = (torch.optim.SGD, torch.optim.Adam, torch.optim.AdamW)
+
 
 class MaskEnforcer:
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, mask: Mask,
@@ -55,6 +69,7 @@ class MaskEnforcer:
         self._pruned: dict[str, torch.Tensor] = {}
         self._keep: list[torch.Tensor] = []
         self._handles = []
+        self.keeps_zeros = type(optimizer) in ZERO_KEEPING_OPTIMIZERS
         self.refresh()
 
     # ------------------------------------------------------------------ lifecycle
@@ -87,7 +102,8 @@ class MaskEnforcer:
         self.apply_grads()
 
     def _post_step(self, optimizer, args, kwargs) -> None:
-        self.apply_weights()
+        if not self.keeps_zeros:
+            self.apply_weights()
 
     @torch.no_grad()
     def apply_grads(self) -> None:

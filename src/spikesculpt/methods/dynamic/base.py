@@ -232,7 +232,8 @@ class SparseMethod(Method):
             if self._recorder is not None:
                 self._arm()          # record the retried step's batch afresh
             return
-        self.enforcer.apply_weights()
+        if not self.enforcer.keeps_zeros:   # else the optimizer kept them at 0 (enforce.py)
+            self.enforcer.apply_weights()
         if not self.rewires:
             return
         self.step += 1
