@@ -29,9 +29,10 @@ other optimizer, a subclass included, keeps the safety net.
 Unlike ``torch.nn.utils.prune`` (renames the parameter to ``weight_orig``, a forward pre-hook,
 twice the memory, breaks ``deepcopy`` after a forward), nothing about the model changes: the
 weights themselves hold the zeros, so ``state_dict``, ``deepcopy``, NIR, NeuroBench and plain
-PyTorch see the true sparse model. Cost per step: two fused multi-tensor multiplications
-(``torch._foreach_mul_``: gradients and weights by cached 0/1 masks in the weights' dtype), one
-call each for all masked layers — the per-step overhead on a 1 ms digits-MLP step is a few
+PyTorch see the true sparse model. Cost per step: one fused multi-tensor multiplication for the
+gradients (``torch._foreach_mul_`` by cached 0/1 masks in the weights' dtype, one call for all
+masked layers), and a second for the weights unless the optimizer ``keeps_zeros`` — the
+per-step overhead on a 1 ms digits-MLP step is a few
 percent (``benchmarks/bench_sparse_methods.py --parts overhead``).
 
 Under AMP with a fused optimizer the hooks also run on steps that ``GradScaler`` skips
