@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from cli_run import run_cli
 from event_files import (
     AEDAT3_HEADER,
     DVS128_SYNC,
@@ -361,7 +362,7 @@ def _cli(*args, cwd):
                           text=True, cwd=cwd, env=env, timeout=120)
 
 
-def test_cli_bad_event_input_is_one_line_exit_2(tmp_path):
+def test_cli_bad_event_input_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
     files = nmnist_files()
     base = write_nmnist(tmp_path / "data", files)
     (base / "Train/0/00001.bin").write_bytes(b"\x01\x02\x03")
@@ -371,12 +372,17 @@ def test_cli_bad_event_input_is_one_line_exit_2(tmp_path):
               "00001.bin is truncated"),
              (["--dataset", "digits-dvs:thresold=0.3"], "unknown option 'thresold'"),
              (["--dataset", "digits-dvs", "--timesteps", "0"], "positive integer")]
-    for args, word in cases:
-        proc = _cli("train", *args, "--no-progress", "--epochs", "1", cwd=tmp_path)
-        assert proc.returncode == 2, (args, proc.stderr)
-        lines = proc.stderr.strip().splitlines()
-        assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
-        assert word in lines[0], (word, lines[0])
+    for i, (args, word) in enumerate(cases):
+        argv = ["train", *args, "--no-progress", "--epochs", "1"]
+        if i == 2:   # one case through the real entry point: exit 2, one line, no traceback
+            proc = _cli(*argv, cwd=tmp_path)
+            code, lines = proc.returncode, proc.stderr.strip().splitlines()
+            assert "Traceback" not in proc.stderr, proc.stderr
+        else:        # the others in-process (the entry point exits with main's code)
+            monkeypatch.chdir(tmp_path)
+            code, lines, _ = run_cli(argv, capsys)
+        assert code == 2, (args, lines)
+        assert len(lines) == 1 and word in lines[0], (word, lines)
 
 
 def test_frames_t_must_be_positive():

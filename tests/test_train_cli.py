@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from cli_run import run_cli
 from safetensors.torch import load_file
 
 from spikesculpt.cli.main import main
@@ -179,17 +180,27 @@ def _cli(*args, cwd):
     (["evaluate", "no_such_run"], "no_such_run"),
     (["evaluate", "broken_run"], "model.safetensors"),
 ])
-def test_bad_input_is_one_line_exit_2(tmp_path, args, word):
+def test_bad_input_is_one_line_exit_2(tmp_path, args, word, capsys, monkeypatch):
+    """In-process (the entry point exits with ``main``'s code); the test below runs one bad input
+    through a real process."""
     (tmp_path / "bad.yaml").write_text("epochs: [unclosed\n")
     (tmp_path / "broken_run").mkdir()
     (tmp_path / "broken_run" / "config.yaml").write_text(
         "config_hash: abc\nconfig: {epochs: 1}\n")
     (tmp_path / "broken_run" / "model.safetensors").write_bytes(b"\x00garbage")
-    proc = _cli(*args, "--no-progress" if args[0] == "train" else "--json", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code, err, _ = run_cli([*args, "--no-progress" if args[0] == "train" else "--json"], capsys)
+    assert code == 2 and len(err) == 1 and word in err[0], err
+
+
+def test_bad_input_in_a_real_process_is_one_line_exit_2(tmp_path):
+    """The installed entry point: exit status 2, one line on stderr, no traceback, no run."""
+    proc = _cli("train", "--dataset", "nope", "--no-progress", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert "Traceback" not in proc.stderr and word in lines[0]
+    assert len(lines) == 1 and "unknown dataset 'nope'" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not any(p.is_file() for p in (tmp_path / "runs").rglob("*"))   # no file written
 
 
 def test_failed_run_leaves_existing_outputs_intact(tmp_path):
