@@ -12,6 +12,7 @@ helpers here are what a part needs to stay in step with the others:
 - ``all_reduce_sum_`` / ``all_reduce_dict_`` / ``average_floats_``: sums (or means) over the ranks,
   in place; no-ops in one process;
 - ``broadcast_object(obj)``: rank 0's picklable object on every rank (a decision made once);
+  ``from_main(read)``: ``read()`` run on rank 0 alone and its value (or its error) on every rank;
 - ``check_identical(tensors, what)``: the consistency check of masks — a checksum of every tensor
   all-reduced with MIN and MAX; a difference raises ``DivergedError`` naming the first tensor that
   differs. Off unless ``checks_enabled()`` (env ``SPIKESCULPT_CHECK_MASKS=1``), because it costs
@@ -25,6 +26,8 @@ from collections.abc import Iterable, Mapping
 
 import torch
 import torch.distributed as dist
+
+from spikesculpt.core.errors import UserError
 
 CHECK_ENV = "SPIKESCULPT_CHECK_MASKS"  # "1": checksum every mask after every update
 
@@ -129,3 +132,21 @@ def check_identical(tensors: Mapping[str, torch.Tensor], what: str) -> None:
     if differs:
         raise DivergedError(f"{what}: {differs[0]} differs between the ranks "
                             f"({len(differs)} tensor(s) in all); the masks diverged")
+
+
+def from_main(read):
+    """``read()`` run on rank 0 and its value sent to every rank (just ``read()`` in one
+    process); an exception there is raised on every rank (a ``UserError`` with its line on the
+    others), so no rank waits for a value that never comes."""
+    if not is_distributed():
+        return read()
+    value = failure = None
+    if is_main():
+        try:
+            value = ("ok", read())
+        except Exception as exc:  # noqa: BLE001 - re-raised below, on every rank
+            failure, value = exc, ("error", str(exc))
+    kind, payload = broadcast_object(value)
+    if kind == "error":
+        raise failure if failure is not None else UserError(payload)
+    return payload

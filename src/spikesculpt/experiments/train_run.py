@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from spikesculpt.config import TrainConfig, from_dict
 from spikesculpt.core.distributed import (
     broadcast_object,
+    from_main,
     is_distributed,
     is_main,
     world_size,
@@ -83,24 +84,6 @@ def build(config: TrainConfig):
 def _save_checkpoint(run: RunDir, trainer: Trainer) -> None:
     run.save_state(trainer.state_dict())
     write_csv(run.history_path, trainer.history)
-
-
-def from_main(read):
-    """``read()`` run on rank 0 and its value sent to every rank (just ``read()`` in one
-    process); an exception there is raised on every rank (a ``UserError`` with its line on the
-    others), so no rank waits for a value that never comes."""
-    if not is_distributed():
-        return read()
-    value = failure = None
-    if is_main():
-        try:
-            value = ("ok", read())
-        except Exception as exc:  # noqa: BLE001 - re-raised below, on every rank
-            failure, value = exc, ("error", str(exc))
-    kind, payload = broadcast_object(value)
-    if kind == "error":
-        raise failure if failure is not None else UserError(payload)
-    return payload
 
 
 def _load_checkpoint(run: RunDir, trainer: Trainer) -> None:

@@ -65,7 +65,12 @@ from typing import Optional
 import numpy as np
 
 from spikesculpt.config import TrainConfig, digest
-from spikesculpt.core.distributed import broadcast_object, is_distributed, is_main
+from spikesculpt.core.distributed import (
+    broadcast_object,
+    from_main,
+    is_distributed,
+    is_main,
+)
 from spikesculpt.core.errors import UserError
 from spikesculpt.core.io import write_csv, write_json
 from spikesculpt.experiments.backend import RayCluster
@@ -89,7 +94,7 @@ from spikesculpt.experiments.rundir import (
     dataset_slug,
     hashed_train_config,
 )
-from spikesculpt.experiments.train_run import from_main, run_training
+from spikesculpt.experiments.train_run import run_training
 
 SUMMARY = "evolution.json"   # the run directory's result (RESULTS["evolution"]), per generation
 CANDIDATES, PLOT, PARETO, FINAL = "candidates.csv", "evolution.png", "pareto.png", "final"

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Optional
 
 from spikesculpt.config import TrainConfig, digest
+from spikesculpt.core.distributed import from_main
 from spikesculpt.core.errors import UserError
 from spikesculpt.data import load_dataset
 from spikesculpt.experiments.lottery.context import LevelContext, SearchSetup
@@ -46,7 +47,7 @@ from spikesculpt.experiments.lottery.registry import STRATEGIES
 from spikesculpt.experiments.lottery.report import plot_accuracy_vs_density, search_summary
 from spikesculpt.experiments.lottery.store import SearchStore, read_json
 from spikesculpt.experiments.rundir import RunDir, dataset_slug, hashed_train_config
-from spikesculpt.experiments.train_run import build_model, from_main
+from spikesculpt.experiments.train_run import build_model
 from spikesculpt.methods.tickets.patch import check_patch_keep_option
 from spikesculpt.methods.tickets.pruning import ticket_layers
 from spikesculpt.methods.tickets.snapshot import rewind_step
