@@ -1,20 +1,26 @@
-"""Sparse vs dense inference time: linear layers at densities 1 .. 0.02, and trained models.
+"""Sparse vs dense inference time: linear and convolution layers, and trained models.
 
-Three parts, every comparison side by side in one run, implementations interleaved round by
-round (a busy shared machine slows all of them alike):
+Every comparison side by side in one run, implementations interleaved round by round (a busy
+shared machine slows all of them alike). The machine line names the CPU's vector extensions,
+PyTorch's BLAS / oneDNN and the CPU capability its kernels use. Parts (``--parts``):
 
 1. ``linear``: one linear layer ``y = x Wᵀ + b`` on ``N`` rows of binary spikes (rows = T·B,
    Bernoulli input with ``--activity``, default 0.15) at densities 1, 0.5, 0.2, 0.1, 0.05, 0.02,
    for 784→512, 1024→1024 and 4096→4096. Rows: ``dense`` (``F.linear`` on the masked weight,
    PyTorch's GEMM), ``torch-csr`` (PyTorch's CSR matmul), ``rows`` / ``events`` (spikesculpt's
-   two native kernels, export/cpu_kernel.py) and ``auto`` (what ``SparseLinear`` picks).
+   two native kernels, inference/cpu_kernel.py) and ``auto`` (what ``SparseLinear`` picks).
 2. ``activity``: 1024→1024 at density 0.1 for input activities 0.01 .. 0.3: where the
    event-driven kernel overtakes the vectorised one (the ``EVENT_ACTIVITY`` crossover).
-3. ``conv``: a 3x3 convolution on spikes, dense ``conv2d`` vs im2col (``unfold``) + the sparse
-   kernel — whether converting convolutions pays.
-4. ``model``: spiking MLPs 64-512-512-10 trained with ESL on digits (``--epochs``, T=4) at the
-   same densities: the whole model's time per test batch (256 samples), dense masked model vs
-   ``to_sparse_inference``, and both test accuracies.
+3. ``conv``: 3x3 'same' convolutions 32→64 and 64→128 on 32x32 spike maps (``--conv-rows``
+   images, default 32), densities 0.1 and 0.02: dense ``conv2d`` (oneDNN) vs ``SparseConv2d``'s
+   ``direct`` and ``events`` kernels (inference/conv_kernel.py) and ``auto``.
+4. ``conv-activity``: 64→128 at density 0.1 for input activities 0.005 .. 0.3 (the
+   ``sparse_conv.EVENT_ACTIVITY`` crossover).
+5. ``model``: spiking MLPs 64-512-512-10 trained with ESL on digits (``--epochs``, T=4) at the
+   same densities, and 6. ``conv-model``: the digits-dvs conv SNN (conv 64-128, ESL at 0.1,
+   ``--conv-run`` or trained for ``--conv-epochs``) at batch 1, 16 and 256 — both through
+   ``evaluate --sparse`` (calibrated kernels): time per sample of the model as trained, of the
+   dense model with BatchNorm folded, and of the sparse model, accuracies and agreement.
 
 Per round each implementation is called ``--calls`` times and its best time is kept (robust to
 preemption); reported are the median over ``--rounds`` rounds of that time and of the per-round
@@ -41,16 +47,17 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from machine import provenance, result_stem  # benchmarks/machine.py
+from machine import blas, provenance, result_stem, vector_extensions  # benchmarks/machine.py
 
-from spikesculpt.inference import SparseLinear, cpu_kernel, to_sparse_inference
+from spikesculpt.inference import SparseConv2d, SparseLinear, conv_kernel, cpu_kernel
 
 DENSITIES = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02)
 SHAPES = ((784, 512, 512), (1024, 1024, 512), (4096, 4096, 256))  # (in, out, rows)
 
 
 def machine_info(threads: int) -> dict:
-    return {**provenance(threads), "sparse_kernel": cpu_kernel.status(),
+    return {**provenance(threads), "vector_extensions": vector_extensions(), **blas(),
+            "sparse_kernel": cpu_kernel.status(), "conv_kernel": conv_kernel.status(),
             "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
 
@@ -126,36 +133,83 @@ def part_activity(args, rows_out):
             f"{k} {1e3 * v[0]:.3f} ms ({v[1]:.2f}x)" for k, v in res.items()), flush=True)
 
 
+CONV_SHAPES = ((32, 64, 32), (64, 128, 32))  # (in channels, out channels, map size)
+
+
+def conv_impls(w, x):
+    """dense conv2d vs SparseConv2d's kernels on ``x [N, C, H, W]`` (outputs checked first)."""
+    layer = {m: SparseConv2d(w, None, (1, 1), mode=m) for m in ("auto", "direct", "events")}
+    with torch.no_grad():
+        ref = F.conv2d(x, w, padding=1)
+        for mod in layer.values():
+            torch.testing.assert_close(mod(x), ref, rtol=1e-4, atol=1e-4)
+    return {"dense": lambda: F.conv2d(x, w, padding=1), "direct": lambda: layer["direct"](x),
+            "events": lambda: layer["events"](x), "auto": lambda: layer["auto"](x)}
+
+
 def part_conv(args, rows_out):
+    """3x3 'same' convolutions on spikes: PyTorch's dense conv2d (oneDNN) vs the direct and
+    event-driven sparse kernels, ``--conv-rows`` images (= T x B) of 32x32."""
     g = torch.Generator().manual_seed(2)
-    for c, co, h, n in ((16, 32, 8, 1024), (64, 64, 16, 128), (128, 128, 8, 256)):
-        x = (torch.rand(n, c, h, h, generator=g) < args.activity).float()
+    for c, co, h in (CONV_SHAPES[:1] if args.quick else CONV_SHAPES):
+        x = (torch.rand(args.conv_rows, c, h, h, generator=g) < args.activity).float()
         for d in (0.1, 0.02):
             w = sparse_weight(co, c * 9, d, g).reshape(co, c, 3, 3)
-            layer = SparseLinear(w.reshape(co, -1), None, mode="rows")
-
-            def unfolded(x=x, layer=layer, c=c, co=co, h=h, n=n):
-                u = F.unfold(x, 3, padding=1)                       # [n, c*9, h*h]
-                y = layer(u.transpose(1, 2).reshape(-1, c * 9))      # [n*h*h, co]
-                return y.reshape(n, h * h, co).transpose(1, 2).reshape(n, co, h, h)
-
-            torch.testing.assert_close(unfolded(), F.conv2d(x, w, padding=1), rtol=1e-4,
-                                       atol=1e-4)
-            res = interleaved({"dense": lambda: F.conv2d(x, w, padding=1),
-                               "unfold+rows": unfolded}, args.rounds, args.calls)
+            res = interleaved(conv_impls(w, x), args.rounds, args.calls)
             for name, (sec, speedup) in res.items():
-                rows_out.append({"part": "conv", "shape": f"{c}->{co} {h}x{h}", "rows": n,
-                                 "density": d, "activity": args.activity, "impl": name,
-                                 "ms": 1e3 * sec, "speedup": speedup})
-            print(f"conv3x3 {c}->{co} {h}x{h} N={n} density {d}: " + "  ".join(
+                rows_out.append({"part": "conv", "shape": f"{c}->{co} {h}x{h}",
+                                 "rows": args.conv_rows, "density": d,
+                                 "activity": args.activity, "impl": name, "ms": 1e3 * sec,
+                                 "speedup": speedup})
+            print(f"conv3x3 {c}->{co} {h}x{h} N={args.conv_rows} density {d}: " + "  ".join(
                 f"{k} {1e3 * v[0]:.3f} ms ({v[1]:.2f}x)" for k, v in res.items()), flush=True)
-        if args.quick:
-            break
+
+
+def part_conv_activity(args, rows_out):
+    """Where the event-driven convolution overtakes the direct one: 64->128, 32x32, density
+    0.1, input activities 0.005 .. 0.3 (the ``sparse_conv.EVENT_ACTIVITY`` crossover)."""
+    g = torch.Generator().manual_seed(3)
+    c, co, h, d = 64, 128, 32, 0.1
+    w = sparse_weight(co, c * 9, d, g).reshape(co, c, 3, 3)
+    for a in ((0.01, 0.15) if args.quick else (0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.15, 0.3)):
+        x = (torch.rand(args.conv_rows, c, h, h, generator=g) < a).float()
+        res = interleaved(conv_impls(w, x), args.rounds, args.calls)
+        for name, (sec, speedup) in res.items():
+            rows_out.append({"part": "conv-activity", "shape": f"{c}->{co} {h}x{h}",
+                             "rows": args.conv_rows, "density": d, "activity": a, "impl": name,
+                             "ms": 1e3 * sec, "speedup": speedup})
+        print(f"conv activity {a:<5} (64->128 32x32, density 0.1) " + "  ".join(
+            f"{k} {1e3 * v[0]:.3f} ms ({v[1]:.2f}x)" for k, v in res.items()), flush=True)
+
+
+def _model_rows(name, shape, metrics, s, batch, rows_out):
+    """Rows for one ``evaluate --sparse`` result ``s`` (experiments.efficiency.compare_on_split)."""
+    for impl, key in (("dense", "dense"), ("dense-folded", "dense_folded"),
+                      ("sparse", "sparse")):
+        rows_out.append({"part": name, "shape": shape, "rows": batch,
+                         "density": metrics["density"], "activity": metrics["firing_rate"],
+                         "impl": impl, "ms": s[f"{key}_ms_per_sample"],
+                         "speedup": (1.0 if impl == "dense" else s["speedup"] if impl == "sparse"
+                                     else s["speedup"] / s["speedup_vs_folded_dense"]),
+                         "speedup_vs_folded_dense": s["speedup_vs_folded_dense"],
+                         "test_accuracy": (s["test_accuracy_sparse"] if impl == "sparse"
+                                           else s["test_accuracy_dense"]),
+                         "agreement": s["agreement"],
+                         "kernels": {r["name"]: r.get("kernel") for r in s["layers"]
+                                     if r["converted"]}})
+    print(f"{name} {shape} density {metrics['density']:.3f} firing {metrics['firing_rate']:.3f} "
+          f"batch {batch}: per sample dense {s['dense_ms_per_sample']:.3f} ms, dense folded "
+          f"{s['dense_folded_ms_per_sample']:.3f} ms, sparse {s['sparse_ms_per_sample']:.3f} ms "
+          f"-> {s['speedup']:.2f}x ({s['speedup_vs_folded_dense']:.2f}x vs folded), accuracy "
+          f"{s['test_accuracy_sparse']:.4f} (dense {s['test_accuracy_dense']:.4f}), agree "
+          f"{s['agreement']:.4f}", flush=True)
 
 
 def part_model(args, rows_out):
+    """Spiking MLPs 64-512-512-10 trained on digits with ESL (dense at density 1): the whole
+    model, neurons included, with ``evaluate --sparse`` (calibrated), batch 256."""
     from spikesculpt.config import TrainConfig
-    from spikesculpt.experiments.train_run import build, load_model_weights, run_training
+    from spikesculpt.experiments.train_run import evaluate_run, run_training
 
     densities = (0.1,) if args.quick else DENSITIES
     with tempfile.TemporaryDirectory() as tmp:
@@ -165,33 +219,34 @@ def part_model(args, rows_out):
                               model_kwargs={"hidden": [512, 512]})
             cfg.sparse.density = d if d < 1.0 else 0.1
             result = run_training(cfg, out=str(Path(tmp) / f"d{d}"), progress=False)
-            splits, model, _ = build(cfg)
-            load_model_weights(result.run_dir.model_path, model)
-            model.eval()
-            fast, report = to_sparse_inference(model)
-            x, y = splits.test.tensors
-            xt = x[:256].unsqueeze(0).expand(4, 256, *x.shape[1:])
-            with torch.no_grad():
-                full = x.unsqueeze(0).expand(4, *x.shape)
-                acc_d = float((model(full).mean(0).argmax(-1) == y).float().mean())
-                acc_s = float((fast(full).mean(0).argmax(-1) == y).float().mean())
-                res = interleaved({"dense": lambda: model(xt), "sparse": lambda: fast(xt)},
-                                  args.rounds, args.calls)
-            converted = sum(r["converted"] for r in report)
-            for name, (sec, speedup) in res.items():
-                rows_out.append({"part": "model", "shape": "mlp 64-512-512-10 T=4", "rows": 1024,
-                                 "density": result.metrics["density"], "activity":
-                                 result.metrics["firing_rate"], "impl": name, "ms": 1e3 * sec,
-                                 "speedup": speedup, "test_accuracy": acc_d if name == "dense"
-                                 else acc_s, "converted_layers": converted})
-            print(f"model mlp-512-512 density {result.metrics['density']:.3f} firing "
-                  f"{result.metrics['firing_rate']:.3f}: dense {1e3 * res['dense'][0]:.3f} ms "
-                  f"(acc {acc_d:.4f}), sparse {1e3 * res['sparse'][0]:.3f} ms (acc {acc_s:.4f}, "
-                  f"{converted}/3 layers) -> {res['sparse'][1]:.2f}x", flush=True)
+            m = evaluate_run(result.run_dir.path, sparse=True, batch_size=256)
+            _model_rows("model", "mlp 64-512-512-10 T=4", m, m["sparse_inference"], 256,
+                        rows_out)
+
+
+def part_conv_model(args, rows_out):
+    """A conv SNN on digits-dvs (2x34x34 events, conv 64-128, T = 4, ESL at density 0.1):
+    ``--conv-run RUN_DIR`` or trained here for ``--conv-epochs``; whole model, neurons
+    included, with ``evaluate --sparse`` (calibrated) at batch sizes 1, 16 and 256."""
+    from spikesculpt.config import TrainConfig
+    from spikesculpt.experiments.train_run import evaluate_run, run_training
+
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = args.conv_run
+        if run_dir is None:
+            cfg = TrainConfig(method="esl", dataset="digits-dvs", model="conv", timesteps=4,
+                              epochs=1 if args.quick else args.conv_epochs,
+                              model_kwargs={"channels": [64, 128]})
+            cfg.sparse.density = 0.1
+            run_dir = run_training(cfg, out=str(Path(tmp) / "conv"), progress=False).run_dir.path
+        for batch in ((16,) if args.quick else (1, 16, 256)):
+            m = evaluate_run(run_dir, sparse=True, batch_size=batch)
+            _model_rows("conv-model", "digits-dvs conv 64-128 T=4", m, m["sparse_inference"],
+                        batch, rows_out)
 
 
 PARTS = {"linear": part_linear, "activity": part_activity, "conv": part_conv,
-         "model": part_model}
+         "conv-activity": part_conv_activity, "model": part_model, "conv-model": part_conv_model}
 
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -204,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--calls", type=int, default=5, help="calls per round (best kept)")
     p.add_argument("--epochs", type=int, default=20, help="training epochs of the model part")
+    p.add_argument("--conv-rows", type=int, default=32,
+                   help="images per call in the conv parts (T x B)")
+    p.add_argument("--conv-run", default=None, metavar="RUN_DIR",
+                   help="conv-model part: a finished digits-dvs conv run to time (else one is "
+                        "trained)")
+    p.add_argument("--conv-epochs", type=int, default=8,
+                   help="training epochs of the conv-model part")
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated: {', '.join(PARTS)}")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: few sizes; writes files only with --out-dir")
@@ -222,8 +284,12 @@ def main(argv=None) -> int:
         args.rounds, args.calls = 2, 1
     torch.set_num_threads(args.threads)
     cpu_kernel.library()
+    conv_kernel.library()
     info = machine_info(args.threads)
     print(json.dumps(info), flush=True)
+    print(f"CPU {info['cpu']}: vector extensions {' '.join(info['vector_extensions']) or '?'}; "
+          f"BLAS {info['blas']}, oneDNN {info['onednn']}, PyTorch kernels {info['cpu_capability']}",
+          flush=True)
     rows: list[dict] = []
     for part in args.parts:
         PARTS[part](args, rows)

@@ -51,6 +51,36 @@ def provenance(threads: int, device: str = "cpu") -> dict:
             "command": shlex.join([Path(sys.executable).name, *sys.argv])}
 
 
+VECTOR_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
+                "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8",
+                "asimd", "sve", "sve2")
+
+
+def vector_extensions() -> list[str]:
+    """The CPU's SIMD extensions that matter for the kernels (from /proc/cpuinfo's flags)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    have = set(line.split(":", 1)[1].split())
+                    return [x for x in VECTOR_FLAGS if x in have]
+    except OSError:
+        pass
+    return []
+
+
+def blas() -> dict:
+    """PyTorch's BLAS, oneDNN and the CPU capability its kernels dispatch to."""
+    import torch
+
+    config = torch.__config__.show()
+    info = re.search(r"BLAS_INFO=([^,\s]+)", config)
+    onednn = re.search(r"MKL-DNN v([0-9.]+)", config)
+    return {"blas": info.group(1) if info else "unknown",
+            "onednn": onednn.group(1) if onednn else None,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def result_stem(out_dir, prefix: str, meta: dict) -> Path:
     """``out_dir/<prefix>_<machine>_<threads>t_<date>_<commit>``: the tag every result file of
     a benchmark carries (machine = the GPU's name when one was used, else the CPU's)."""

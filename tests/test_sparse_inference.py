@@ -134,7 +134,7 @@ def test_evaluate_sparse_reports_same_accuracy_and_the_speed_ratio(sparse_run, c
     assert s["speedup"] == pytest.approx(s["speedup"]) and s["speedup"] > 0
     assert main(["evaluate", str(sparse_run.run_dir.path), "--sparse"]) == 0
     out = capsys.readouterr().out
-    assert "sparse inference" in out and "x" in out and "per batch" in out
+    assert "sparse inference" in out and "x" in out and "per sample" in out
     assert main(["evaluate", str(sparse_run.run_dir.path), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {"synops", "energy_pj", "activation_sparsity", "footprint_bytes"} <= set(data)

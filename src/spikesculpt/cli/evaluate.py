@@ -1,9 +1,12 @@
 """``spikesculpt evaluate RUN_DIR``: reload a run's best model and recompute its metrics.
 
 With ``--sparse`` the model is also converted to the sparse inference model
-(``spikesculpt.export.to_sparse_inference``) and both are run on the test split: accuracy of
-each, agreement of their predictions, and the time per batch of each (best of 5 calls per
-batch, interleaved) and their ratio.
+(``spikesculpt.inference.to_sparse_inference``: linear and stride-1 convolution layers on their
+nonzero weights, BatchNorm folded) and both are run on the test split: accuracy of each,
+agreement of their predictions, and the time per sample of each (best of 5 calls per batch,
+interleaved) and their ratio — also against the dense model with its BatchNorm folded, which
+isolates what sparsity buys. By default each layer's kernel is chosen by timing them on the
+first test batch (``--no-calibrate``: by input activity, layers of density <= 0.5 only).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import json
 
 from spikesculpt.cli.train import size_text
+from spikesculpt.core.options import positive_int
 from spikesculpt.experiments.train_run import evaluate_run
 
 
@@ -22,14 +26,21 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default=None, help="auto | cpu | cuda")
     p.add_argument("--json", action="store_true", help="print every metric as JSON")
     p.add_argument("--sparse", action="store_true",
-                   help="also run the sparse inference model: accuracy and time per batch, "
+                   help="also run the sparse inference model: accuracy and time per sample, "
                         "dense vs sparse (CPU)")
+    p.add_argument("--calibrate", action=argparse.BooleanOptionalAction, default=True,
+                   help="--sparse: choose each layer's kernel (or dense) by timing them on the "
+                        "first test batch (default); --no-calibrate: by input activity")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help="--sparse: samples per timed batch (default: the run's evaluation "
+                        "batch, at least 256)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
 
-    m = evaluate_run(args.run_dir, device=args.device, sparse=args.sparse)
+    m = evaluate_run(args.run_dir, device=args.device, sparse=args.sparse,
+                     calibrate=args.calibrate, batch_size=args.batch_size)
     if args.json:
         print(json.dumps(m, indent=2))
     else:
@@ -45,14 +56,26 @@ def run(args: argparse.Namespace) -> int:
                   f"{m['footprint_bytes']['dense']:,} B dense, "
                   f"{m['footprint_bytes']['sparse']:,} B sparse")
         if "sparse_inference" in m:
-            s = m["sparse_inference"]
-            n = sum(layer["converted"] for layer in s["layers"])
-            print(f"sparse inference ({n}/{len(s['layers'])} linear layers converted, "
-                  f"{s['threads']} thread{'s' if s['threads'] != 1 else ''}, batch {s['batch_size']}): "
-                  f"test accuracy "
-                  f"{100 * s['test_accuracy_sparse']:.2f}% (dense {100 * s['test_accuracy_dense']:.2f}%), "
-                  f"predictions agree {100 * s['agreement']:.2f}% | "
-                  f"{1e3 * s['dense_seconds_per_batch']:.2f} ms dense vs "
-                  f"{1e3 * s['sparse_seconds_per_batch']:.2f} ms sparse per batch: "
-                  f"{s['speedup']:.2f}x")
+            print(sparse_text(m["sparse_inference"]))
     return 0
+
+
+def sparse_text(s: dict) -> str:
+    """Two lines on the sparse inference model: layers and kernels, then accuracy and time."""
+    layers = s["layers"]
+    done = [r for r in layers if r["converted"]]
+    kinds = ", ".join(f"{sum(r['kind'] == k for r in done)} {k}" for k in ("linear", "conv2d",
+                                                                             "conv1d")
+                      if any(r["kind"] == k for r in done))
+    kernels = ", ".join(f"{r['name'].rsplit('.', 1)[0]}={r['kernel']}" for r in done
+                        if "kernel" in r)
+    threads = f"{s['threads']} thread{'s' if s['threads'] != 1 else ''}"
+    head = (f"sparse inference ({len(done)}/{len(layers)} layers converted"
+            f"{': ' + kinds if kinds else ''}; {threads}, batch {s['batch_size']}"
+            f"{'; calibrated: ' + kernels if kernels else ''})")
+    return (f"{head}\n  test accuracy {100 * s['test_accuracy_sparse']:.2f}% (dense "
+            f"{100 * s['test_accuracy_dense']:.2f}%), predictions agree "
+            f"{100 * s['agreement']:.2f}% | per sample {s['dense_ms_per_sample']:.3f} ms dense, "
+            f"{s['sparse_ms_per_sample']:.3f} ms sparse: {s['speedup']:.2f}x "
+            f"({s['speedup_vs_folded_dense']:.2f}x vs dense with BatchNorm folded, "
+            f"{s['dense_folded_ms_per_sample']:.3f} ms)")

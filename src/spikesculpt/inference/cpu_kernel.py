@@ -5,14 +5,17 @@ activity a (fraction of nonzero inputs), so ``SparseLinear`` picks per call:
 
 ``rows`` (vectorised, weights by output, CSR)
     For blocks of 64 input rows (rows = time steps × samples), the block is transposed once into
-    a ``[in, 64]`` scratch; then for each output j and each nonzero ``W[j, i]``:
-    ``acc[0:64] += W[j, i] · xᵀ[i, 0:64]`` — 64 / VW fused multiply-adds of the target's widest
-    vectors (GCC/Clang vector extensions, VW = 16 floats with AVX-512, 8 with AVX/AVX2, 4
-    otherwise: SSE, NEON; a generic vector wider than the registers was lowered ~8× slower on an
-    AVX2-only CPU). Work ∝ density × rows ×
-    in × out, at about the per-element speed of a dense GEMM, so the speed-up over dense is
-    about 1/density whatever the activity. Silent inputs are multiplied by zero in the lanes,
-    not skipped: skipping them costs more than it saves unless activity × 64 ≪ 1.
+    a ``[in, 64]`` scratch (16x16 / 8x8 tiles transposed in AVX-512 / AVX registers); then for
+    each output j and each nonzero ``W[j, i]``: ``acc[0:64] += W[j, i] · xᵀ[i, 0:64]`` — 64 / VW
+    fused multiply-adds of the target's widest vectors (GCC/Clang vector extensions, VW = 16
+    floats with AVX-512, 8 with AVX/AVX2, 4 otherwise: SSE, NEON), the accumulators in
+    registers (loops fully unrolled: GCC -O2 had kept them in memory, which cost 2–4× on AVX2),
+    and the input rows of the nonzero ``PD`` = 8 ahead prefetched (the scratch lives in L2).
+    Work ∝ density × rows × in × out at about half the per-element speed of a dense GEMM on an
+    AVX2 CPU, so the speed-up over dense is about 0.5 / density whatever the activity, less the
+    fixed cost of the two transpositions at very low density. Silent inputs are multiplied by
+    zero in the lanes, not skipped: skipping them costs more than it saves unless activity × 64
+    ≪ 1.
 ``events`` (event-driven, weights by input, CSC)
     For each row, each nonzero input x_i (a spike): ``y[row, W[:, i] ≠ 0] += x_i · W[:, i]``
     (for spikes x_i = 1, a pure accumulate). Work ∝ activity × density × rows × in × out — the
@@ -25,7 +28,7 @@ Both are OpenMP-parallel (over row blocks × output tiles, or over rows) and sha
 thread pool (the same libgomp), so ``torch.set_num_threads`` applies. Sums run in another order
 than PyTorch's dense GEMM: results agree to float32 rounding (checked at load), not bit for bit.
 
-The source is compiled on first use by the shared helper ``spikesculpt/core/native_build.py`` (cached per
+The source is compiled on first use by the shared helper ``core/native_build.py`` (cached per
 machine); after loading, a self-test compares both kernels with ``torch.nn.functional.linear``. If
 anything fails (no compiler, not POSIX, self-test), ``available()`` is False, one warning is
 issued, and ``SparseLinear`` uses PyTorch's CSR matmul instead: the same results, slower.
@@ -48,16 +51,25 @@ _SRC = r"""
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+/* Accumulators and transposed tiles must live in registers: unroll their loops fully (GCC -O2
+   kept such loops over arrays in memory, a load-op-store chain per vector: 4x slower on AVX2). */
+#if defined(__clang__)
+#define UNROLL _Pragma("clang loop unroll(full)")
+#elif defined(__GNUC__)
+#define UNROLL _Pragma("GCC unroll 16")
+#else
+#define UNROLL
+#endif
 #if defined(__AVX512F__)
 #include <immintrin.h>
 /* In-register transpose of a 16x16 float block: r[i] = row i -> r[j] = column j. */
 static inline void tr16(__m512 r[16]) {
   __m512 t[16];
-  for (int i = 0; i < 16; i += 2) {
+  UNROLL for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
     t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
   }
-  for (int i = 0; i < 16; i += 4) {
+  UNROLL for (int i = 0; i < 16; i += 4) {
     __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
     __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
     r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
@@ -65,17 +77,37 @@ static inline void tr16(__m512 r[16]) {
     r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
     r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
   }
-  for (int i = 0; i < 4; i++) {
+  UNROLL for (int i = 0; i < 4; i++) {
     t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
     t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
     t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
     t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
   }
-  for (int i = 0; i < 4; i++) {
+  UNROLL for (int i = 0; i < 4; i++) {
     r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
     r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
     r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
     r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+  }
+}
+#elif defined(__AVX__)
+#include <immintrin.h>
+/* In-register transpose of an 8x8 float block: r[i] = row i -> r[j] = column j. */
+static inline void tr8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  UNROLL for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  UNROLL for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+  }
+  UNROLL for (int i = 0; i < 4; i++) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
   }
 }
 #endif
@@ -93,6 +125,9 @@ typedef float vf __attribute__((vector_size(VW * 4)));
 #define RB 64   /* input rows per block */
 #define JT 16   /* outputs per tile */
 #define NACC (RB / VW)  /* accumulators per output: RB rows */
+#ifndef PD
+#define PD 8           /* prefetch distance, in nonzeros */
+#endif
 
 static inline vf ldv(const float* p) { vf v; memcpy(&v, p, sizeof v); return v; }
 
@@ -122,9 +157,24 @@ int sl_rows_f32(const float* x, int64_t n, int64_t f, int64_t o, const int64_t* 
           for (; fdone + 16 <= f; fdone += 16) {
             for (int64_t rg = 0; rg < RB; rg += 16) {
               __m512 t[16];
-              for (int k = 0; k < 16; k++) t[k] = _mm512_loadu_ps(x + (r0 + rg + k) * f + fdone);
+              UNROLL for (int k = 0; k < 16; k++)
+                t[k] = _mm512_loadu_ps(x + (r0 + rg + k) * f + fdone);
               tr16(t);
-              for (int k = 0; k < 16; k++) _mm512_storeu_ps(xt + (fdone + k) * RB + rg, t[k]);
+              UNROLL for (int k = 0; k < 16; k++)
+                _mm512_storeu_ps(xt + (fdone + k) * RB + rg, t[k]);
+            }
+          }
+        }
+#elif defined(__AVX__)
+        if (m == RB) {  /* full blocks: 8x8 tiles transposed in registers */
+          for (; fdone + 8 <= f; fdone += 8) {
+            for (int64_t rg = 0; rg < RB; rg += 8) {
+              __m256 t[8];
+              UNROLL for (int k = 0; k < 8; k++)
+                t[k] = _mm256_loadu_ps(x + (r0 + rg + k) * f + fdone);
+              tr8(t);
+              UNROLL for (int k = 0; k < 8; k++)
+                _mm256_storeu_ps(xt + (fdone + k) * RB + rg, t[k]);
             }
           }
         }
@@ -141,14 +191,19 @@ int sl_rows_f32(const float* x, int64_t n, int64_t f, int64_t o, const int64_t* 
       const int64_t j0 = jt * JT, mj = o - j0 < JT ? o - j0 : JT;
       for (int64_t jj = 0; jj < mj; jj++) {
         vf a[NACC];
-        for (int q = 0; q < NACC; q++) a[q] = (vf){0};
+        UNROLL for (int q = 0; q < NACC; q++) a[q] = (vf){0};
         const int64_t j = j0 + jj;
-        for (int64_t k = rowptr[j]; k < rowptr[j + 1]; k++) {
+        const int64_t k1 = rowptr[j + 1];
+        for (int64_t k = rowptr[j]; k < k1; k++) {
           const float* xc = xt + (int64_t)cols[k] * RB;
+          if (k + PD < k1) {  /* a later nonzero's input row: hide the cache misses */
+            const float* pf = xt + (int64_t)cols[k + PD] * RB;
+            UNROLL for (int q = 0; q < RB; q += 16) __builtin_prefetch(pf + q);
+          }
           const vf wv = (vf){0} + vals[k];  /* broadcast */
-          for (int q = 0; q < NACC; q++) a[q] += wv * ldv(xc + q * VW);
+          UNROLL for (int q = 0; q < NACC; q++) a[q] += wv * ldv(xc + q * VW);
         }
-        memcpy(&acc[jj][0], a, sizeof a);
+        UNROLL for (int q = 0; q < NACC; q++) memcpy(&acc[jj][q * VW], &a[q], sizeof(vf));
       }
       int64_t rdone = 0;
 #if defined(__AVX512F__)
@@ -156,11 +211,25 @@ int sl_rows_f32(const float* x, int64_t n, int64_t f, int64_t o, const int64_t* 
         const __m512 bv = bias ? _mm512_loadu_ps(bias + j0) : _mm512_setzero_ps();
         for (; rdone + 16 <= m; rdone += 16) {
           __m512 t[16];
-          for (int k = 0; k < 16; k++) t[k] = _mm512_loadu_ps(&acc[k][rdone]);
+          UNROLL for (int k = 0; k < 16; k++) t[k] = _mm512_loadu_ps(&acc[k][rdone]);
           tr16(t);
-          for (int k = 0; k < 16; k++)
+          UNROLL for (int k = 0; k < 16; k++)
             _mm512_storeu_ps(y + (r0 + rdone + k) * o + j0, _mm512_add_ps(t[k], bv));
         }
+      }
+#elif defined(__AVX__)
+      if (mj == JT) {  /* 8 rows x 8 outputs at a time, transposed in registers */
+        for (int jh = 0; jh < JT; jh += 8) {
+          const __m256 bv = bias ? _mm256_loadu_ps(bias + j0 + jh) : _mm256_setzero_ps();
+          for (int64_t r8 = 0; r8 + 8 <= m; r8 += 8) {
+            __m256 t[8];
+            UNROLL for (int k = 0; k < 8; k++) t[k] = _mm256_loadu_ps(&acc[jh + k][r8]);
+            tr8(t);
+            UNROLL for (int k = 0; k < 8; k++)
+              _mm256_storeu_ps(y + (r0 + r8 + k) * o + j0 + jh, _mm256_add_ps(t[k], bv));
+          }
+        }
+        rdone = m - m % 8;
       }
 #endif
       for (int64_t r = rdone; r < m; r++) {

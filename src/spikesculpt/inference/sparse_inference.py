@@ -1,119 +1,44 @@
-"""Real sparse inference: a trained sparse model whose linear layers compute only with their
-nonzero weights (and, for low activity, only with the spikes that arrived).
+"""Real sparse inference: a trained sparse model whose linear and convolution layers compute only
+with their nonzero weights (and, for low activity, only with the spikes that arrived).
 
     from spikesculpt.inference import to_sparse_inference
-    fast, report = to_sparse_inference(model)       # a converted copy; ``model`` is untouched
-    logits = fast(x)                                # x [T, B, ...], same predictions as model(x)
+    fast, report = to_sparse_inference(model)            # a converted copy; ``model`` is untouched
+    fast, report = to_sparse_inference(model, calibrate_on=x)   # + per-layer kernel choice
+    logits = fast(x)                                     # x [T, B, ...], same predictions
 
 ``SparseLinear`` replaces every ``nn.Linear`` (subclasses included, e.g. SpikingJelly's
-``layer.Linear``) whose weight density is at most ``max_density`` (default 0.5: the measured
-break-even with a dense GEMM is ~0.6–0.7, benchmarks/bench_sparse_inference.py). It keeps the
-nonzero weights twice — CSR by output for the vectorised ``rows`` kernel and CSC by input for
-the event-driven ``events`` kernel (``export/cpu_kernel.py``) — and picks per call by the input's
-activity (``mode="auto"``). Inputs ``[..., in]`` (e.g. ``[T, B, in]``) are processed as
-``T·B`` rows. Everything else (neurons, BatchNorm, pooling, convolutions) is kept as is.
+``layer.Linear``) and ``SparseConv2d`` / ``SparseConv1d`` (``inference/sparse_conv.py``) every
+stride-1 ``nn.Conv2d`` / ``nn.Conv1d`` whose weight density is at most ``max_density`` (default
+0.5). ``SparseLinear`` keeps the nonzero weights twice — CSR by output for the vectorised
+``rows`` kernel and CSC by input for the event-driven ``events`` kernel
+(``inference/cpu_kernel.py``). Inputs ``[..., in]`` (e.g. ``[T, B, in]``) are processed as
+``T·B`` rows. Everything else (neurons, BatchNorm, pooling, strided convolutions) is kept as is.
 
-Convolutions stay dense: measured on the digits conv model and on 3x3 convs of 16–128 channels,
-unfolding the input (im2col) for a sparse matmul costs more than the dense convolution saves at
-the densities of interest (see benchmarks/README.md), so converting them does not pay on CPU.
+Which kernel runs: ``mode="auto"`` picks per call by the input's activity (the event-driven
+kernels below a fixed activity). ``calibrate_on`` (a sample input) replaces that guess by a
+measurement (``inference/calibrate.py``): each converted layer's input on the sample is captured,
+every kernel — the sparse ones and PyTorch's dense one — is timed on it, and the fastest is
+fixed as the layer's ``mode`` (saved in its state dict). A layer where sparsity does not pay on
+this CPU thus stays dense.
 
 Inference only (no autograd). Results equal the dense masked model's up to float32 rounding
 (the sums run in another order); predictions are identical in the tests. Without the native
-kernel (no C compiler, CUDA tensors, other dtypes) PyTorch's CSR matmul is used.
+kernels (no C compiler, CUDA tensors, other dtypes) PyTorch's CSR matmul / dense convolution run.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-import warnings
 from typing import Callable, Iterable, Optional
 
 import torch
 from torch import nn
 
-from spikesculpt.inference import cpu_kernel
-
-MODES = ("auto", "rows", "events", "torch")
-
-
-class SparseLinear(nn.Module):
-    """Inference-only ``nn.Linear`` on the nonzero weights: ``[..., in] -> [..., out]``.
-
-    Buffers: ``rowptr``/``cols``/``vals`` (CSR by output), ``colptr``/``rows``/``vals_by_input``
-    (CSC by input), ``bias``. ``mode``: ``auto`` (events below ``cpu_kernel.EVENT_ACTIVITY`` input
-    activity, else rows), ``rows``, ``events``, or ``torch`` (PyTorch CSR matmul).
-    """
-
-    def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
-                 mode: str = "auto"):
-        super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.out_features, self.in_features = weight.shape
-        self.mode = mode
-        self.nnz = int((weight != 0).sum())
-        rowptr, cols, vals = cpu_kernel.csr_by_output(weight)
-        colptr, rows, vals_t = cpu_kernel.csr_by_output(weight.t())
-        for name, t in (("rowptr", rowptr), ("cols", cols), ("vals", vals), ("colptr", colptr),
-                        ("rows", rows), ("vals_by_input", vals_t)):
-            self.register_buffer(name, t, persistent=True)
-        self.register_buffer("bias", None if bias is None
-                             else bias.detach().to(torch.float32).clone())
-        self.last_kernel = None  # which kernel ran last: "rows" | "events" | "torch"
-
-    @classmethod
-    def from_linear(cls, linear: nn.Linear, mode: str = "auto") -> "SparseLinear":
-        return cls(linear.weight.detach(), linear.bias, mode)
-
-    @property
-    def density(self) -> float:
-        return self.nnz / (self.in_features * self.out_features)
-
-    def to_dense_weight(self) -> torch.Tensor:
-        """The weight ``[out, in]`` with zeros in place (exactly the converted weight)."""
-        w = torch.zeros(self.out_features, self.in_features)
-        row = torch.repeat_interleave(torch.arange(self.out_features),
-                                      self.rowptr[1:] - self.rowptr[:-1])
-        w[row, self.cols.long()] = self.vals
-        return w
-
-    def _torch(self, x2: torch.Tensor) -> torch.Tensor:
-        with warnings.catch_warnings():  # "beta" / invariant-check notices from torch.sparse
-            warnings.simplefilter("ignore", UserWarning)
-            w = torch.sparse_csr_tensor(self.rowptr, self.cols.long(), self.vals,
-                                        (self.out_features, self.in_features),
-                                        device=self.vals.device)
-            y = (w @ x2.t()).t()
-        return y + self.bias if self.bias is not None else y
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.in_features:
-            raise ValueError(f"expected input [..., {self.in_features}], got {list(x.shape)}")
-        lead = x.shape[:-1]
-        x2 = x.detach().reshape(-1, self.in_features)
-        use_native = (self.mode != "torch" and x2.device.type == "cpu"
-                      and x2.dtype == torch.float32 and cpu_kernel.available())
-        if not use_native:
-            self.last_kernel = "torch"
-            y = self._torch(x2.to(self.vals.dtype)).to(x.dtype)
-        else:
-            x2 = x2.contiguous()
-            kind = self.mode
-            if kind == "auto":
-                kind = "events" if cpu_kernel.activity(x2) < cpu_kernel.EVENT_ACTIVITY else "rows"
-            self.last_kernel = kind
-            if kind == "events":
-                y = cpu_kernel.events_linear(x2, self.colptr, self.rows, self.vals_by_input,
-                                          self.bias, self.out_features)
-            else:
-                y = cpu_kernel.rows_linear(x2, self.rowptr, self.cols, self.vals, self.bias,
-                                        self.out_features)
-        return y.reshape(*lead, self.out_features)
-
-    def extra_repr(self) -> str:
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"density={self.density:.4f}, bias={self.bias is not None}, mode={self.mode}")
+from spikesculpt.inference.calibrate import calibrate
+from spikesculpt.inference.fold import fold_batchnorm
+from spikesculpt.inference.sparse_conv import SparseConv1d, SparseConv2d, convertible
+from spikesculpt.inference.sparse_linear import MODES, SparseLinear
 
 
 def _deepcopy(model: nn.Module) -> nn.Module:
@@ -124,28 +49,84 @@ def _deepcopy(model: nn.Module) -> nn.Module:
                          f"remove forward hooks first") from None
 
 
+def _convert(module: nn.Module, mode: str) -> tuple[Optional[nn.Module], Optional[str]]:
+    """``(converted, None)`` for a convertible layer, else ``(None, why not)``."""
+    if isinstance(module, nn.Linear):
+        return SparseLinear.from_linear(module, mode), None
+    why = convertible(module)
+    if why is not None:
+        return None, why
+    cls = SparseConv2d if isinstance(module, nn.Conv2d) else SparseConv1d
+    return cls.from_conv(module, CONV_MODE[mode]), None
+
+
+CONV_MODE = {"auto": "auto", "rows": "direct", "events": "events", "torch": "dense",
+             "dense": "dense"}  # a linear layers' mode given to to_sparse_inference -> conv's
+LAYER_KINDS = {nn.Linear: "linear", nn.Conv2d: "conv2d", nn.Conv1d: "conv1d"}
+
+
+def _kind(module: nn.Module) -> Optional[str]:
+    for cls, kind in LAYER_KINDS.items():
+        if isinstance(module, cls):
+            return kind
+    return None
+
+
 @torch.no_grad()
 def to_sparse_inference(model: nn.Module, max_density: float = 0.5, mode: str = "auto",
-                        inplace: bool = False) -> tuple[nn.Module, list[dict]]:
-    """A CPU copy of ``model`` (in eval mode) with each sparse-enough ``nn.Linear`` replaced by a
-    ``SparseLinear``; returns ``(model, report)`` with one ``{"name", "density", "converted"}``
-    per linear layer (``name``: the weight's state-dict key)."""
-    if isinstance(model, nn.Linear):
-        converted = SparseLinear.from_linear(model, mode)
-        return converted, [{"name": "weight", "density": converted.density, "converted": True}]
+                        inplace: bool = False, calibrate_on: Optional[torch.Tensor] = None,
+                        calibration_calls: int = 3, fold_bn: bool = True
+                        ) -> tuple[nn.Module, list[dict]]:
+    """A CPU copy of ``model`` (in eval mode) with each sparse-enough ``nn.Linear``,
+    ``nn.Conv2d`` and ``nn.Conv1d`` replaced by its sparse module; returns ``(model, report)``
+    with one ``{"name", "kind", "density", "converted"}`` per such layer (``name``: the weight's
+    state-dict key; ``kind``: linear / conv2d / conv1d; ``reason`` when it was not converted).
+
+    ``mode``: ``auto`` (by activity), or one kernel for every layer (``rows`` / ``events`` /
+    ``torch`` / ``dense`` for linear layers; convolutions run ``direct`` for ``rows``,
+    ``dense`` for ``torch``). ``calibrate_on``: a sample input ``[T, B, ...]``; each
+    converted layer is then timed on its own input with every kernel and keeps the fastest
+    (``report[i]["kernel"]``, ``report[i]["calibration_ms"]``; see ``inference/calibrate.py``).
+    ``fold_bn``: first fold each eval-mode BatchNorm into the layer before it
+    (``inference/fold.py``; ``report[i]["bn_folded"]`` names it) — one pass less per layer,
+    the same outputs up to float32 rounding, the same zeros.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if _kind(model) is not None:
+        converted, why = _convert(model, mode)
+        if converted is None:
+            raise ValueError(f"cannot convert {type(model).__name__}: {why}")
+        return converted, [{"name": "weight", "kind": _kind(model),
+                            "density": converted.density, "converted": True}]
     target = model if inplace else _deepcopy(model)
     target.cpu().eval()  # the native kernels run on the CPU
+    folded = fold_batchnorm(target) if fold_bn else {}
     report = []
     for name, child in list(target.named_modules()):
-        if not isinstance(child, nn.Linear):
+        kind = _kind(child)
+        if kind is None:
             continue
         parent_name, _, child_name = name.rpartition(".")
         parent = target.get_submodule(parent_name) if parent_name else target
         density = float((child.weight != 0).float().mean())
-        converted = density <= max_density
-        if converted:
-            setattr(parent, child_name, SparseLinear.from_linear(child, mode))
-        report.append({"name": f"{name}.weight", "density": density, "converted": converted})
+        entry = {"name": f"{name}.weight", "kind": kind, "density": density, "converted": False}
+        if name in folded:
+            entry["bn_folded"] = folded[name]
+        if density > max_density:
+            entry["reason"] = f"density {density:.3f} > max_density {max_density}"
+        else:
+            converted, why = _convert(child, mode)
+            if converted is None:
+                entry["reason"] = why
+            else:
+                setattr(parent, child_name, converted)
+                entry["converted"] = True
+        report.append(entry)
+    if calibrate_on is not None:
+        chosen = calibrate(target, calibrate_on, calls=calibration_calls)
+        for entry in report:
+            entry.update(chosen.get(entry["name"].rsplit(".", 1)[0], {}))
     return target, report
 
 
@@ -157,27 +138,31 @@ def _time(fn: Callable[[], torch.Tensor]) -> float:
 
 @torch.no_grad()
 def compare_models(dense: nn.Module, sparse: nn.Module, batches: Iterable[torch.Tensor],
-                   rounds: int = 5) -> dict:
-    """Run both models on every batch (time-major ``[T, B, ...]``) ``rounds`` times, interleaved
-    (dense, sparse, dense, ...): predictions (argmax of the time-averaged logits), their
-    agreement, the largest logit difference, and the time: per batch the best of the rounds for
-    each model (robust to preemption on a shared machine); ``*_seconds_per_batch`` is the mean
-    of those over the batches and ``speedup`` = Σ dense / Σ sparse."""
-    dense.eval()
-    sparse.eval()
+                   rounds: int = 5, reference: Optional[nn.Module] = None) -> dict:
+    """Run both models (and ``reference``, if given) on every batch (time-major ``[T, B,
+    ...]``) ``rounds`` times, interleaved (dense, sparse, reference, dense, ...): predictions
+    (argmax of the time-averaged logits), their agreement, the largest logit difference, and
+    the time: per batch the best of the rounds for each model (robust to preemption on a
+    shared machine); ``*_seconds_per_batch`` is the mean of those over the batches,
+    ``speedup`` = Σ dense / Σ sparse and ``speedup_vs_reference`` = Σ reference / Σ sparse."""
+    models = {"d": dense, "s": sparse}
+    if reference is not None:
+        models["r"] = reference
+    for m in models.values():
+        m.eval()
     batches = list(batches)
     agree = total = 0
     max_diff = 0.0
     preds_dense, preds_sparse = [], []
-    best_dense, best_sparse = [], []
+    best = {k: [] for k in models}
     for x in batches:
         out = {}
-        td = ts = float("inf")
+        times = {k: float("inf") for k in models}
         for _ in range(max(rounds, 1)):
-            td = min(td, _time(lambda: out.__setitem__("d", dense(x))))
-            ts = min(ts, _time(lambda: out.__setitem__("s", sparse(x))))
-        best_dense.append(td)
-        best_sparse.append(ts)
+            for k, m in models.items():
+                times[k] = min(times[k], _time(lambda: out.__setitem__(k, m(x))))
+        for k in models:
+            best[k].append(times[k])
         pd, ps = out["d"].mean(0).argmax(-1), out["s"].mean(0).argmax(-1)
         preds_dense.append(pd)
         preds_sparse.append(ps)
@@ -185,10 +170,15 @@ def compare_models(dense: nn.Module, sparse: nn.Module, batches: Iterable[torch.
         total += pd.numel()
         max_diff = max(max_diff, float((out["d"] - out["s"]).abs().max()))
     n = max(len(batches), 1)
-    return {"predictions_dense": torch.cat(preds_dense) if preds_dense else torch.empty(0),
-            "predictions_sparse": torch.cat(preds_sparse) if preds_sparse else torch.empty(0),
-            "agreement": agree / max(total, 1), "max_logit_difference": max_diff,
-            "dense_seconds_per_batch": sum(best_dense) / n,
-            "sparse_seconds_per_batch": sum(best_sparse) / n,
-            "speedup": sum(best_dense) / sum(best_sparse) if batches else float("nan"),
-            "batches": len(batches), "rounds": rounds}
+    result = {"predictions_dense": torch.cat(preds_dense) if preds_dense else torch.empty(0),
+              "predictions_sparse": torch.cat(preds_sparse) if preds_sparse else torch.empty(0),
+              "agreement": agree / max(total, 1), "max_logit_difference": max_diff,
+              "dense_seconds_per_batch": sum(best["d"]) / n,
+              "sparse_seconds_per_batch": sum(best["s"]) / n,
+              "speedup": sum(best["d"]) / sum(best["s"]) if batches else float("nan"),
+              "batches": len(batches), "rounds": rounds}
+    if reference is not None:
+        result["reference_seconds_per_batch"] = sum(best["r"]) / n
+        result["speedup_vs_reference"] = (sum(best["r"]) / sum(best["s"]) if batches
+                                          else float("nan"))
+    return result

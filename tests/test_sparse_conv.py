@@ -1,0 +1,272 @@
+"""Sparse convolutions: the native direct and event-driven kernels against torch's conv2d /
+conv1d, conversion of conv SNNs (oracle: the dense masked model's predictions), and the
+per-layer kernel calibration."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikesculpt.config import TrainConfig
+from spikesculpt.experiments.train_run import build, load_model_weights, run_training
+from spikesculpt.inference import (
+    SparseConv1d,
+    SparseConv2d,
+    SparseLinear,
+    conv_kernel,
+    to_sparse_inference,
+)
+from spikesculpt.inference.calibrate import candidates
+from spikesculpt.inference.sparse_inference import compare_models
+
+HAVE_KERNEL = conv_kernel.available()
+
+
+def sparse_conv_weight(o, c, kh, kw, density, g):
+    return torch.randn(o, c, kh, kw, generator=g) * (torch.rand(o, c, kh, kw, generator=g)
+                                                      < density)
+
+
+def test_conv_kernel_loads_where_there_is_a_compiler():
+    from spikesculpt.core import native_build
+
+    if native_build.compiler() is None or native_build.disabled_by_env():
+        pytest.skip("no C compiler (or SPIKESCULPT_NATIVE=0): the fallback is tested instead")
+    assert HAVE_KERNEL, conv_kernel.status()
+
+
+@pytest.mark.parametrize("mode", ["direct", "events", "auto", "dense"])
+@pytest.mark.parametrize("n,c,o,h,w,k,pad,density,activity", [
+    (3, 5, 7, 9, 13, 3, 1, 0.2, 0.15),   # odd sizes, 'same' 3x3
+    (2, 3, 4, 6, 5, 5, 2, 0.5, 0.02),    # 5x5, a map narrower than the kernel's reach
+    (4, 8, 6, 7, 7, 3, 0, 0.1, 0.3),     # no padding: the output shrinks
+    (2, 4, 3, 33, 35, 3, 1, 0.05, 0.1),  # maps longer than one pixel tile (96 / 384)
+    (2, 4, 4, 5, 5, 1, 0, 1.0, 1.0),     # 1x1, dense weight, every input active
+    (1, 4, 4, 6, 6, 3, 1, 0.0, 0.5),     # an all-zero weight
+])
+def test_sparse_conv2d_equals_dense_conv2d(mode, n, c, o, h, w, k, pad, density, activity):
+    g = torch.Generator().manual_seed(n * 100 + c * 10 + k)
+    weight = sparse_conv_weight(o, c, k, k, density, g)
+    b = torch.randn(o, generator=g)
+    spikes = (torch.rand(2, n, c, h, w, generator=g) < activity).float()   # [T, B, C, H, W]
+    analog = spikes * torch.rand(spikes.shape, generator=g) * 2 - 0.5 * spikes
+    for bias in (b, None):
+        layer = SparseConv2d(weight, bias, (pad, pad), mode=mode)
+        for x in (spikes, analog):
+            ref = F.conv2d(x.flatten(0, 1), weight, bias, padding=pad).unflatten(0, (2, n))
+            out = layer(x)
+            assert out.shape == ref.shape
+            torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+            if HAVE_KERNEL and mode != "auto":
+                assert layer.last_kernel == mode
+    assert torch.equal(layer.to_dense_weight(), weight)
+    assert layer.nnz == int((weight != 0).sum())
+
+
+def test_auto_picks_events_for_quiet_inputs_and_direct_for_busy_ones():
+    g = torch.Generator().manual_seed(0)
+    layer = SparseConv2d(sparse_conv_weight(8, 4, 3, 3, 0.2, g), None, (1, 1))
+    layer((torch.rand(4, 4, 10, 10, generator=g) < 0.005).float())
+    assert layer.last_kernel == ("events" if HAVE_KERNEL else "dense")
+    layer((torch.rand(4, 4, 10, 10, generator=g) < 0.3).float())
+    assert layer.last_kernel == ("direct" if HAVE_KERNEL else "dense")
+
+
+def test_events_kernel_is_not_used_when_padding_exceeds_the_kernel_reach():
+    g = torch.Generator().manual_seed(1)
+    weight = sparse_conv_weight(3, 2, 3, 3, 0.5, g)
+    layer = SparseConv2d(weight, None, (3, 3), mode="events")  # padding 3 > k - 1
+    x = (torch.rand(2, 2, 5, 5, generator=g) < 0.3).float()
+    torch.testing.assert_close(layer(x), F.conv2d(x, weight, padding=3), rtol=1e-5, atol=1e-5)
+    assert layer.last_kernel == ("direct" if HAVE_KERNEL else "dense")
+
+
+@pytest.mark.parametrize("mode", ["direct", "events", "dense"])
+def test_sparse_conv1d_equals_dense_conv1d(mode):
+    g = torch.Generator().manual_seed(2)
+    conv = nn.Conv1d(6, 9, 5, padding=2)
+    with torch.no_grad():
+        conv.weight *= torch.rand(conv.weight.shape, generator=g) < 0.2
+    layer = SparseConv1d.from_conv(conv, mode)
+    x = (torch.rand(3, 4, 6, 40, generator=g) < 0.2).float()   # [T, B, C, L]
+    with torch.no_grad():
+        ref = conv(x.flatten(0, 1)).unflatten(0, (3, 4))
+    torch.testing.assert_close(layer(x), ref, rtol=1e-5, atol=1e-5)
+    assert torch.equal(layer.to_dense_weight_1d(), conv.weight.detach())
+
+
+def test_unsupported_convolutions_stay_dense_with_the_reason():
+    model = nn.Sequential(nn.Conv2d(4, 8, 3, stride=2, padding=1),
+                          nn.Conv2d(8, 8, 3, padding=1, groups=2),
+                          nn.Conv2d(8, 8, 3, padding=2, dilation=2),
+                          nn.Conv2d(8, 8, 3, padding="same"),
+                          nn.Conv2d(8, 8, 2, padding="same"))
+    with torch.no_grad():
+        for m in model:
+            m.weight *= (torch.rand(m.weight.shape) < 0.1)
+    fast, report = to_sparse_inference(model)
+    assert [r["converted"] for r in report] == [False, False, False, True, False]
+    assert "stride" in report[0]["reason"] and "groups" in report[1]["reason"]
+    assert "dilation" in report[2]["reason"] and "even kernel" in report[4]["reason"]
+    assert isinstance(fast[3], SparseConv2d) and fast[3].padding == (1, 1)
+    x = (torch.rand(2, 4, 9, 9) < 0.2).float()
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), model.eval()(x), rtol=1e-4, atol=1e-4)
+
+
+def test_mode_travels_with_the_state_dict():
+    g = torch.Generator().manual_seed(3)
+    weight = sparse_conv_weight(4, 3, 3, 3, 0.3, g)
+    conv = SparseConv2d(weight, None, (1, 1), mode="events")
+    copy = SparseConv2d(weight, None, (1, 1))   # "auto"
+    copy.load_state_dict(conv.state_dict())
+    assert copy.mode == "events"
+    x = (torch.rand(2, 3, 6, 6, generator=g) < 0.3).float()
+    torch.testing.assert_close(copy(x), F.conv2d(x, weight, padding=1), rtol=1e-5, atol=1e-5)
+    w = torch.randn(5, 7, generator=g) * (torch.rand(5, 7, generator=g) < 0.3)
+    lin, lin2 = SparseLinear(w, mode="dense"), SparseLinear(w)
+    lin2.load_state_dict(lin.state_dict())
+    assert lin2.mode == "dense"
+
+
+def test_fallback_without_the_native_conv_kernel_gives_the_same_results():
+    code = ("import torch, torch.nn.functional as F\n"
+            "from spikesculpt.inference import SparseConv2d, conv_kernel\n"
+            "g = torch.Generator().manual_seed(1)\n"
+            "w = torch.randn(5, 3, 3, 3, generator=g)\n"
+            "w = w * (torch.rand(5, 3, 3, 3, generator=g) < .2)\n"
+            "x = (torch.rand(4, 3, 8, 8, generator=g) < 0.3).float()\n"
+            "layer = SparseConv2d(w, None, (1, 1), mode='direct')\n"
+            "torch.testing.assert_close(layer(x), F.conv2d(x, w, padding=1))\n"
+            "assert layer.last_kernel == 'dense', layer.last_kernel\n"
+            "print(conv_kernel.status())\n")
+    env = dict(os.environ, SPIKESCULPT_NATIVE="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "disabled" in out.stdout
+
+
+@pytest.fixture(scope="module")
+def conv_run(tmp_path_factory):
+    cfg = TrainConfig(method="esl", model="conv", epochs=2, timesteps=4, batch_size=128)
+    cfg.sparse.density = 0.1
+    return run_training(cfg, out=str(tmp_path_factory.mktemp("runs") / "conv"), progress=False)
+
+
+def _trained(conv_run):
+    from spikesculpt.experiments.train_run import load_run_config
+
+    _, config = load_run_config(conv_run.run_dir.path)
+    splits, model, _ = build(config)
+    load_model_weights(conv_run.run_dir.model_path, model)
+    model.eval()
+    x, _ = splits.test.tensors
+    return model, x.unsqueeze(0).expand(config.timesteps, *x.shape)   # direct encoding
+
+
+@pytest.mark.parametrize("mode", ["auto", "rows", "events"])
+def test_converted_conv_snn_predicts_exactly_as_the_dense_masked_model(conv_run, mode):
+    """Oracle: the ESL conv SNN (two 3x3 convs at density 0.1, BN, LIF, pooling, readout) with
+    its convolutions and readout converted, against the dense masked model, on the whole digits
+    test split."""
+    model, xt = _trained(conv_run)
+    fold = mode != "rows"  # with BatchNorm folded into the convolutions (the default) or not
+    fast, report = to_sparse_inference(model, mode=mode, max_density=1.0,  # ERK: conv 1 at 0.89
+                                       fold_bn=fold)
+    kinds = {r["name"]: r["kind"] for r in report if r["converted"]}
+    assert sum(k == "conv2d" for k in kinds.values()) == 2, report
+    assert sum("bn_folded" in r for r in report) == (2 if fold else 0)
+    for name in kinds:
+        module, original = (m.get_submodule(name.rsplit(".", 1)[0]) for m in (fast, model))
+        dense_w = module.to_dense_weight()
+        assert torch.equal(dense_w == 0, original.weight.detach() == 0)  # the same mask
+        if not fold:
+            assert torch.equal(dense_w, original.weight.detach())
+    result = compare_models(model, fast, [xt[:, :200], xt[:, 200:]], rounds=1)
+    assert torch.equal(result["predictions_dense"], result["predictions_sparse"])
+    assert result["max_logit_difference"] < 1e-3
+
+
+def test_calibration_picks_a_measured_kernel_per_layer_and_keeps_the_outputs(conv_run):
+    model, xt = _trained(conv_run)
+    fast, report = to_sparse_inference(model, max_density=1.0, calibrate_on=xt[:, :64],
+                                       calibration_calls=2)
+    converted = [r for r in report if r["converted"]]
+    for r in converted:
+        layer = fast.get_submodule(r["name"].rsplit(".", 1)[0])
+        assert set(r["calibration_ms"]) == set(candidates(layer))
+        assert r["kernel"] == layer.mode == min(r["calibration_ms"], key=r["calibration_ms"].get)
+        assert 0.0 <= r["input_activity"] <= 1.0
+    conv_layers = [r for r in converted if r["kind"] == "conv2d"]
+    assert conv_layers and conv_layers[1]["input_activity"] < 1.0  # spikes, after pooling
+    with torch.no_grad():
+        torch.testing.assert_close(fast(xt[:, :100]), model(xt[:, :100]), rtol=1e-3, atol=1e-3)
+    # the choice is stored with the model: a fresh conversion loads it from the state dict
+    again, _ = to_sparse_inference(model, max_density=1.0)
+    again.load_state_dict(fast.state_dict())
+    for r in converted:
+        name = r["name"].rsplit(".", 1)[0]
+        assert again.get_submodule(name).mode == r["kernel"]
+
+
+def test_folding_batchnorm_keeps_outputs_and_zeros():
+    """BatchNorm folded into the layer before it (inference/fold.py): same outputs to rounding,
+    the same zero weights, and the norms gone — on a model with non-trivial running stats."""
+    from spikesculpt.inference.fold import fold_batchnorm
+    from spikesculpt.models.layers import ConvBNSpike, LinearSpike
+    from spikesculpt.neurons import LIF
+
+    torch.manual_seed(0)
+    model = nn.Sequential(ConvBNSpike(3, 8, LIF), nn.Flatten(2),
+                          LinearSpike(8 * 36, 5, LIF, batch_norm=True),
+                          nn.Sequential(nn.Linear(5, 4), nn.BatchNorm1d(4)))
+    with torch.no_grad():
+        model[0].conv.weight *= torch.rand(model[0].conv.weight.shape) < 0.3
+        for bn in (model[0].bn, model[2].bn, model[3][1]):
+            bn.running_mean.uniform_(-1, 1)
+            bn.running_var.uniform_(0.5, 2)
+            bn.weight.uniform_(0.5, 1.5)
+            bn.bias.uniform_(-0.5, 0.5)
+    model.eval()
+    x = (torch.rand(4, 2, 3, 6, 6) < 0.4).float()   # [T, B, C, H, W]
+    with torch.no_grad():
+        ref = model[3](model[2](model[1](model[0](x))).flatten(0, 1))
+    zeros = model[0].conv.weight == 0
+    folded = fold_batchnorm(model)
+    assert folded == {"0.conv": "0.bn", "2.fc": "2.bn", "3.0": "3.1"}
+    assert isinstance(model[0].bn, nn.Identity) and isinstance(model[3][1], nn.Identity)
+    assert torch.equal(model[0].conv.weight == 0, zeros)
+    with torch.no_grad():
+        out = model[3](model[2](model[1](model[0](x))).flatten(0, 1))
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_evaluate_sparse_on_a_conv_run_reports_layers_kernels_and_both_ratios(conv_run, capsys):
+    from spikesculpt.cli.main import main
+    from spikesculpt.experiments.train_run import evaluate_run
+
+    m = evaluate_run(conv_run.run_dir.path, sparse=True, batch_size=100)
+    s = m["sparse_inference"]
+    assert s["agreement"] == 1.0 and s["test_accuracy_sparse"] == s["test_accuracy_dense"]
+    assert s["test_accuracy_dense"] == pytest.approx(m["test_accuracy"])
+    assert s["batch_size"] == 100 and s["calibrated"]
+    assert {r["kind"] for r in s["layers"] if r["converted"]} >= {"conv2d"}
+    assert all("kernel" in r for r in s["layers"] if r["converted"])
+    assert any(r.get("bn_folded") for r in s["layers"])
+    for k in ("dense", "sparse", "dense_folded"):
+        assert s[f"{k}_ms_per_sample"] > 0
+    assert s["speedup"] > 0 and s["speedup_vs_folded_dense"] > 0
+    assert main(["evaluate", str(conv_run.run_dir.path), "--sparse", "--no-calibrate",
+                 "--batch-size", "128"]) == 0
+    out = capsys.readouterr().out
+    assert "conv2d" in out and "per sample" in out and "BatchNorm folded" in out
+    assert "calibrated" not in out
+    with pytest.raises(SystemExit) as exc:
+        main(["evaluate", str(conv_run.run_dir.path), "--sparse", "--batch-size", "0"])
+    assert exc.value.code == 2
+    assert "positive integer" in capsys.readouterr().err
