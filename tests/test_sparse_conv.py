@@ -44,7 +44,8 @@ def test_conv_kernel_loads_where_there_is_a_compiler():
     (3, 5, 7, 9, 13, 3, 1, 0.2, 0.15),   # odd sizes, 'same' 3x3
     (2, 3, 4, 6, 5, 5, 2, 0.5, 0.02),    # 5x5, a map narrower than the kernel's reach
     (4, 8, 6, 7, 7, 3, 0, 0.1, 0.3),     # no padding: the output shrinks
-    (2, 4, 3, 33, 35, 3, 1, 0.05, 0.1),  # maps longer than one pixel tile (96 / 384)
+    (2, 4, 3, 33, 35, 3, 1, 0.05, 0.1),  # more rows than one tile holds
+    (1, 3, 4, 5, 203, 3, 1, 0.3, 0.2),   # wider than one column chunk (96 / 384 floats)
     (2, 4, 4, 5, 5, 1, 0, 1.0, 1.0),     # 1x1, dense weight, every input active
     (1, 4, 4, 6, 6, 3, 1, 0.0, 0.5),     # an all-zero weight
 ])

@@ -5,19 +5,21 @@ convolutions of the spiking VGGs, of the Spikformer's tokenizer and of the ResNe
 layers. Two kernels, both skipping every zero weight (``SparseConv2d`` picks per layer):
 
 ``direct`` (vectorised, weights by output channel; no im2col)
-    The input is zero-padded once into ``xp [N, C, Hp, Wp]``. An output pixel (oh, ow) of a
-    stride-1 convolution reads ``xp[ci, oh + kh, ow + kw]``; flattening the output with the
-    *input's* row pitch, ``q = oh·Wp + ow``, turns every nonzero weight (co, ci, kh, kw) into
-    one contiguous stream ::
+    Each image is zero-padded once into a scratch ``xp [C, Hp, Wp]`` that stays in cache while
+    its outputs are computed. An output pixel (oh, ow) of a stride-1 convolution reads
+    ``xp[ci, oh + kh, ow + kw]``, so with ``offs = ci·Hp·Wp + kh·Wp + kw`` every nonzero weight
+    (co, ci, kh, kw) adds one shifted copy of the input to a tile of output rows ::
 
-        out_co[q] += W[co, ci, kh, kw] · xp_flat[ci·Hp·Wp + kh·Wp + kw + q]
+        out[co, oh, ow] += W[co, ci, kh, kw] · xp_flat[offs + oh·Wp + ow]
 
-    (Park et al. 2017, "Faster CNNs with direct sparse convolutions", in 1-D). The kernel walks
-    tiles of ``TQ`` consecutive q (12 AVX2 or 24 AVX-512 vector accumulators, in registers),
-    and for each output channel runs its nonzeros: ``TQ / VW`` loads and fused multiply-adds
-    per nonzero — the per-element speed of a dense GEMM. The ``Wp - Wo`` pitch columns are
-    computed and dropped (34/32 = 6% extra on a 32x32 'same' 3x3). Work ∝ density · dense MACs,
-    whatever the input activity.
+    (Park et al. 2017, "Faster CNNs with direct sparse convolutions"). A tile is as many
+    output rows as fit in the vector accumulators (12 with AVX2, 24 with AVX-512; a 32-wide
+    row is 4 AVX2 vectors, so 3 rows), held in registers while the output channel's nonzeros
+    run: per nonzero one broadcast and, per accumulator, one load and one fused multiply-add —
+    the per-element speed of a dense GEMM — and the tile is stored once, directly into the
+    output (the kernel is specialised for each row width in vectors). Rows wider than the
+    accumulators are split into column chunks. Work ∝ density · dense MACs, whatever the input
+    activity.
 ``events`` (event-driven, weights by input channel)
     For each nonzero input x[ci, iy, ix] (a spike) and each nonzero weight (co, kh, kw) of input
     channel ci: ``out[co, iy + ph - kh, ix + pw - kw] += x · W`` into a margin-padded buffer
@@ -59,7 +61,6 @@ _SRC = r"""
 #define NV 8
 #endif
 typedef float vf __attribute__((vector_size(VW * 4)));
-#define TQ (VW * NV)   /* output positions per tile, held in NV vector accumulators */
 #ifndef PD
 #define PD 2           /* prefetch distance, in nonzeros */
 #endif
@@ -74,7 +75,6 @@ typedef float vf __attribute__((vector_size(VW * 4)));
 
 static inline vf ldv(const float* p) { vf v; memcpy(&v, p, sizeof v); return v; }
 
-int sc_tile(void) { return TQ; }
 
 /* Zero-pad image x[c, h, w] by (ph, pw) into xp[c, hp, wp], planes [p0, p1). */
 static void pad_image(const float* x, float* xp, int64_t p0, int64_t p1, int64_t h, int64_t w,
@@ -94,48 +94,91 @@ static void pad_image(const float* x, float* xp, int64_t p0, int64_t p1, int64_t
   }
 }
 
-/* Output channels [co0, co1) of one padded image xs (offset by the tile start q0 already) for
-   pitch-wp positions [q0, end): y_s[co, q] = b[co] + sum_k vals[k] * xs[offs[k] + q]. */
-static void direct_tile(const float* xs, int64_t q0, int64_t end, int64_t wp, int64_t ho,
-                        int64_t wo, int64_t co0, int64_t co1, const int64_t* ptr,
-                        const int32_t* offs, const float* vals, const float* bias, float* ys) {
-  /* the tile's output rows: (offset in acc, offset in the output plane, length) */
-  int64_t seg_src[TQ / 2 + 2], seg_dst[TQ / 2 + 2], seg_len[TQ / 2 + 2], nseg = 0;
-  for (int64_t q = q0, oh = q0 / wp, ow = q0 % wp; q < end;) {
-    int64_t run = wp - ow;
-    if (q + run > end) run = end - q;
-    if (ow < wo) {
-      seg_src[nseg] = q - q0;
-      seg_dst[nseg] = oh * wo + ow;
-      seg_len[nseg++] = run < wo - ow ? run : wo - ow;
-    }
-    q += run;
-    oh++;
-    ow = 0;
-  }
-  float acc[TQ];
+/* Output rows [oh0, oh0 + nr) x columns [col0, col0 + wc) of output channels [co0, co1) of one
+   padded image xp: y_s[co, oh, ow] = b[co] + sum_k vals[k] * xp[offs[k] + oh*wp + ow]. The tile
+   is nr rows x vpr vectors (vpr*VW >= wc, nr*vpr <= NV), all in registers; inlined with a
+   constant vpr, so the loops over the accumulators unroll. */
+static inline __attribute__((always_inline)) void direct_rows(
+    const float* xp, int64_t oh0, int64_t nr, int64_t col0, int64_t wc, const int vpr,
+    int64_t wp, int64_t wo, int64_t co0, int64_t co1, const int64_t* ptr, const int32_t* offs,
+    const float* vals, const float* bias, float* ys, int64_t plane_out) {
+  const float* xs = xp + oh0 * wp + col0;
   for (int64_t co = co0; co < co1; co++) {
     vf a[NV];
     UNROLL for (int v = 0; v < NV; v++) a[v] = (vf){0};
     const int64_t k1 = ptr[co + 1];
     for (int64_t k = ptr[co]; k < k1; k++) {
       const float* xk = xs + offs[k];
-      if (k + PD < k1) {  /* the stream of a later nonzero: hide the cache misses */
+      if (k + PD < k1) {  /* a later nonzero's rows: hide the cache misses */
         const float* pf = xs + offs[k + PD];
-        UNROLL for (int v = 0; v < TQ; v += 16) __builtin_prefetch(pf + v);
+        for (int64_t r = 0; r < nr; r++) __builtin_prefetch(pf + r * wp);
       }
       const vf wv = (vf){0} + vals[k];  /* broadcast */
-      UNROLL for (int v = 0; v < NV; v++) a[v] += wv * ldv(xk + v * VW);
+      UNROLL for (int r = 0; r < NV / vpr; r++) {
+        if (r < nr) {
+          UNROLL for (int c = 0; c < vpr; c++)
+            a[r * vpr + c] += wv * ldv(xk + r * wp + c * VW);
+        }
+      }
     }
-    const float b = bias ? bias[co] : 0.0f;
-    UNROLL for (int v = 0; v < NV; v++) {
-      a[v] += b;
-      memcpy(acc + v * VW, &a[v], sizeof(vf));
+    const vf bv = (vf){0} + (bias ? bias[co] : 0.0f);
+    float* yc = ys + co * plane_out + oh0 * wo + col0;
+    UNROLL for (int r = 0; r < NV / vpr; r++) {
+      if (r < nr) {
+        UNROLL for (int c = 0; c < vpr; c++) {
+          const vf out = a[r * vpr + c] + bv;
+          float* dst = yc + r * wo + c * VW;
+          if ((c + 1) * VW <= wc) memcpy(dst, &out, sizeof(vf));
+          else memcpy(dst, &out, sizeof(float) * (size_t)(wc - c * VW));  /* ragged edge */
+        }
+      }
     }
-    float* yc = ys + co * ho * wo;
-    for (int64_t g = 0; g < nseg; g++)
-      memcpy(yc + seg_dst[g], acc + seg_src[g], sizeof(float) * (size_t)seg_len[g]);
   }
+}
+
+typedef void (*rows_fn)(const float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                        int64_t, int64_t, const int64_t*, const int32_t*, const float*,
+                        const float*, float*, int64_t);
+#define ROWS_V(V)                                                                             \
+  static void rows_v##V(const float* xp, int64_t oh0, int64_t nr, int64_t col0, int64_t wc,   \
+                        int64_t wp, int64_t wo, int64_t co0, int64_t co1, const int64_t* ptr, \
+                        const int32_t* offs, const float* vals, const float* bias, float* ys, \
+                        int64_t plane_out) {                                                  \
+    direct_rows(xp, oh0, nr, col0, wc, V, wp, wo, co0, co1, ptr, offs, vals, bias, ys,        \
+                plane_out);                                                                   \
+  }
+ROWS_V(1) ROWS_V(2) ROWS_V(3) ROWS_V(4) ROWS_V(5) ROWS_V(6) ROWS_V(7) ROWS_V(8)
+#if NV > 8
+ROWS_V(9) ROWS_V(10) ROWS_V(11) ROWS_V(12)
+#endif
+#if NV > 12
+ROWS_V(13) ROWS_V(14) ROWS_V(15) ROWS_V(16) ROWS_V(17) ROWS_V(18) ROWS_V(19) ROWS_V(20)
+ROWS_V(21) ROWS_V(22) ROWS_V(23) ROWS_V(24)
+#endif
+static const rows_fn ROWS[NV + 1] = {0, rows_v1, rows_v2, rows_v3, rows_v4, rows_v5, rows_v6,
+                                     rows_v7, rows_v8
+#if NV > 8
+                                     , rows_v9, rows_v10, rows_v11, rows_v12
+#endif
+#if NV > 12
+                                     , rows_v13, rows_v14, rows_v15, rows_v16, rows_v17,
+                                     rows_v18, rows_v19, rows_v20, rows_v21, rows_v22, rows_v23,
+                                     rows_v24
+#endif
+};
+
+/* One work item of an image: row group g of column chunk cc (see sc_direct_f32). */
+static void direct_item(const float* xp, int64_t item, int64_t ngroups, int64_t rows,
+                        int64_t ho, int64_t wo, int64_t wp, int64_t co0, int64_t co1,
+                        const int64_t* ptr, const int32_t* offs, const float* vals,
+                        const float* bias, float* ys) {
+  const int64_t cc = item / ngroups, g = item % ngroups;
+  const int64_t col0 = cc * NV * VW;
+  const int64_t wc = wo - col0 < NV * VW ? wo - col0 : NV * VW;
+  const int vpr = (int)((wc + VW - 1) / VW);  /* <= that of the first chunk: rows fit */
+  const int64_t oh0 = g * rows, nr = ho - oh0 < rows ? ho - oh0 : rows;
+  if (nr > 0)
+    ROWS[vpr](xp, oh0, nr, col0, wc, wp, wo, co0, co1, ptr, offs, vals, bias, ys, ho * wo);
 }
 
 /* Direct sparse convolution, stride 1. x: [n, c, h, w]. Output channel co has nonzeros k in
@@ -148,10 +191,13 @@ int sc_direct_f32(const float* x, int64_t n, int64_t c, int64_t h, int64_t w, in
                   int64_t pw, int64_t o, int64_t ho, int64_t wo, const int64_t* ptr,
                   const int32_t* offs, const float* vals, const float* bias, float* y) {
   const int64_t hp = h + 2 * ph, wp = w + 2 * pw;
-  const int64_t plane = hp * wp, span = (ho - 1) * wp + wo;
-  const int64_t nt = (span + TQ - 1) / TQ;
-  const size_t scratch = sizeof(float) * (size_t)(c * plane + TQ + 2 * wp + 64);
-  const double work = (double)n * (double)(ptr[o] + o) * (double)span;
+  const int64_t plane = hp * wp;
+  /* work items per image: column chunks of NV vectors x groups of rows that fill NV vectors */
+  const int64_t nchunks = (wo + NV * VW - 1) / (NV * VW);
+  const int64_t vpr0 = nchunks > 1 ? NV : (wo + VW - 1) / VW, rows0 = NV / vpr0;
+  const int64_t ngroups = (ho + rows0 - 1) / rows0, nt = nchunks * ngroups;
+  const size_t scratch = sizeof(float) * (size_t)(c * plane + NV * VW + 2 * wp + 64);
+  const double work = (double)n * (double)(ptr[o] + o) * (double)(ho * wo);
   int threads = 1;
 #ifdef _OPENMP
   extern int omp_get_max_threads(void);
@@ -167,11 +213,9 @@ int sc_direct_f32(const float* x, int64_t n, int64_t c, int64_t h, int64_t w, in
       for (int64_t s = 0; s < n; s++) {
         if (!xp) continue;
         pad_image(x + s * c * h * w, xp, 0, c, h, w, ph, pw);
-        for (int64_t t = 0; t < nt; t++) {
-          const int64_t q0 = t * TQ, end = q0 + TQ < span ? q0 + TQ : span;
-          direct_tile(xp + q0, q0, end, wp, ho, wo, 0, o, ptr, offs, vals, bias,
+        for (int64_t t = 0; t < nt; t++)
+          direct_item(xp, t, ngroups, rows0, ho, wo, wp, 0, o, ptr, offs, vals, bias,
                       y + s * o * ho * wo);
-        }
       }
       free(xp);
     }
@@ -187,9 +231,8 @@ int sc_direct_f32(const float* x, int64_t n, int64_t c, int64_t h, int64_t w, in
       for (int64_t pl = 0; pl < c; pl++) pad_image(x + s * c * h * w, xp, pl, pl + 1, h, w, ph, pw);
       #pragma omp for schedule(dynamic, 1)
       for (int64_t t = 0; t < nt * ncb; t++) {
-        const int64_t q0 = (t / ncb) * TQ, end = q0 + TQ < span ? q0 + TQ : span;
         const int64_t co0 = (t % ncb) * cb, co1 = co0 + cb < o ? co0 + cb : o;
-        direct_tile(xp + q0, q0, end, wp, ho, wo, co0, co1, ptr, offs, vals, bias,
+        direct_item(xp, t / ncb, ngroups, rows0, ho, wo, wp, co0, co1, ptr, offs, vals, bias,
                     y + s * o * ho * wo);
       }
     }
@@ -313,14 +356,14 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.sc_direct_f32.restype = ctypes.c_int
     lib.sc_events_f32.argtypes = [p, *([i64] * 11), p, p, p, p, p]
     lib.sc_events_f32.restype = ctypes.c_int
-    lib.sc_tile.restype = ctypes.c_int
     lib.sc_omp_threads.restype = ctypes.c_int
 
 
 def _self_test() -> None:
     g = torch.Generator().manual_seed(0)
     for n, c, o, h, w, k, pad, act in ((3, 5, 7, 9, 13, 3, 1, 0.2), (2, 3, 4, 6, 5, 5, 2, 1.0),
-                                       (1, 4, 3, 7, 7, 3, 0, 0.3), (2, 2, 2, 4, 4, 1, 0, 0.5)):
+                                       (1, 4, 3, 7, 7, 3, 0, 0.3), (2, 2, 2, 4, 4, 1, 0, 0.5),
+                                       (1, 2, 3, 3, 400, 3, 1, 0.4)):
         wt = torch.randn(o, c, k, k, generator=g) * (torch.rand(o, c, k, k, generator=g) < 0.3)
         b = torch.randn(o, generator=g)
         x = (torch.rand(n, c, h, w, generator=g) < act).float()
