@@ -62,7 +62,7 @@ _SRC = r"""
 #endif
 typedef float vf __attribute__((vector_size(VW * 4)));
 #ifndef PD
-#define PD 2           /* prefetch distance, in nonzeros */
+#define PD 4           /* prefetch distance, in nonzeros */
 #endif
 /* The accumulators must live in registers: unroll their loops fully. */
 #if defined(__clang__)
@@ -103,15 +103,17 @@ static inline __attribute__((always_inline)) void direct_rows(
     int64_t wp, int64_t wo, int64_t co0, int64_t co1, const int64_t* ptr, const int32_t* offs,
     const float* vals, const float* bias, float* ys, int64_t plane_out) {
   const float* xs = xp + oh0 * wp + col0;
+  const int64_t kend = ptr[co1];  /* prefetch across output channels too */
   for (int64_t co = co0; co < co1; co++) {
     vf a[NV];
     UNROLL for (int v = 0; v < NV; v++) a[v] = (vf){0};
     const int64_t k1 = ptr[co + 1];
     for (int64_t k = ptr[co]; k < k1; k++) {
       const float* xk = xs + offs[k];
-      if (k + PD < k1) {  /* a later nonzero's rows: hide the cache misses */
+      if (k + PD < kend) {  /* a later nonzero's rows: hide the cache misses */
         const float* pf = xs + offs[k + PD];
-        for (int64_t r = 0; r < nr; r++) __builtin_prefetch(pf + r * wp);
+        for (int64_t r = 0; r < nr; r++)
+          UNROLL for (int c = 0; c < vpr * VW; c += 16) __builtin_prefetch(pf + r * wp + c);
       }
       const vf wv = (vf){0} + vals[k];  /* broadcast */
       UNROLL for (int r = 0; r < NV / vpr; r++) {

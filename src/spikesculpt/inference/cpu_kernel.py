@@ -193,10 +193,10 @@ int sl_rows_f32(const float* x, int64_t n, int64_t f, int64_t o, const int64_t* 
         vf a[NACC];
         UNROLL for (int q = 0; q < NACC; q++) a[q] = (vf){0};
         const int64_t j = j0 + jj;
-        const int64_t k1 = rowptr[j + 1];
+        const int64_t k1 = rowptr[j + 1], kend = rowptr[j0 + mj];  /* across outputs too */
         for (int64_t k = rowptr[j]; k < k1; k++) {
           const float* xc = xt + (int64_t)cols[k] * RB;
-          if (k + PD < k1) {  /* a later nonzero's input row: hide the cache misses */
+          if (k + PD < kend) {  /* a later nonzero's input row: hide the cache misses */
             const float* pf = xt + (int64_t)cols[k + PD] * RB;
             UNROLL for (int q = 0; q < RB; q += 16) __builtin_prefetch(pf + q);
           }
