@@ -178,7 +178,7 @@ def test_converted_conv_snn_predicts_exactly_as_the_dense_masked_model(conv_run,
     model, xt = _trained(conv_run)
     fold = mode != "rows"  # with BatchNorm folded into the convolutions (the default) or not
     fast, report = to_sparse_inference(model, mode=mode, max_density=1.0,  # ERK: conv 1 at 0.89
-                                       fold_bn=fold)
+                                       rewrite=fold)
     kinds = {r["name"]: r["kind"] for r in report if r["converted"]}
     assert sum(k == "conv2d" for k in kinds.values()) == 2, report
     assert sum("bn_folded" in r for r in report) == (2 if fold else 0)
@@ -271,3 +271,18 @@ def test_evaluate_sparse_on_a_conv_run_reports_layers_kernels_and_both_ratios(co
         main(["evaluate", str(conv_run.run_dir.path), "--sparse", "--batch-size", "0"])
     assert exc.value.code == 2
     assert "positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ceil_mode", [True, False])
+@pytest.mark.parametrize("h,w", [(34, 34), (8, 6), (17, 17), (5, 8)])
+def test_fast_avg_pool_is_bit_identical_to_torch(ceil_mode, h, w):
+    from spikesculpt.inference.pooling import AvgPool2x2, replace_avg_pools
+
+    g = torch.Generator().manual_seed(h * w)
+    x = torch.randn(3, 4, 5, h, w, generator=g)        # analog, not only spikes
+    pool = nn.AvgPool2d(2, 2, ceil_mode=ceil_mode)
+    ref = pool(x.flatten(0, 1)).unflatten(0, (3, 4))
+    assert torch.equal(AvgPool2x2(ceil_mode)(x), ref)
+    model = nn.Sequential(nn.Identity(), nn.Sequential(pool, nn.AvgPool2d(3)))
+    assert replace_avg_pools(model) == ["1.0"]       # a 3x3 pool stays as it is
+    assert isinstance(model[1][0], AvgPool2x2) and isinstance(model[1][1], nn.AvgPool2d)

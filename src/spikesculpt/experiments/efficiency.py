@@ -15,8 +15,11 @@ from typing import Optional
 import torch
 
 from spikesculpt.inference import conv_kernel, cpu_kernel
-from spikesculpt.inference.fold import fold_batchnorm
-from spikesculpt.inference.sparse_inference import compare_models, to_sparse_inference
+from spikesculpt.inference.sparse_inference import (
+    compare_models,
+    inference_rewrites,
+    to_sparse_inference,
+)
 from spikesculpt.metrics.efficiency import measure_efficiency
 from spikesculpt.train.trainer import _generator, iterate_batches
 
@@ -58,7 +61,7 @@ def compare_on_split(trainer, dataset, rounds: int = 5, calibrate: bool = True,
                                          calibrate_on=batches[0] if calibrate and batches
                                          else None)
     folded = copy.deepcopy(model).eval()
-    fold_batchnorm(folded)
+    inference_rewrites(folded)  # the dense model with the same non-sparse rewrites
     labels = torch.cat([y for _, y in _labels(dataset, trainer)])
     result = compare_models(model, sparse, batches, rounds=rounds, reference=folded)
     acc_dense = float((result.pop("predictions_dense") == labels).float().mean())

@@ -37,6 +37,7 @@ from torch import nn
 
 from spikesculpt.inference.calibrate import calibrate
 from spikesculpt.inference.fold import fold_batchnorm
+from spikesculpt.inference.pooling import replace_avg_pools
 from spikesculpt.inference.sparse_conv import SparseConv1d, SparseConv2d, convertible
 from spikesculpt.inference.sparse_linear import MODES, SparseLinear
 
@@ -47,6 +48,17 @@ def _deepcopy(model: nn.Module) -> nn.Module:
     except Exception as exc:  # e.g. a module holding non-copyable hooks
         raise ValueError(f"cannot copy the model for conversion ({type(exc).__name__}: {exc}); "
                          f"remove forward hooks first") from None
+
+
+def inference_rewrites(model: nn.Module) -> dict[str, str]:
+    """The rewrites ``to_sparse_inference`` applies before converting (in place, eval mode),
+    none of which depends on sparsity: BatchNorm folded into the layer before it, 2x2 average
+    pools by strided sums. Returns ``{layer: norm folded into it}``. Apply it to a dense
+    model to compare with the sparse one on equal terms."""
+    model.eval()
+    folded = fold_batchnorm(model)
+    replace_avg_pools(model)
+    return folded
 
 
 def _convert(module: nn.Module, mode: str) -> tuple[Optional[nn.Module], Optional[str]]:
@@ -75,7 +87,7 @@ def _kind(module: nn.Module) -> Optional[str]:
 @torch.no_grad()
 def to_sparse_inference(model: nn.Module, max_density: float = 0.5, mode: str = "auto",
                         inplace: bool = False, calibrate_on: Optional[torch.Tensor] = None,
-                        calibration_calls: int = 3, fold_bn: bool = True
+                        calibration_calls: int = 3, rewrite: bool = True
                         ) -> tuple[nn.Module, list[dict]]:
     """A CPU copy of ``model`` (in eval mode) with each sparse-enough ``nn.Linear``,
     ``nn.Conv2d`` and ``nn.Conv1d`` replaced by its sparse module; returns ``(model, report)``
@@ -87,9 +99,11 @@ def to_sparse_inference(model: nn.Module, max_density: float = 0.5, mode: str = 
     ``dense`` for ``torch``). ``calibrate_on``: a sample input ``[T, B, ...]``; each
     converted layer is then timed on its own input with every kernel and keeps the fastest
     (``report[i]["kernel"]``, ``report[i]["calibration_ms"]``; see ``inference/calibrate.py``).
-    ``fold_bn``: first fold each eval-mode BatchNorm into the layer before it
-    (``inference/fold.py``; ``report[i]["bn_folded"]`` names it) — one pass less per layer,
-    the same outputs up to float32 rounding, the same zeros.
+    ``rewrite``: first apply the inference rewrites of ``inference_rewrites`` — each eval-mode
+    BatchNorm folded into the layer before it (``inference/fold.py``;
+    ``report[i]["bn_folded"]`` names it: one pass less per layer, the same outputs up to
+    float32 rounding, the same zeros) and 2x2 average pooling by strided sums
+    (``inference/pooling.py``, bit-identical).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -101,7 +115,7 @@ def to_sparse_inference(model: nn.Module, max_density: float = 0.5, mode: str = 
                             "density": converted.density, "converted": True}]
     target = model if inplace else _deepcopy(model)
     target.cpu().eval()  # the native kernels run on the CPU
-    folded = fold_batchnorm(target) if fold_bn else {}
+    folded = inference_rewrites(target) if rewrite else {}
     report = []
     for name, child in list(target.named_modules()):
         kind = _kind(child)
