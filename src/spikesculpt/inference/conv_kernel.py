@@ -294,6 +294,34 @@ int sc_events_f32(const float* x, int64_t n, int64_t c, int64_t h, int64_t w, in
   return fail;
 }
 
+/* 2x2 / stride-2 average pooling of planes x[planes, h, w] -> y[planes, ho, wo], one pass: each
+   window's valid entries summed in PyTorch's order (row by row) and divided by their count
+   (ceil_mode's partial last windows, padding 0), so the result is PyTorch's bit for bit. */
+void sc_avgpool2_f32(const float* x, int64_t planes, int64_t h, int64_t w, int64_t ho,
+                     int64_t wo, float* y) {
+  const double work = (double)planes * (double)(h * w);
+  #pragma omp parallel for schedule(static) if (work > 2e5)
+  for (int64_t p = 0; p < planes; p++) {
+    const float* xp = x + p * h * w;
+    float* yp = y + p * ho * wo;
+    for (int64_t oy = 0; oy < ho; oy++) {
+      const float* r0 = xp + 2 * oy * w;
+      const int two_rows = 2 * oy + 1 < h;
+      const float* r1 = r0 + w;
+      const int64_t full = (w / 2 < wo ? w / 2 : wo);  /* windows with two columns */
+      float* yr = yp + oy * wo;
+      if (two_rows) {
+        for (int64_t ox = 0; ox < full; ox++)
+          yr[ox] = (((r0[2 * ox] + r0[2 * ox + 1]) + r1[2 * ox]) + r1[2 * ox + 1]) / 4.0f;
+        for (int64_t ox = full; ox < wo; ox++) yr[ox] = (r0[2 * ox] + r1[2 * ox]) / 2.0f;
+      } else {
+        for (int64_t ox = 0; ox < full; ox++) yr[ox] = (r0[2 * ox] + r0[2 * ox + 1]) / 2.0f;
+        for (int64_t ox = full; ox < wo; ox++) yr[ox] = r0[2 * ox];
+      }
+    }
+  }
+}
+
 int sc_omp_threads(void) {
 #ifdef _OPENMP
   extern int omp_get_max_threads(void);
@@ -358,6 +386,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.sc_direct_f32.restype = ctypes.c_int
     lib.sc_events_f32.argtypes = [p, *([i64] * 11), p, p, p, p, p]
     lib.sc_events_f32.restype = ctypes.c_int
+    lib.sc_avgpool2_f32.argtypes = [p, i64, i64, i64, i64, i64, p]
+    lib.sc_avgpool2_f32.restype = None
     lib.sc_omp_threads.restype = ctypes.c_int
 
 
@@ -377,6 +407,9 @@ def _self_test() -> None:
             if not torch.allclose(out, ref, rtol=1e-5, atol=1e-5):
                 raise RuntimeError(f"native sparse kernel {fn.__name__} differs from "
                                    f"torch.nn.functional.conv2d")
+        for ceil in (True, False):
+            if not torch.equal(avg_pool2(x, ceil), F.avg_pool2d(x, 2, 2, ceil_mode=ceil)):
+                raise RuntimeError("native 2x2 average pooling differs from avg_pool2d")
 
 
 def _check(lib: ctypes.CDLL) -> None:
@@ -445,4 +478,17 @@ def events_conv(x: torch.Tensor, cw: ConvWeights, bias: Optional[torch.Tensor]) 
                           ho, wo, cw.cptr.data_ptr(), delta.data_ptr(), cw.cvals.data_ptr(),
                           _ptr(bias), y.data_ptr()):
         raise MemoryError("sparse conv kernel: out of memory for its scratch buffer")
+    return y
+
+
+def avg_pool2(x: torch.Tensor, ceil_mode: bool) -> torch.Tensor:
+    """2x2 / stride-2 average pooling of x ``[..., H, W]`` float32 (padding 0), bit-identical
+    to ``F.avg_pool2d(x, 2, 2, ceil_mode=ceil_mode)``, in one pass."""
+    h, w = x.shape[-2:]
+    ho, wo = ((h + 1) // 2, (w + 1) // 2) if ceil_mode else (h // 2, w // 2)
+    x = x.contiguous()
+    y = torch.empty(*x.shape[:-2], ho, wo, dtype=torch.float32)
+    planes = x.numel() // max(h * w, 1)
+    if planes and ho and wo:
+        _lib.sc_avgpool2_f32(x.data_ptr(), planes, h, w, ho, wo, y.data_ptr())
     return y

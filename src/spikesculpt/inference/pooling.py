@@ -1,12 +1,13 @@
 """``AvgPool2x2``: 2x2 / stride-2 average pooling for inference, bit-identical to PyTorch's.
 
-PyTorch's CPU ``avg_pool2d`` on NCHW spike maps is slow — 10 ms for 64x64x34x34 on 2 AVX2
+PyTorch's CPU ``avg_pool2d`` on NCHW spike maps is slow — 6–10 ms for 64x64x34x34 on 2 AVX2
 threads, as long as the sparse convolution before it (``benchmarks/bench_sparse_inference.py``,
-part ``conv-model``). On maps of even height and width the same result is four strided views
-summed in PyTorch's window order, ``((x₀₀ + x₀₁) + x₁₀) + x₁₁``, times 1/4 (= the division by 4
-exactly): 1.6x faster, bit for bit equal (tested). Odd maps (where ``ceil_mode`` makes partial
-windows) and every other configuration run PyTorch's ``avg_pool2d`` unchanged.
-``replace_avg_pools`` swaps each ``nn.AvgPool2d(2, 2)`` of a model for one.
+part ``conv-model``). ``AvgPool2x2`` runs a one-pass native kernel
+(``conv_kernel.avg_pool2``: each window's valid entries summed in PyTorch's order and divided
+by their count, so the result is the same bit for bit — tested, and self-tested at load,
+``ceil_mode``'s partial windows included); without the native kernels, or for other dtypes
+and devices, PyTorch's ``avg_pool2d``. ``replace_avg_pools`` swaps each plain
+``nn.AvgPool2d(2, 2)`` of a model for one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from spikesculpt.inference import conv_kernel
 
 
 class AvgPool2x2(nn.Module):
@@ -26,12 +29,13 @@ class AvgPool2x2(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        if h % 2 or w % 2 or x.dim() < 3:
-            x4 = x.reshape(-1, *x.shape[-3:]) if x.dim() > 4 else x
-            y = F.avg_pool2d(x4, 2, 2, 0, self.ceil_mode, self.count_include_pad)
-            return y.reshape(*x.shape[:-2], *y.shape[-2:])
-        return (x[..., 0::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 0::2]
-                + x[..., 1::2, 1::2]) * 0.25
+        if (x.dim() >= 3 and h >= 2 and w >= 2 and x.device.type == "cpu"
+                and x.dtype == torch.float32 and self.count_include_pad
+                and conv_kernel.available()):
+            return conv_kernel.avg_pool2(x.detach(), self.ceil_mode)
+        x4 = x.reshape(-1, *x.shape[-3:]) if x.dim() > 4 else x
+        y = F.avg_pool2d(x4, 2, 2, 0, self.ceil_mode, self.count_include_pad)
+        return y.reshape(*x.shape[:-2], *y.shape[-2:])
 
     def extra_repr(self) -> str:
         return f"ceil_mode={self.ceil_mode}"
