@@ -55,6 +55,19 @@ def test_npz_labels_that_are_not_class_indices(tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "np.unique(y, return_inverse=True)" in err[0]
 
 
+def test_an_unknown_dataset_leaves_no_runs_folder(tmp_path, capsys):
+    """The run lock creates the run directory (and ``runs/``) before the data are read; a run
+    that fails before its first checkpoint removes every folder it created."""
+    code, err, _ = run_cli(["train", "--dataset", "nope", *SMALL,
+                            "--runs-root", str(tmp_path / "runs")], capsys)
+    assert code == 2 and len(err) == 1 and "nope" in err[0], err
+    assert not (tmp_path / "runs").exists()
+    (tmp_path / "kept").mkdir()  # a folder that existed before stays
+    code, _, _ = run_cli(["train", "--dataset", "nope", *SMALL,
+                          "--runs-root", str(tmp_path / "kept" / "runs")], capsys)
+    assert code == 2 and (tmp_path / "kept").is_dir() and not any((tmp_path / "kept").iterdir())
+
+
 @pytest.mark.parametrize("where", ["--out", "--runs-root"])
 def test_unwritable_output_place_is_one_line(tmp_path, capsys, where):
     """A path that cannot be a folder (as a read-only file system or a file in the way): the

@@ -265,7 +265,7 @@ def test_evaluate_sparse_on_a_conv_run_reports_layers_kernels_and_both_ratios(co
     assert main(["evaluate", str(conv_run.run_dir.path), "--sparse", "--no-calibrate",
                  "--batch-size", "128"]) == 0
     out = capsys.readouterr().out
-    assert "conv2d" in out and "per sample" in out and "BatchNorm folded" in out
+    assert "conv2d" in out and "per sample" in out and "same inference rewrites" in out
     assert "calibrated" not in out
     with pytest.raises(SystemExit) as exc:
         main(["evaluate", str(conv_run.run_dir.path), "--sparse", "--batch-size", "0"])

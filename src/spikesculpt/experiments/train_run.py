@@ -130,7 +130,7 @@ def run_training(config: TrainConfig, out: str | None = None,
         return _run_on_ranks(run, config, digest, resume, progress)
     if run.check(digest, resume) == "finished":
         return RunResult(run, run.read_result(digest), "already-finished")
-    created = not run.path.exists()
+    created = _missing_dirs(run.path)
     with run.lock():
         action = run.check(digest, resume)  # again: another process may have written it
         if action == "finished":
@@ -146,7 +146,7 @@ def run_training(config: TrainConfig, out: str | None = None,
 def _run_on_ranks(run: RunDir, config: TrainConfig, digest: str, resume: bool,
                   progress: bool) -> RunResult:
     """``run_training`` as one rank of a distributed run: rank 0 holds the lock and decides."""
-    created = not run.path.exists()
+    created = _missing_dirs(run.path)
     with ExitStack() as held:
         def decide():
             held.enter_context(run.lock())
@@ -164,17 +164,30 @@ def _run_on_ranks(run: RunDir, config: TrainConfig, digest: str, resume: bool,
             raise
 
 
-def _remove_unfinished_start(run: RunDir, created: bool) -> None:
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first (what creating
+    the run directory will create)."""
+    missing = []
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing.append(p)
+    return missing
+
+
+def _remove_unfinished_start(run: RunDir, created: list[Path]) -> None:
     """Undo a fresh run that stopped before its first checkpoint: its config.yaml and history
-    (and the folder itself if this run created it) — nothing there could be resumed."""
+    (and the folders this run created, e.g. ``runs/`` itself, if they are empty now) — nothing
+    there could be resumed."""
     for path in (run.config_path, run.history_path):
         path.unlink(missing_ok=True)
     if created:
         (run.path / LOCK_NAME).unlink(missing_ok=True)
-        try:
-            run.path.rmdir()
-        except OSError:
-            pass
+        for folder in created:  # deepest first; stops at the first one that is not empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
 
 
 def _train_in(run: RunDir, config: TrainConfig, digest: str, action: str,

@@ -15,7 +15,12 @@ activity a (fraction of nonzero inputs), so ``SparseLinear`` picks per call:
     AVX2 CPU, so the speed-up over dense is about 0.5 / density whatever the activity, less the
     fixed cost of the two transpositions at very low density. Silent inputs are multiplied by
     zero in the lanes, not skipped: skipping them costs more than it saves unless activity × 64
-    ≪ 1.
+    ≪ 1. **Spike blocks on AVX2** (every input 0 or 1, checked while transposing): the block's
+    64 rows of each input are also packed into 8 bytes, and each nonzero adds ``W[j, i] AND
+    mask`` with the masks of a 256-entry table — 8 bytes per nonzero read from L1 instead of 256
+    from L2, the same sums in the same order (measured 1.0–1.5x faster than the float path,
+    most on 4096 inputs whose transposed block no longer fits L2). Other blocks (analog input,
+    the first layer) and other CPUs take the float path.
 ``events`` (event-driven, weights by input, CSC)
     For each row, each nonzero input x_i (a spike): ``y[row, W[:, i] ≠ 0] += x_i · W[:, i]``
     (for spikes x_i = 1, a pure accumulate). Work ∝ activity × density × rows × in × out — the
@@ -112,6 +117,34 @@ static inline void tr8(__m256 r[8]) {
 }
 #endif
 
+#if defined(__AVX2__) && !defined(__AVX512F__)
+/* Binary (spike) blocks on AVX2: the block's 64 rows of input i packed as 8 bytes (bit r of byte
+   q = row 8q + r is 1), and SPIKE_LUT[byte] = the 8 lanes' all-ones / zero masks, so that
+   acc[q] += W[j, i] * x becomes acc[q] += W[j, i] & LUT[byte]: 8 bytes per nonzero read from
+   L1 instead of 256 from L2. The same sums in the same order as the float path (for x = 0 / 1
+   the fused multiply-add adds exactly w or 0). */
+#define SPIKE_BITS 1
+static uint32_t SPIKE_LUT[256][8] __attribute__((aligned(32)));
+__attribute__((constructor)) static void spike_lut_init(void) {
+  for (int b = 0; b < 256; b++)
+    for (int r = 0; r < 8; r++) SPIKE_LUT[b][r] = (b >> r) & 1 ? 0xFFFFFFFFu : 0u;
+}
+/* Pack xt[f][64] into xb[f][8]; returns 1 if every value is 0 or 1, else 0. */
+static int pack_spikes(const float* xt, int64_t f, uint8_t* xb) {
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+  int bad = 0;
+  for (int64_t i = 0; i < f; i++) {
+    UNROLL for (int q = 0; q < 8; q++) {
+      const __m256 v = _mm256_loadu_ps(xt + i * 64 + q * 8);
+      const __m256 nz = _mm256_cmp_ps(v, zero, _CMP_NEQ_UQ);
+      bad |= _mm256_movemask_ps(_mm256_and_ps(nz, _mm256_cmp_ps(v, one, _CMP_NEQ_UQ)));
+      xb[i * 8 + q] = (uint8_t)_mm256_movemask_ps(nz);
+    }
+  }
+  return !bad;
+}
+#endif
+
 /* Vector width in floats: the widest the target has. Wider generic vectors than the target's
    registers are lowered badly by GCC (a 64-byte vector on an AVX2-only CPU ran ~20x slower). */
 #if defined(__AVX512F__)
@@ -123,6 +156,9 @@ static inline void tr8(__m256 r[8]) {
 #endif
 typedef float vf __attribute__((vector_size(VW * 4)));
 #define RB 64   /* input rows per block */
+#if defined(SPIKE_BITS) && (RB != 64 || VW != 8)
+#error "the packed-spike path assumes 64-row blocks of 8-float vectors"
+#endif
 #define JT 16   /* outputs per tile */
 #define NACC (RB / VW)  /* accumulators per output: RB rows */
 #ifndef PD
@@ -144,9 +180,14 @@ int sl_rows_f32(const float* x, int64_t n, int64_t f, int64_t o, const int64_t* 
     float acc[JT][RB];
     int64_t cur = -1;
     if (!xt) fail = 1;
+#ifdef SPIKE_BITS
+    uint8_t* xb = (uint8_t*)malloc((size_t)(f * 8) + 64);
+    int binary = 0;
+    if (!xb) fail = 1;
+#endif
     #pragma omp for schedule(static)
     for (int64_t t = 0; t < nb * nj; t++) {
-      if (!xt) continue;
+      if (fail) continue;
       const int64_t b = t / nj, jt = t % nj;
       const int64_t r0 = b * RB, m = n - r0 < RB ? n - r0 : RB;
       if (b != cur) {  /* transpose the block into xt[f][RB], zero-padded */
@@ -166,6 +207,10 @@ int sl_rows_f32(const float* x, int64_t n, int64_t f, int64_t o, const int64_t* 
           }
         }
 #elif defined(__AVX__)
+#ifdef SPIKE_BITS
+        int packed_bad = 0;  /* the spikes are packed on the way (see pack_spikes) */
+        const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+#endif
         if (m == RB) {  /* full blocks: 8x8 tiles transposed in registers */
           for (; fdone + 8 <= f; fdone += 8) {
             for (int64_t rg = 0; rg < RB; rg += 8) {
@@ -173,8 +218,15 @@ int sl_rows_f32(const float* x, int64_t n, int64_t f, int64_t o, const int64_t* 
               UNROLL for (int k = 0; k < 8; k++)
                 t[k] = _mm256_loadu_ps(x + (r0 + rg + k) * f + fdone);
               tr8(t);
-              UNROLL for (int k = 0; k < 8; k++)
+              UNROLL for (int k = 0; k < 8; k++) {
                 _mm256_storeu_ps(xt + (fdone + k) * RB + rg, t[k]);
+#ifdef SPIKE_BITS
+                const __m256 nz = _mm256_cmp_ps(t[k], zero, _CMP_NEQ_UQ);
+                packed_bad |= _mm256_movemask_ps(
+                    _mm256_and_ps(nz, _mm256_cmp_ps(t[k], one, _CMP_NEQ_UQ)));
+                xb[(fdone + k) * 8 + rg / 8] = (uint8_t)_mm256_movemask_ps(nz);
+#endif
+              }
             }
           }
         }
@@ -186,9 +238,30 @@ int sl_rows_f32(const float* x, int64_t n, int64_t f, int64_t o, const int64_t* 
             for (int64_t ii = 0; ii < mi; ii++) xt[(i0 + ii) * RB + r] = xr[ii];
           }
         }
+#ifdef SPIKE_BITS
+        binary = fdone == f ? !packed_bad : pack_spikes(xt, f, xb);
+#endif
         cur = b;
       }
       const int64_t j0 = jt * JT, mj = o - j0 < JT ? o - j0 : JT;
+#ifdef SPIKE_BITS
+      if (binary) {
+        for (int64_t jj = 0; jj < mj; jj++) {
+          __m256 a[8];
+          UNROLL for (int q = 0; q < 8; q++) a[q] = _mm256_setzero_ps();
+          const int64_t j = j0 + jj;
+          for (int64_t k = rowptr[j]; k < rowptr[j + 1]; k++) {
+            uint64_t bits;  /* the 64 rows' spikes of input cols[k]: one load */
+            memcpy(&bits, xb + (int64_t)cols[k] * 8, 8);
+            const __m256 wv = _mm256_set1_ps(vals[k]);
+            UNROLL for (int q = 0; q < 8; q++)
+              a[q] = _mm256_add_ps(a[q], _mm256_and_ps(wv,
+                  _mm256_load_ps((const float*)SPIKE_LUT[(bits >> (8 * q)) & 0xFF])));
+          }
+          UNROLL for (int q = 0; q < 8; q++) _mm256_storeu_ps(&acc[jj][q * 8], a[q]);
+        }
+      } else
+#endif
       for (int64_t jj = 0; jj < mj; jj++) {
         vf a[NACC];
         UNROLL for (int q = 0; q < NACC; q++) a[q] = (vf){0};
@@ -218,15 +291,21 @@ int sl_rows_f32(const float* x, int64_t n, int64_t f, int64_t o, const int64_t* 
         }
       }
 #elif defined(__AVX__)
-      if (mj == JT) {  /* 8 rows x 8 outputs at a time, transposed in registers */
-        for (int jh = 0; jh < JT; jh += 8) {
-          const __m256 bv = bias ? _mm256_loadu_ps(bias + j0 + jh) : _mm256_setzero_ps();
-          for (int64_t r8 = 0; r8 + 8 <= m; r8 += 8) {
-            __m256 t[8];
-            UNROLL for (int k = 0; k < 8; k++) t[k] = _mm256_loadu_ps(&acc[jh + k][r8]);
-            tr8(t);
-            UNROLL for (int k = 0; k < 8; k++)
-              _mm256_storeu_ps(y + (r0 + r8 + k) * o + j0 + jh, _mm256_add_ps(t[k], bv));
+      if (mj == JT) {  /* 8 rows x 16 outputs at a time, transposed in registers: each row's
+                          64-byte line is written whole, at once (rows are o floats apart, often
+                          a power of two: half-line writes in turn thrashed L1's few sets) */
+        const __m256 b0 = bias ? _mm256_loadu_ps(bias + j0) : _mm256_setzero_ps();
+        const __m256 b1 = bias ? _mm256_loadu_ps(bias + j0 + 8) : _mm256_setzero_ps();
+        for (int64_t r8 = 0; r8 + 8 <= m; r8 += 8) {
+          __m256 t[8], u[8];
+          UNROLL for (int k = 0; k < 8; k++) t[k] = _mm256_loadu_ps(&acc[k][r8]);
+          UNROLL for (int k = 0; k < 8; k++) u[k] = _mm256_loadu_ps(&acc[8 + k][r8]);
+          tr8(t);
+          tr8(u);
+          UNROLL for (int k = 0; k < 8; k++) {
+            float* yr = y + (r0 + r8 + k) * o + j0;
+            _mm256_storeu_ps(yr, _mm256_add_ps(t[k], b0));
+            _mm256_storeu_ps(yr + 8, _mm256_add_ps(u[k], b1));
           }
         }
         rdone = m - m % 8;
@@ -238,6 +317,9 @@ int sl_rows_f32(const float* x, int64_t n, int64_t f, int64_t o, const int64_t* 
       }
     }
     free(xt);
+#ifdef SPIKE_BITS
+    free(xb);
+#endif
   }
   return fail;
 }
