@@ -375,8 +375,8 @@ def test_native_status_and_switches(monkeypatch):
         with pytest.raises(UserError, match="impl='native' needs"):
             lif_multistep(torch.randn(3, 2, dtype=torch.bfloat16), impl="native")
     # SPIKESCULPT_NATIVE=0 turns it off (fresh state, restored afterwards)
-    monkeypatch.setattr(cpu_kernel, "_lib", None)
-    monkeypatch.setattr(cpu_kernel, "_state", "not tried")
+    monkeypatch.setattr(cpu_kernel.KERNEL, "lib", None)
+    monkeypatch.setattr(cpu_kernel.KERNEL, "state", "not tried")
     monkeypatch.setenv("SPIKESCULPT_NATIVE", "0")
     assert not cpu_kernel.available()
     assert cpu_kernel.status().startswith("disabled")

@@ -8,8 +8,9 @@ source, flags, compiler version and CPU (the builds use ``-march=native``). Buil
 renamed atomically, so concurrent first uses are harmless. Flag sets are tried from the most to
 the least demanding (``-march=native -fopenmp``, then without OpenMP / native tuning), so a
 compiler without OpenMP still gives a single-threaded kernel. ``load`` wraps build, self-test
-and status for the kernel modules: any failure gives one warning and ``None``, and the caller
-falls back to its PyTorch path.
+and status: any failure gives one warning and ``None``, and the caller falls back to its
+PyTorch path; ``NativeKernel`` is the lazy, thread-safe holder each kernel module keeps
+(``KERNEL``: its ``library()``, ``available()``, ``status()`` and ``lib``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import warnings
 from typing import Callable, Optional, Sequence
 
@@ -148,3 +150,45 @@ def load(what: str, make: Callable[[], ctypes.CDLL], check: Callable[[ctypes.CDL
                       "results, slower). Set SPIKESCULPT_NATIVE=0 to silence.", RuntimeWarning,
                       stacklevel=4)
         return None, state
+
+
+class NativeKernel:
+    """One native kernel library of a module, built, self-tested and loaded on first use
+    (``load``), once per process and thread-safe. ``make()`` builds and loads it,
+    ``declare(lib)`` sets its functions' ctypes signatures, ``self_test()`` compares its results
+    with PyTorch's (raising if they differ; it runs with ``lib`` already set, so it calls the
+    kernels as their module does), ``omp_threads(lib)`` reports its OpenMP threads and
+    ``fallback`` names what runs without it. ``lib`` is the loaded ``ctypes.CDLL`` (None until
+    loaded, or if unavailable); ``status()`` says which, in one line."""
+
+    def __init__(self, what: str, make: Callable[[], ctypes.CDLL],
+                 declare: Callable[[ctypes.CDLL], None], self_test: Callable[[], None],
+                 omp_threads: Callable[[ctypes.CDLL], int], fallback: str):
+        self.what, self.make, self.declare, self.self_test = what, make, declare, self_test
+        self.omp_threads, self.fallback = omp_threads, fallback
+        self.lib: Optional[ctypes.CDLL] = None
+        self.state = "not tried"
+        self._lock = threading.Lock()
+
+    def _check(self, lib: ctypes.CDLL) -> None:
+        self.declare(lib)
+        self.lib = lib
+        self.self_test()
+
+    def library(self) -> Optional[ctypes.CDLL]:
+        """The loaded library (built on the first call), or None if unavailable."""
+        if self.lib is None and self.state == "not tried":
+            with self._lock:
+                if self.lib is None and self.state == "not tried":
+                    self.lib, self.state = load(self.what, self.make, self._check,
+                                                self.omp_threads, self.fallback)
+        return self.lib
+
+    def available(self) -> bool:
+        return self.library() is not None
+
+    def status(self) -> str:
+        """One line: whether the kernel is loaded, and why not if it is not."""
+        self.library()
+        return self.state
+

@@ -37,7 +37,6 @@ issued and ``SparseConv2d`` keeps PyTorch's dense convolution (same results).
 from __future__ import annotations
 
 import ctypes
-import threading
 from typing import Optional
 
 import torch
@@ -332,10 +331,6 @@ int sc_omp_threads(void) {
 }
 """
 
-_lock = threading.Lock()
-_lib = None
-_state = "not tried"
-
 
 class ConvWeights:
     """The nonzeros of a conv weight ``[out, in, kh, kw]`` in the two kernels' layouts, for an
@@ -391,6 +386,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.sc_omp_threads.restype = ctypes.c_int
 
 
+@torch.no_grad()
 def _self_test() -> None:
     g = torch.Generator().manual_seed(0)
     for n, c, o, h, w, k, pad, act in ((3, 5, 7, 9, 13, 3, 1, 0.2), (2, 3, 4, 6, 5, 5, 2, 1.0),
@@ -412,36 +408,13 @@ def _self_test() -> None:
                 raise RuntimeError("native 2x2 average pooling differs from avg_pool2d")
 
 
-def _check(lib: ctypes.CDLL) -> None:
-    global _lib
-    _declare(lib)
-    _lib = lib  # the self-test calls the kernels through this module, which read _lib
-    with torch.no_grad():
-        _self_test()
+KERNEL = native_build.NativeKernel(
+    "sparse-convolution",
+    lambda: native_build.build("sparse_conv", _SRC, extra_flags=["-ffp-contract=fast"]),
+    _declare, _self_test, lambda lib: lib.sc_omp_threads(), "PyTorch's dense convolution")
 
 
-def library() -> Optional[ctypes.CDLL]:
-    """The loaded kernel library (built on first call), or None if unavailable."""
-    global _lib, _state
-    if _lib is None and _state == "not tried":
-        with _lock:
-            if _lib is None and _state == "not tried":
-                _lib, _state = native_build.load(
-                    "sparse-convolution",
-                    lambda: native_build.build("sparse_conv", _SRC,
-                                               extra_flags=["-ffp-contract=fast"]),
-                    _check, lambda lib: lib.sc_omp_threads(), "PyTorch's dense convolution")
-    return _lib
-
-
-def available() -> bool:
-    return library() is not None
-
-
-def status() -> str:
-    """One line: whether the kernel is loaded, and why not if it is not."""
-    library()
-    return _state
+library, available, status = KERNEL.library, KERNEL.available, KERNEL.status
 
 
 def _ptr(t: Optional[torch.Tensor]):
@@ -457,9 +430,9 @@ def direct_conv(x: torch.Tensor, cw: ConvWeights, bias: Optional[torch.Tensor]) 
         return y
     x = x.contiguous()
     offs, _ = cw.for_size(h, w)
-    if _lib.sc_direct_f32(x.data_ptr(), n, c, h, w, cw.ph, cw.pw, cw.out_channels, ho, wo,
-                          cw.ptr.data_ptr(), offs.data_ptr(), cw.vals.data_ptr(), _ptr(bias),
-                          y.data_ptr()):
+    if KERNEL.lib.sc_direct_f32(x.data_ptr(), n, c, h, w, cw.ph, cw.pw, cw.out_channels, ho,
+                                wo, cw.ptr.data_ptr(), offs.data_ptr(), cw.vals.data_ptr(),
+                                _ptr(bias), y.data_ptr()):
         raise MemoryError("sparse conv kernel: out of memory for its scratch buffer")
     return y
 
@@ -474,9 +447,9 @@ def events_conv(x: torch.Tensor, cw: ConvWeights, bias: Optional[torch.Tensor]) 
         return y
     x = x.contiguous()
     _, delta = cw.for_size(h, w)
-    if _lib.sc_events_f32(x.data_ptr(), n, c, h, w, cw.out_channels, cw.kh, cw.kw, cw.ph, cw.pw,
-                          ho, wo, cw.cptr.data_ptr(), delta.data_ptr(), cw.cvals.data_ptr(),
-                          _ptr(bias), y.data_ptr()):
+    if KERNEL.lib.sc_events_f32(x.data_ptr(), n, c, h, w, cw.out_channels, cw.kh, cw.kw,
+                                cw.ph, cw.pw, ho, wo, cw.cptr.data_ptr(), delta.data_ptr(),
+                                cw.cvals.data_ptr(), _ptr(bias), y.data_ptr()):
         raise MemoryError("sparse conv kernel: out of memory for its scratch buffer")
     return y
 
@@ -490,5 +463,5 @@ def avg_pool2(x: torch.Tensor, ceil_mode: bool) -> torch.Tensor:
     y = torch.empty(*x.shape[:-2], ho, wo, dtype=torch.float32)
     planes = x.numel() // max(h * w, 1)
     if planes and ho and wo:
-        _lib.sc_avgpool2_f32(x.data_ptr(), planes, h, w, ho, wo, y.data_ptr())
+        KERNEL.lib.sc_avgpool2_f32(x.data_ptr(), planes, h, w, ho, wo, y.data_ptr())
     return y

@@ -43,7 +43,6 @@ issued, and ``SparseLinear`` uses PyTorch's CSR matmul instead: the same results
 from __future__ import annotations
 
 import ctypes
-import threading
 from typing import Optional
 
 import torch
@@ -370,10 +369,6 @@ int sl_omp_threads(void) {
 }
 """
 
-_lock = threading.Lock()
-_lib = None
-_state = "not tried"
-
 
 def _declare(lib: ctypes.CDLL) -> None:
     p, i64 = ctypes.c_void_p, ctypes.c_int64
@@ -398,6 +393,7 @@ def csr_by_output(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tor
     return rowptr, idx[:, 1].to(torch.int32).contiguous(), w[nz].contiguous()
 
 
+@torch.no_grad()
 def _self_test() -> None:
     g = torch.Generator().manual_seed(0)
     for n, f, o, act in ((130, 77, 37, 0.2), (3, 5, 70, 1.0), (64, 40, 16, 0.0)):
@@ -413,36 +409,13 @@ def _self_test() -> None:
                                    f"torch.nn.functional.linear")
 
 
-def _check(lib: ctypes.CDLL) -> None:
-    global _lib
-    _declare(lib)
-    _lib = lib  # the self-test calls the kernels through this module, which read _lib
-    with torch.no_grad():
-        _self_test()
+KERNEL = native_build.NativeKernel(
+    "sparse-inference",
+    lambda: native_build.build("sparse_linear", _SRC, extra_flags=["-ffp-contract=fast"]),
+    _declare, _self_test, lambda lib: lib.sl_omp_threads(), "PyTorch's CSR matmul")
 
 
-def library() -> Optional[ctypes.CDLL]:
-    """The loaded kernel library (built on first call), or None if unavailable."""
-    global _lib, _state
-    if _lib is None and _state == "not tried":
-        with _lock:
-            if _lib is None and _state == "not tried":
-                _lib, _state = native_build.load(
-                    "sparse-inference",
-                    lambda: native_build.build("sparse_linear", _SRC,
-                                         extra_flags=["-ffp-contract=fast"]),
-                    _check, lambda lib: lib.sl_omp_threads(), "PyTorch's CSR matmul")
-    return _lib
-
-
-def available() -> bool:
-    return library() is not None
-
-
-def status() -> str:
-    """One line: whether the kernel is loaded, and why not if it is not."""
-    library()
-    return _state
+library, available, status = KERNEL.library, KERNEL.available, KERNEL.status
 
 
 def _ptr(t: Optional[torch.Tensor]):
@@ -455,8 +428,8 @@ def rows_linear(x: torch.Tensor, rowptr, cols, vals, bias, out_features: int) ->
     y = torch.empty(n, out_features, dtype=torch.float32)
     if n == 0:
         return y
-    if _lib.sl_rows_f32(x.data_ptr(), n, f, out_features, rowptr.data_ptr(), cols.data_ptr(),
-                        vals.data_ptr(), _ptr(bias), y.data_ptr()):
+    if KERNEL.lib.sl_rows_f32(x.data_ptr(), n, f, out_features, rowptr.data_ptr(),
+                              cols.data_ptr(), vals.data_ptr(), _ptr(bias), y.data_ptr()):
         raise MemoryError("sparse kernel: out of memory for its scratch buffer")
     return y
 
@@ -467,11 +440,11 @@ def events_linear(x: torch.Tensor, colptr, rows, vals, bias, out_features: int) 
     y = torch.empty(n, out_features, dtype=torch.float32)
     if n == 0:
         return y
-    _lib.sl_events_f32(x.data_ptr(), n, f, out_features, colptr.data_ptr(), rows.data_ptr(),
-                       vals.data_ptr(), _ptr(bias), y.data_ptr())
+    KERNEL.lib.sl_events_f32(x.data_ptr(), n, f, out_features, colptr.data_ptr(),
+                             rows.data_ptr(), vals.data_ptr(), _ptr(bias), y.data_ptr())
     return y
 
 
 def activity(x: torch.Tensor, sample: int = 32) -> float:
     """Estimated fraction of nonzero entries of x ``[N, in]`` (from up to ``sample`` rows)."""
-    return float(_lib.sl_activity_f32(x.data_ptr(), x.shape[0], x.shape[1], sample))
+    return float(KERNEL.lib.sl_activity_f32(x.data_ptr(), x.shape[0], x.shape[1], sample))

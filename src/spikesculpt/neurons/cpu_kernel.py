@@ -36,7 +36,6 @@ modes such as fake tensors or FLOP counters) uses the PyTorch path.
 from __future__ import annotations
 
 import ctypes
-import threading
 from typing import Optional
 
 import torch
@@ -238,10 +237,6 @@ int neuron_omp_threads(void) {
 }
 """
 
-_lock = threading.Lock()
-_lib = None          # ctypes.CDLL once loaded
-_state = "not tried"  # human-readable status
-
 
 def _build() -> ctypes.CDLL:
     # -ffp-contract=off: no silent fused multiply-adds; the kernel writes fma() exactly where
@@ -263,6 +258,7 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.neuron_omp_threads.restype = ctypes.c_int
 
 
+@torch.no_grad()
 def _self_test() -> None:
     """The native forward (spikes and H) must be bit-identical to the PyTorch-ops forward."""
 
@@ -279,34 +275,11 @@ def _self_test() -> None:
                                    f"({dtype}, decay={r}, v_reset={v_reset})")
 
 
-def _check(lib: ctypes.CDLL) -> None:
-    global _lib
-    _declare(lib)
-    _lib = lib  # the self-test runs the kernel through forward(), which reads _lib
-    with torch.no_grad():
-        _self_test()
+KERNEL = native_build.NativeKernel("neuron", _build, _declare, _self_test,
+                                   lambda lib: lib.neuron_omp_threads(), "the PyTorch path")
 
 
-def library() -> Optional[ctypes.CDLL]:
-    """The loaded kernel library, building it on first call; None if unavailable."""
-    global _lib, _state
-    if _lib is None and _state == "not tried":
-        with _lock:
-            if _lib is None and _state == "not tried":
-                _lib, _state = native_build.load("neuron", _build, _check,
-                                           lambda lib: lib.neuron_omp_threads(),
-                                           "the PyTorch path")
-    return _lib
-
-
-def available() -> bool:
-    return library() is not None
-
-
-def status() -> str:
-    """One line: whether the native kernel is loaded, and why not if it is not."""
-    library()
-    return _state
+library, available, status = KERNEL.library, KERNEL.available, KERNEL.status
 
 
 def surrogate_id(surrogate: Surrogate) -> Optional[int]:
@@ -332,7 +305,7 @@ def scalars(r, v_reset: Optional[float]) -> tuple[float, float, float]:
 def forward(x: torch.Tensor, r, v_threshold: float, v_reset: Optional[float],
             want_h: bool = False) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Spikes for all t (and, if ``want_h``, the pre-spike membrane H); one pass over x."""
-    lib = _lib
+    lib = KERNEL.lib
     x = x.contiguous()
     nt = x.shape[0]
     n = x.numel() // nt if nt else 0
@@ -354,7 +327,7 @@ def backward(gs: torch.Tensor, x: torch.Tensor, r, v_threshold: float, v_reset: 
              ) -> tuple[torch.Tensor, Optional[float]]:
     """dL/dX (and, if ``want_gr``, dL/d(decay) for PLIF) from dL/dS and the saved input X;
     H is recomputed from X inside the kernel, exactly as in the forward."""
-    lib = _lib
+    lib = KERNEL.lib
     x = x.contiguous()
     gs = gs.to(x.dtype).contiguous()
     nt = x.shape[0]

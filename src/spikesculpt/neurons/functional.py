@@ -210,7 +210,7 @@ def _use_native(x: torch.Tensor, surrogate: Surrogate, impl: str) -> bool:
                         "surrogate; use impl='auto'")
     if not ok or _is_compiling() or _dispatch_mode() is not None:
         return False
-    if cpu_kernel._lib is not None:
+    if cpu_kernel.KERNEL.lib is not None:
         return True
     if impl == "native" and not cpu_kernel.available():
         raise UserError(f"native neuron kernel {cpu_kernel.status()}")
