@@ -2,13 +2,11 @@
 conv1d, conversion of conv SNNs (oracle: the dense masked model's predictions), and the
 per-layer kernel calibration."""
 
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
+from native_off import run_native_off
 from torch import nn
 
 from spikesculpt.config import TrainConfig
@@ -145,11 +143,7 @@ def test_fallback_without_the_native_conv_kernel_gives_the_same_results():
             "torch.testing.assert_close(layer(x), F.conv2d(x, w, padding=1))\n"
             "assert layer.last_kernel == 'dense', layer.last_kernel\n"
             "print(conv_kernel.status())\n")
-    env = dict(os.environ, SPIKESCULPT_NATIVE="0")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "disabled" in out.stdout
+    assert "disabled" in run_native_off(code)
 
 
 @pytest.fixture(scope="module")

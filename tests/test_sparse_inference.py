@@ -2,12 +2,10 @@
 against the dense masked model it came from (oracle: identical predictions)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
+from native_off import run_native_off
 from torch import nn
 
 from spikesculpt.cli.main import main
@@ -81,11 +79,7 @@ def test_fallback_without_the_native_kernel_gives_the_same_results():
             "torch.testing.assert_close(layer(x), x @ w.t(), rtol=1e-5, atol=1e-5)\n"
             "assert layer.last_kernel == 'torch', layer.last_kernel\n"
             "print(cpu_kernel.status())\n")
-    env = dict(os.environ, SPIKESCULPT_NATIVE="0")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "disabled" in out.stdout
+    assert "disabled" in run_native_off(code)
 
 
 @pytest.fixture(scope="module")

@@ -36,13 +36,10 @@ def candidates(layer: nn.Module) -> list[str]:
     raise TypeError(f"not a sparse layer: {type(layer).__name__}")
 
 
-def _best_of(fn, calls: int) -> float:
-    best = float("inf")
-    for _ in range(max(calls, 1)):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+def _seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
 @torch.no_grad()
@@ -67,16 +64,14 @@ def calibrate(model: nn.Module, sample: torch.Tensor, calls: int = 3) -> dict[st
     for name, layer in layers.items():
         if name not in inputs:
             continue
-        x = inputs[name]
-        x = (layer._as_images(x) if isinstance(layer, SparseConv2d)
-             else x.reshape(-1, layer.in_features)).contiguous()
+        x = layer.as_kernel_input(inputs[name]).contiguous()
         kinds = candidates(layer)
         times = {k: float("inf") for k in kinds}
         for k in kinds:  # warm-up (and the lazily built layouts)
             layer.run_kernel(k, x)
         for r in range(max(calls, 1)):
             for k in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
-                times[k] = min(times[k], _best_of(lambda k=k: layer.run_kernel(k, x), 1))
+                times[k] = min(times[k], _seconds(lambda k=k: layer.run_kernel(k, x)))
         best = min(times, key=times.get)
         layer.mode = best
         chosen[name] = {"kernel": best, "calibration_ms": {k: 1e3 * t for k, t in times.items()},

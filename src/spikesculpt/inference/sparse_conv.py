@@ -18,7 +18,6 @@ Without the native kernel (no compiler, other dtypes or devices) the ``dense`` p
 
 from __future__ import annotations
 
-import warnings
 from typing import Optional
 
 import torch
@@ -162,19 +161,21 @@ class SparseConv2d(nn.Module):
         fn = conv_kernel.events_conv if kind == "events" else conv_kernel.direct_conv
         return fn(x4.contiguous(), self.kernel_weights(), self.bias)
 
-    def _as_images(self, x: torch.Tensor) -> torch.Tensor:
+    def as_kernel_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``[..., C, H, W] -> [N, C, H, W]``: what the kernels take."""
         if x.dim() < 3 or x.shape[-3] != self.in_channels:
             raise ValueError(f"expected input [..., {self.in_channels}, H, W], got {list(x.shape)}")
         return x.detach().reshape(-1, *x.shape[-3:])
 
+    def _output_shape(self, x: torch.Tensor, y: torch.Tensor) -> tuple[int, ...]:
+        return (*x.shape[:-3], *y.shape[1:])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x4 = self._as_images(x)
+        x4 = self.as_kernel_input(x)
         kind = self.choose(x4)
         self.last_kernel = kind
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            y = self.run_kernel(kind, x4)
-        return y.reshape(*x.shape[:-3], *y.shape[1:]).to(x.dtype)
+        y = self.run_kernel(kind, x4)
+        return y.reshape(self._output_shape(x, y)).to(x.dtype)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size=({self.kh}, {self.kw}), "
@@ -188,17 +189,14 @@ class SparseConv1d(SparseConv2d):
 
     spatial_dims = 1
 
-    def _as_images(self, x: torch.Tensor) -> torch.Tensor:
+    def as_kernel_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``[..., C, L] -> [N, C, 1, L]``."""
         if x.dim() < 2 or x.shape[-2] != self.in_channels:
             raise ValueError(f"expected input [..., {self.in_channels}, L], got {list(x.shape)}")
         return x.detach().reshape(-1, self.in_channels, 1, x.shape[-1])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x4 = self._as_images(x)
-        kind = self.choose(x4)
-        self.last_kernel = kind
-        y = self.run_kernel(kind, x4)
-        return y.reshape(*x.shape[:-2], self.out_channels, y.shape[-1]).to(x.dtype)
+    def _output_shape(self, x: torch.Tensor, y: torch.Tensor) -> tuple[int, ...]:
+        return (*x.shape[:-2], self.out_channels, y.shape[-1])
 
     def to_dense_weight_1d(self) -> torch.Tensor:
         """The 3-D weight ``[O, C, k]`` (that of the converted ``nn.Conv1d``)."""

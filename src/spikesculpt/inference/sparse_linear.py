@@ -104,11 +104,15 @@ class SparseLinear(nn.Module):
         return cpu_kernel.rows_linear(x2, self.rowptr, self.cols, self.vals, self.bias,
                                       self.out_features)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def as_kernel_input(self, x: torch.Tensor) -> torch.Tensor:
+        """``[..., in] -> [N, in]``: what the kernels take."""
         if x.shape[-1] != self.in_features:
             raise ValueError(f"expected input [..., {self.in_features}], got {list(x.shape)}")
+        return x.detach().reshape(-1, self.in_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         lead = x.shape[:-1]
-        x2 = x.detach().reshape(-1, self.in_features)
+        x2 = self.as_kernel_input(x)
         kind = self.choose(x2)
         if kind in ("rows", "events"):
             x2 = x2.contiguous()
