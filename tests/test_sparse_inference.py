@@ -60,6 +60,76 @@ def test_sparse_linear_equals_dense_linear(mode, n, in_f, out_f, density, activi
     assert layer.nnz == int((w != 0).sum())
 
 
+def test_triples_hold_each_outputs_nonzeros_in_threes_with_their_subset_sums():
+    w = torch.tensor([[0.0, 1.0, 2.0, 0.0, 4.0],    # 3 nonzeros: one triple
+                      [0.0, 0.0, 0.0, 0.0, 0.0],    # none: no triple
+                      [8.0, 0.0, 0.5, 0.25, 16.0]])  # 4: a triple and a padded one
+    gptr, gcols, gtab = cpu_kernel.triples_by_output(*cpu_kernel.csr_by_output(w))
+    assert gptr.tolist() == [0, 1, 1, 3]
+    assert gcols.tolist() == [1, 2, 4, 0, 2, 3, 4, 0, 0]
+    assert gtab.view(-1, 8).tolist() == [[0, 1, 2, 3, 4, 5, 6, 7],
+                                         [0, 8, 0.5, 8.5, 0.25, 8.25, 0.75, 8.75],
+                                         [0, 16, 0, 16, 0, 16, 0, 16]]
+
+
+def _triples_reference(x, triples, bias, out_f):
+    """What the spike path computes, in its order: per output, the tables' entries for each
+    row's 3-bit subset index added group by group in float32, then the bias."""
+    gptr, gcols, gtab = triples
+    n = x.shape[0]
+    acc = torch.zeros(n, out_f)
+    counts = (gptr[1:] - gptr[:-1]).tolist()
+    for k in range(max(counts, default=0)):
+        for j in range(out_f):
+            if k < counts[j]:
+                g = int(gptr[j]) + k
+                c = gcols[3 * g: 3 * g + 3].long()
+                idx = (x[:, c[0]] + 2 * x[:, c[1]] + 4 * x[:, c[2]]).long()
+                acc[:, j] += gtab[8 * g + idx]
+    return acc + bias if bias is not None else acc
+
+
+@pytest.mark.skipif(not HAVE_KERNEL or not cpu_kernel.spike_path(),
+                    reason="the spike path needs the native kernel on an AVX2 CPU")
+@pytest.mark.parametrize("n,in_f", [(64, 64), (200, 77), (30, 9)])
+def test_spike_path_runs_on_spikes_and_adds_the_tables_exactly(n, in_f):
+    """Oracle: on 0/1 input the ``rows`` kernel with triples equals, bit for bit, the sums of
+    the tables in the documented order (so the spike path did run), and F.linear to rounding;
+    full and partial 64-row blocks, inputs not a multiple of 8."""
+    g = torch.Generator().manual_seed(n)
+    w = sparse_weight(23, in_f, 0.3, g)
+    b = torch.randn(23, generator=g)
+    x = (torch.rand(n, in_f, generator=g) < 0.2).float()
+    csr = cpu_kernel.csr_by_output(w)
+    triples = cpu_kernel.triples_by_output(*csr)
+    out = cpu_kernel.rows_linear(x, *csr, b, 23, triples)
+    assert torch.equal(out, _triples_reference(x, triples, b, 23))
+    torch.testing.assert_close(out, nn.functional.linear(x, w, b), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not HAVE_KERNEL, reason="needs the native kernel")
+def test_rows_kernel_mixes_analog_and_spike_blocks_correctly():
+    """A block with one analog value takes the float path, whichever block comes first."""
+    g = torch.Generator().manual_seed(3)
+    w = sparse_weight(40, 50, 0.2, g)
+    csr = cpu_kernel.csr_by_output(w)
+    triples = cpu_kernel.triples_by_output(*csr)
+    for analog_row in (0, 70, 199):
+        x = (torch.rand(200, 50, generator=g) < 0.3).float()
+        x[analog_row, 7] = 0.5
+        out = cpu_kernel.rows_linear(x, *csr, None, 40, triples)
+        torch.testing.assert_close(out, nn.functional.linear(x, w), rtol=1e-5, atol=1e-5)
+
+
+def test_loading_a_state_dict_rebuilds_the_spike_tables():
+    g = torch.Generator().manual_seed(4)
+    w = sparse_weight(16, 32, 0.25, g)
+    source, target = SparseLinear(w * 3), SparseLinear(w)  # same nonzeros, other values
+    target.load_state_dict(source.state_dict())
+    x = (torch.rand(70, 32, generator=g) < 0.3).float()
+    torch.testing.assert_close(target(x), nn.functional.linear(x, w * 3), rtol=1e-5, atol=1e-5)
+
+
 def test_auto_picks_events_for_quiet_inputs_and_rows_for_busy_ones():
     g = torch.Generator().manual_seed(0)
     layer = SparseLinear(sparse_weight(64, 512, 0.1, g))

@@ -20,7 +20,8 @@ class SparseLinear(nn.Module):
     """Inference-only ``nn.Linear`` on the nonzero weights: ``[..., in] -> [..., out]``.
 
     Buffers: ``rowptr``/``cols``/``vals`` (CSR by output), ``colptr``/``rows``/``vals_by_input``
-    (CSC by input), ``bias``. ``mode``: ``auto`` (events below ``cpu_kernel.EVENT_ACTIVITY`` input
+    (CSC by input), ``bias``; derived from them, not saved: the spike path's weight triples
+    (``cpu_kernel.triples_by_output``). ``mode``: ``auto`` (events below ``cpu_kernel.EVENT_ACTIVITY`` input
     activity, else rows), ``rows``, ``events``, ``torch`` (PyTorch CSR matmul) or ``dense``
     (``F.linear`` on the weight with its zeros: what a calibration picks where sparsity does not
     pay). ``mode`` is saved with the state dict (``get_extra_state``).
@@ -42,6 +43,7 @@ class SparseLinear(nn.Module):
         self.register_buffer("bias", None if bias is None
                              else bias.detach().to(torch.float32).clone())
         self._dense = None  # the weight with its zeros, built when the dense path first runs
+        self._triples = cpu_kernel.triples_by_output(rowptr, cols, vals)  # the spike path's
         self.last_kernel = None  # which kernel ran last: "rows" | "events" | "torch" | "dense"
 
     @classmethod
@@ -64,8 +66,10 @@ class SparseLinear(nn.Module):
         return {"mode": self.mode}
 
     def set_extra_state(self, state: dict) -> None:
+        # runs after the buffers are loaded: rebuild what is derived from them
         self.mode = state.get("mode", self.mode)
         self._dense = None
+        self._triples = cpu_kernel.triples_by_output(self.rowptr, self.cols, self.vals)
 
     def _torch(self, x2: torch.Tensor) -> torch.Tensor:
         with warnings.catch_warnings():  # "beta" / invariant-check notices from torch.sparse
@@ -102,7 +106,7 @@ class SparseLinear(nn.Module):
             return cpu_kernel.events_linear(x2, self.colptr, self.rows, self.vals_by_input,
                                             self.bias, self.out_features)
         return cpu_kernel.rows_linear(x2, self.rowptr, self.cols, self.vals, self.bias,
-                                      self.out_features)
+                                      self.out_features, self._triples)
 
     def as_kernel_input(self, x: torch.Tensor) -> torch.Tensor:
         """``[..., in] -> [N, in]``: what the kernels take."""
