@@ -21,10 +21,11 @@ class SparseLinear(nn.Module):
 
     Buffers: ``rowptr``/``cols``/``vals`` (CSR by output), ``colptr``/``rows``/``vals_by_input``
     (CSC by input), ``bias``; derived from them, not saved: the spike path's weight triples
-    (``cpu_kernel.triples_by_output``). ``mode``: ``auto`` (events below ``cpu_kernel.EVENT_ACTIVITY`` input
-    activity, else rows), ``rows``, ``events``, ``torch`` (PyTorch CSR matmul) or ``dense``
-    (``F.linear`` on the weight with its zeros: what a calibration picks where sparsity does not
-    pay). ``mode`` is saved with the state dict (``get_extra_state``).
+    (``cpu_kernel.triples_by_output``). ``mode``: ``auto`` (events below
+    ``cpu_kernel.EVENT_ACTIVITY`` input activity, else rows), ``rows``, ``events``, ``torch``
+    (PyTorch CSR matmul) or ``dense`` (``F.linear`` on the weight with its zeros: what a
+    calibration picks where sparsity does not pay). ``mode`` is saved with the state dict
+    (``get_extra_state``).
     """
 
     def __init__(self, weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
