@@ -132,29 +132,39 @@ static inline void tr8(__m256 r[8]) {
    rows 8q + l, the 3-bit subset index at bits 3q..3q+2, and one in-register table lookup
    (vpermps, which reads the index's low 3 bits) adds three weights to 8 rows at once. */
 #define TRIPLES 1
-/* Pack rows r0 .. r0+m-1 (m <= 64) of x[n, f] into V[f][8]; returns 1 if every value is 0 or 1
-   (else 0, V undefined). */
-static int pack_triples(const float* x, int64_t r0, int64_t m, int64_t f, uint32_t* V) {
+/* One 8 x 8 tile of pack_triples: rows r0 + 8q .. +7, inputs g .. g+7, OR-ed into V. */
+static inline __m256 pack_tile(const float* x, int64_t r0, int64_t f, int64_t g, int q,
+                               uint32_t* V, __m256 bad) {
   const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-  __m256 bad = zero;  /* lanes where some value was neither 0 nor 1 */
+  __m256 t[8];
+  UNROLL for (int k = 0; k < 8; k++) {  /* spike masks of rows 8q + k, inputs g .. g+7 */
+    const __m256 v = _mm256_loadu_ps(x + (r0 + 8 * q + k) * f + g);
+    t[k] = _mm256_cmp_ps(v, zero, _CMP_NEQ_UQ);
+    bad = _mm256_or_ps(bad, _mm256_xor_ps(t[k], _mm256_cmp_ps(v, one, _CMP_EQ_OQ)));
+  }
+  tr8(t);  /* t[k]: input g + k, lanes = rows 8q .. 8q+7 */
+  const __m256i bit = _mm256_set1_epi32(1 << (3 * q));
+  UNROLL for (int k = 0; k < 8; k++) {
+    __m256i* dst = (__m256i*)(V + (g + k) * 8);
+    const __m256i mk = _mm256_and_si256(_mm256_castps_si256(t[k]), bit);
+    _mm256_store_si256(dst, q ? _mm256_or_si256(_mm256_load_si256(dst), mk) : mk);
+  }
+  return bad;
+}
+
+/* Pack rows r0 .. r0+m-1 (m <= 64) of x[n, f] into V[f][8]; returns 1 if every value is 0 or 1
+   (else 0, V undefined). Full blocks go 128 inputs at a time, 8 rows by 8 rows: rows f floats
+   apart often share L1's sets (f = 1024: all of them), and 8 inputs at a time ran 2-3x slower
+   at f = 1024 or 4096 than at 784 (measured; 64 and 128 were best). */
+static int pack_triples(const float* x, int64_t r0, int64_t m, int64_t f, uint32_t* V) {
+  __m256 bad = _mm256_setzero_ps();  /* lanes where some value was neither 0 nor 1 */
   int64_t g = 0;
-  if (m == 64) {  /* full blocks: 8 rows x 8 inputs transposed in registers */
-    for (; g + 8 <= f; g += 8) {
-      __m256i v[8];
-      UNROLL for (int k = 0; k < 8; k++) v[k] = _mm256_setzero_si256();
-      UNROLL for (int q = 0; q < 8; q++) {
-        __m256 t[8];
-        UNROLL for (int k = 0; k < 8; k++) t[k] = _mm256_loadu_ps(x + (r0 + 8 * q + k) * f + g);
-        tr8(t);
-        const __m256i bit = _mm256_set1_epi32(1 << (3 * q));
-        UNROLL for (int k = 0; k < 8; k++) {
-          const __m256 nz = _mm256_cmp_ps(t[k], zero, _CMP_NEQ_UQ);
-          bad = _mm256_or_ps(bad, _mm256_xor_ps(nz, _mm256_cmp_ps(t[k], one, _CMP_EQ_OQ)));
-          v[k] = _mm256_or_si256(v[k], _mm256_and_si256(_mm256_castps_si256(nz), bit));
-        }
-      }
-      UNROLL for (int k = 0; k < 8; k++) _mm256_store_si256((__m256i*)(V + (g + k) * 8), v[k]);
-    }
+  if (m == 64) {
+    for (; g + 128 <= f; g += 128)
+      for (int q = 0; q < 8; q++)
+        for (int h = 0; h < 128; h += 8) bad = pack_tile(x, r0, f, g + h, q, V, bad);
+    for (; g + 8 <= f; g += 8)
+      for (int q = 0; q < 8; q++) bad = pack_tile(x, r0, f, g, q, V, bad);
   }
   if (_mm256_movemask_ps(bad)) return 0;
   for (int64_t i = g; i < f; i++) {  /* the other inputs, and partial blocks */
