@@ -7,7 +7,9 @@ agreement of their predictions, and the time per sample of each (best of 5 calls
 interleaved) and their ratio — also against the dense model with the same inference rewrites
 (BatchNorm folded, native 2x2 pooling), which isolates what sparsity buys. By default each
 layer's kernel is chosen by timing them on the first test batch (``--no-calibrate``: by input
-activity, layers of density <= 0.5 only).
+activity, layers of density <= 0.5 only). Before timing, glibc's malloc is told to keep freed
+memory for reuse (``spikesculpt.core.allocator``: fresh tensors are not faulted in page by page;
+the same for every model timed; ``--no-keep-memory``: the system's default).
 """
 
 from __future__ import annotations
@@ -35,13 +37,18 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
                    help="--sparse: samples per timed batch (default: the run's evaluation "
                         "batch, at least 256)")
+    p.add_argument("--keep-memory", action=argparse.BooleanOptionalAction, default=True,
+                   help="--sparse: let glibc's malloc keep freed memory for reuse while timing "
+                        "(no page faults on fresh tensors, for every model alike; default); "
+                        "--no-keep-memory: the system's default malloc")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
 
     m = evaluate_run(args.run_dir, device=args.device, sparse=args.sparse,
-                     calibrate=args.calibrate, batch_size=args.batch_size)
+                     calibrate=args.calibrate, batch_size=args.batch_size,
+                     keep_memory=args.keep_memory)
     if args.json:
         print(json.dumps(m, indent=2))
     else:
@@ -72,7 +79,8 @@ def sparse_text(s: dict) -> str:
                         if "kernel" in r)
     threads = f"{s['threads']} thread{'s' if s['threads'] != 1 else ''}"
     head = (f"sparse inference ({len(done)}/{len(layers)} layers converted"
-            f"{': ' + kinds if kinds else ''}; {threads}, batch {s['batch_size']}"
+            f"{': ' + kinds if kinds else ''}; {threads}, batch {s['batch_size']}, "
+            f"{s.get('allocator', 'system malloc')}"
             f"{'; calibrated: ' + kernels if kernels else ''})")
     return (f"{head}\n  test accuracy {100 * s['test_accuracy_sparse']:.2f}% (dense "
             f"{100 * s['test_accuracy_dense']:.2f}%), predictions agree "

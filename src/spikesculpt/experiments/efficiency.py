@@ -14,6 +14,7 @@ from typing import Optional
 
 import torch
 
+from spikesculpt.core import allocator
 from spikesculpt.inference import conv_kernel, cpu_kernel
 from spikesculpt.inference.sparse_inference import (
     compare_models,
@@ -38,8 +39,8 @@ def efficiency_metrics(trainer, dataset, seed_stream: int = 8, energy_preset: st
 
 
 def compare_on_split(trainer, dataset, rounds: int = 5, calibrate: bool = True,
-                     batch_size: Optional[int] = None, max_density: Optional[float] = None
-                     ) -> dict:
+                     batch_size: Optional[int] = None, max_density: Optional[float] = None,
+                     keep_memory: bool = True) -> dict:
     """``spikesculpt evaluate --sparse``: convert ``trainer.model``, run it and the dense model
     on ``dataset`` encoded as for the test accuracy, and report accuracy, agreement and time.
 
@@ -49,7 +50,11 @@ def compare_on_split(trainer, dataset, rounds: int = 5, calibrate: bool = True,
     ``batch_size``: re-slice the encoded split into batches of this many samples (the same
     spikes). Timed, interleaved: the model as trained, the sparse model, and the dense model
     with its BatchNorms folded (``speedup_vs_folded_dense``: what sparsity alone buys, since
-    the sparse model folds them too)."""
+    the sparse model folds them too). ``keep_memory``: first make glibc keep freed memory for
+    the whole process (``core.allocator.keep_freed_memory``: no page faults on fresh tensors,
+    for all three models alike); ``allocator`` in the result says which malloc ran."""
+    if keep_memory:
+        allocator.keep_freed_memory()
     model = trainer.model.cpu() if trainer.device.type != "cpu" else trainer.model
     model.eval()
     batches = [x.cpu() for x in encoded_batches(trainer, dataset)]
@@ -75,7 +80,8 @@ def compare_on_split(trainer, dataset, rounds: int = 5, calibrate: bool = True,
                                         / samples)
     return {"test_accuracy_dense": acc_dense, "test_accuracy_sparse": acc_sparse, **result,
             "batch_size": batches[0].shape[1] if batches else 0, "calibrated": calibrate,
-            "threads": torch.get_num_threads(), "kernel": cpu_kernel.status(),
+            "threads": torch.get_num_threads(), "allocator": allocator.state(),
+            "kernel": cpu_kernel.status(),
             "conv_kernel": conv_kernel.status(), "layers": report}
 
 def _labels(dataset, trainer):

@@ -252,10 +252,11 @@ def load_run_config(run_dir: str | Path) -> tuple[RunDir, TrainConfig]:
 
 
 def evaluate_run(run_dir: str | Path, device: str | None = None, sparse: bool = False,
-                 calibrate: bool = True, batch_size: int | None = None) -> dict:
+                 calibrate: bool = True, batch_size: int | None = None,
+                 keep_memory: bool = True) -> dict:
     """Reload a finished run's best model and recompute its metrics (with ``sparse``: also
-    convert it to the sparse inference model and compare accuracy and time; ``calibrate`` and
-    ``batch_size``: see ``experiments.efficiency.compare_on_split``)."""
+    convert it to the sparse inference model and compare accuracy and time; ``calibrate``,
+    ``batch_size`` and ``keep_memory``: see ``experiments.efficiency.compare_on_split``)."""
     run, config = load_run_config(run_dir)
     if device:
         config.device = device
@@ -277,5 +278,6 @@ def evaluate_run(run_dir: str | Path, device: str | None = None, sparse: bool = 
     add_to_metrics(result, efficiency_metrics(trainer, splits.test))  # SynOps, energy, footprint
     if sparse:  # sparse inference model: same test accuracy?, time per batch dense vs sparse
         result["sparse_inference"] = compare_on_split(trainer, splits.test, calibrate=calibrate,
-                                                      batch_size=batch_size)
+                                                      batch_size=batch_size,
+                                                      keep_memory=keep_memory)
     return result
