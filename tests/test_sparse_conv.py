@@ -66,6 +66,52 @@ def test_sparse_conv2d_equals_dense_conv2d(mode, n, c, o, h, w, k, pad, density,
     assert layer.nnz == int((weight != 0).sum())
 
 
+def _conv_triples_reference(x, cw, bias):
+    """What the spike path computes, in its order: per output channel and position, the
+    triples' table entries for each image's 3-bit subset index added one by one in float32,
+    then the bias (positions over the padded width, the extra columns dropped)."""
+    n, c, h, w = x.shape
+    ho, wo = cw.output_size(h, w)
+    wp = w + 2 * cw.pw
+    xp = F.pad(x, (cw.pw, cw.pw, cw.ph, cw.ph)).reshape(n, -1)
+    xp = torch.cat([xp, torch.zeros(n, wp + 16)], 1)  # the kernel's zero slack
+    pos = (torch.arange(ho)[:, None] * wp + torch.arange(wo)[None, :]).reshape(-1)
+    gptr, gcols, gtab = cw.triples_for_size(h, w)
+    out = torch.zeros(n, cw.out_channels, ho * wo)
+    for co in range(cw.out_channels):
+        for g in range(int(gptr[co]), int(gptr[co + 1])):
+            o1, o2, o3 = (int(v) for v in gcols[3 * g: 3 * g + 3])
+            idx = (xp[:, o1 + pos] + 2 * xp[:, o2 + pos] + 4 * xp[:, o3 + pos]).long()
+            out[:, co] += gtab[8 * g + idx]
+    out = out + bias[None, :, None]
+    return out.reshape(n, cw.out_channels, ho, wo)
+
+
+@pytest.mark.skipif(not HAVE_KERNEL or not conv_kernel.spike_path(),
+                    reason="the spike path needs the native kernel on an AVX2 CPU")
+@pytest.mark.parametrize("n,c,o,h,w,k,pad", [
+    (3, 5, 7, 9, 13, 3, 1),    # one partial block of images, odd sizes
+    (20, 6, 5, 11, 9, 3, 1),   # blocks of 8 and a partial one, threads over blocks
+    (9, 3, 4, 6, 5, 5, 2),     # 5x5 kernel, padding 2
+    (17, 4, 3, 7, 7, 3, 0),    # no padding
+])
+def test_conv_spike_path_adds_the_tables_exactly(n, c, o, h, w, k, pad):
+    """Oracle: on 0/1 input ``direct`` equals, bit for bit, the triples' table sums in the
+    documented order (so the spike path ran), and conv2d to rounding; analog input (one value
+    is enough) takes the float path and matches conv2d too."""
+    g = torch.Generator().manual_seed(n * 100 + c)
+    wt = sparse_conv_weight(o, c, k, k, 0.4, g)
+    b = torch.randn(o, generator=g)
+    cw = conv_kernel.ConvWeights(wt, (pad, pad))
+    x = (torch.rand(n, c, h, w, generator=g) < 0.3).float()
+    out = conv_kernel.direct_conv(x, cw, b)
+    assert torch.equal(out, _conv_triples_reference(x, cw, b))
+    torch.testing.assert_close(out, F.conv2d(x, wt, b, padding=pad), rtol=1e-5, atol=1e-5)
+    x[n - 1, 0, 0, 0] = 0.5
+    torch.testing.assert_close(conv_kernel.direct_conv(x, cw, b), F.conv2d(x, wt, b, padding=pad),
+                               rtol=1e-5, atol=1e-5)
+
+
 def test_auto_picks_events_for_quiet_inputs_and_direct_for_busy_ones():
     g = torch.Generator().manual_seed(0)
     layer = SparseConv2d(sparse_conv_weight(8, 4, 3, 3, 0.2, g), None, (1, 1))

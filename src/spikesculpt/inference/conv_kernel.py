@@ -20,6 +20,17 @@ layers. Two kernels, both skipping every zero weight (``SparseConv2d`` picks per
     output (the kernel is specialised for each row width in vectors). Rows wider than the
     accumulators are split into column chunks. Work ∝ density · dense MACs, whatever the input
     activity.
+    **Spike input on AVX2** ("triples", as for the linear layers in ``cpu_kernel.py``; every
+    value 0 or 1, checked while packing, else the float path above runs): each output
+    channel's nonzeros are grouped in threes with a table of their 8 subset sums; a block of up
+    to 8 images is packed into one padded stack of 32-bit words, bit 3q of ``V[ci, y, x]`` =
+    image q's spike, so ``V[o1 + p] + 2 V[o2 + p] + 4 V[o3 + p]`` holds every image's 3-bit
+    subset index for 8 output positions p, and one in-register table lookup (``vpermps``) per
+    image adds three weights to 8 positions. Positions are flattened over the padded width
+    (``p = oh·Wp + ow``; the extra columns are computed and dropped), so each load is one
+    contiguous vector. ~3 vector operations per three nonzeros, 8 positions and one image,
+    against ~2 per nonzero for the float path; measured 1.4–3x faster than it on 6–15% spikes
+    (2 threads, AMD EPYC Zen 3). Sums are grouped by three: the same values to float32 rounding.
 ``events`` (event-driven, weights by input channel)
     For each nonzero input x[ci, iy, ix] (a spike) and each nonzero weight (co, kh, kw) of input
     channel ci: ``out[co, iy + ph - kh, ix + pw - kw] += x · W`` into a margin-padded buffer
@@ -43,6 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from spikesculpt.core import native_build
+from spikesculpt.inference import cpu_kernel
 
 _SRC = r"""
 #include <stdint.h>
@@ -293,6 +305,168 @@ int sc_events_f32(const float* x, int64_t n, int64_t c, int64_t h, int64_t w, in
   return fail;
 }
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+/* Spike input on AVX2: "triples" (as for the linear layers, inference/cpu_kernel.py). A block
+   of up to 8 images is packed into one padded plane stack of 32-bit words, bit 3q of
+   V[ci, y, x] = x[s0 + q, ci, y - ph, x - pw] (0 / 1), so that for the three nonzeros
+   (offsets o1, o2, o3) of a triple, V[o1 + p] + 2 V[o2 + p] + 4 V[o3 + p] holds each image's
+   3-bit subset index of the triple's table at bits 3q..3q+2, for 8 output positions p at once.
+   Positions are flattened over the padded width: p = oh * wp + ow (the wp - wo extra columns
+   are computed and dropped), so every load is one contiguous 8-word vector. */
+#define SPIKE_CONV 1
+#ifndef SPD
+#define SPD 32  /* prefetch distance, in words */
+#endif
+
+/* Pack images s0 .. s0+nb-1 (nb <= 8) of x[n, c, h, w] into the interior of V[c][hp][wp]
+   (the borders stay as they are: zero). Returns 1 if every value is 0 or 1, else 0. */
+static int pack_images(const float* x, int64_t s0, int64_t nb, int64_t c, int64_t h,
+                       int64_t w, int64_t ph, int64_t pw, uint32_t* V) {
+  const int64_t wp = w + 2 * pw, plane = (h + 2 * ph) * wp;
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+  __m256 bad = zero;
+  int sbad = 0;
+  for (int64_t ci = 0; ci < c; ci++)
+    for (int64_t r = 0; r < h; r++) {
+      uint32_t* dst = V + ci * plane + (ph + r) * wp + pw;
+      const float* src = x + ((s0 * c + ci) * h + r) * w;
+      const int64_t img = c * h * w;  /* floats from one image to the next */
+      int64_t i = 0;
+      for (; i + 8 <= w; i += 8) {
+        __m256i acc = _mm256_setzero_si256();
+        for (int64_t q = 0; q < nb; q++) {
+          const __m256 v = _mm256_loadu_ps(src + q * img + i);
+          const __m256 nz = _mm256_cmp_ps(v, zero, _CMP_NEQ_UQ);
+          bad = _mm256_or_ps(bad, _mm256_xor_ps(nz, _mm256_cmp_ps(v, one, _CMP_EQ_OQ)));
+          acc = _mm256_or_si256(acc, _mm256_and_si256(_mm256_castps_si256(nz),
+                                                      _mm256_set1_epi32(1 << (3 * q))));
+        }
+        _mm256_storeu_si256((__m256i*)(dst + i), acc);
+      }
+      for (; i < w; i++) {
+        uint32_t a = 0;
+        for (int64_t q = 0; q < nb; q++) {
+          const float v = src[q * img + i];
+          if (v == 0.0f) continue;
+          if (v != 1.0f) sbad = 1;
+          a |= 1u << (3 * q);
+        }
+        dst[i] = a;
+      }
+    }
+  return !sbad && !_mm256_movemask_ps(bad);
+}
+
+/* Output channels [co0, co1) of the block: y[s0 + q, co] = b[co] + the triples' table entries
+   (S: a scratch of 8 planes of p8 floats). */
+static void spike_channels(const uint32_t* V, int64_t s0, int64_t nb, int64_t co0, int64_t co1,
+                           int64_t o, int64_t ho, int64_t wo, int64_t wp, const int64_t* gptr,
+                           const int32_t* gcols, const float* gtab, const float* bias,
+                           float* S, int64_t p8, float* y) {
+  const int64_t P = ho * wp;
+  for (int64_t co = co0; co < co1; co++) {
+    const int64_t g0 = gptr[co], g1 = gptr[co + 1];
+    for (int64_t p = 0; p < P; p += 8) {
+      __m256 a[8];
+      for (int q = 0; q < 8; q++) a[q] = _mm256_setzero_ps();
+      for (int64_t g = g0; g < g1; g++) {
+        const int32_t* cc = gcols + 3 * g;
+        UNROLL for (int e = 0; e < 3; e++) __builtin_prefetch(V + cc[e] + p + SPD);
+        __m256i idx = _mm256_loadu_si256((const __m256i*)(V + cc[0] + p));
+        idx = _mm256_add_epi32(idx, _mm256_slli_epi32(
+            _mm256_loadu_si256((const __m256i*)(V + cc[1] + p)), 1));
+        idx = _mm256_add_epi32(idx, _mm256_slli_epi32(
+            _mm256_loadu_si256((const __m256i*)(V + cc[2] + p)), 2));
+        const __m256 tab = _mm256_loadu_ps(gtab + 8 * g);
+        UNROLL for (int q = 0; q < 8; q++) {
+          a[q] = _mm256_add_ps(a[q], _mm256_permutevar8x32_ps(tab, idx));
+          idx = _mm256_srli_epi32(idx, 3);
+        }
+      }
+      UNROLL for (int q = 0; q < 8; q++) _mm256_storeu_ps(S + q * p8 + p, a[q]);
+    }
+    const float b = bias ? bias[co] : 0.0f;
+    for (int64_t q = 0; q < nb; q++) {
+      float* yc = y + ((s0 + q) * o + co) * ho * wo;
+      const float* sq = S + q * p8;
+      for (int64_t r = 0; r < ho; r++)
+        for (int64_t i = 0; i < wo; i++) yc[r * wo + i] = sq[r * wp + i] + b;
+    }
+  }
+}
+
+/* Sparse convolution of spike input, stride 1 (see SPIKE_CONV). Output channel co has
+   triples gptr[co] .. gptr[co+1]-1 with offsets gcols[3g .. 3g+2] (ci*hp*wp + kh*wp + kw) and
+   table gtab[8g .. 8g+7]. Returns 0; 1 if a buffer could not be allocated; 2 if some input
+   is not 0 / 1 (then nothing useful was written: use sc_direct_f32). */
+int sc_spikes_f32(const float* x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t ph,
+                  int64_t pw, int64_t o, int64_t ho, int64_t wo, const int64_t* gptr,
+                  const int32_t* gcols, const float* gtab, const float* bias, float* y) {
+  const int64_t hp = h + 2 * ph, wp = w + 2 * pw, plane = hp * wp;
+  const int64_t p8 = (ho * wp + 7) / 8 * 8;
+  /* reads reach V[max offset + p8 + 7] <= c*plane + kw + 8: slack of wp + 16 words */
+  const size_t vbytes = sizeof(uint32_t) * (size_t)(c * plane + wp + 16);
+  const size_t sbytes = sizeof(float) * (size_t)(8 * p8);
+  const int64_t nblk = (n + 7) / 8;
+  const double work = (double)n * (double)(gptr[o] * 3 + o) * (double)(ho * wo);
+  int threads = 1;
+#ifdef _OPENMP
+  extern int omp_get_max_threads(void);
+  if (work > 2e5) threads = omp_get_max_threads();
+#endif
+  int fail = 0, notbin = 0;
+  if (nblk >= 2 * threads) {  /* threads take whole blocks of 8 images */
+    #pragma omp parallel num_threads(threads) reduction(|:fail)
+    {
+      uint32_t* V = (uint32_t*)calloc(1, vbytes);
+      float* S = (float*)malloc(sbytes);
+      if (!V || !S) fail = 1;
+      #pragma omp for schedule(dynamic, 1)
+      for (int64_t blk = 0; blk < nblk; blk++) {
+        if (fail || notbin) continue;
+        const int64_t s0 = blk * 8, nb = n - s0 < 8 ? n - s0 : 8;
+        if (!pack_images(x, s0, nb, c, h, w, ph, pw, V)) {
+          #pragma omp atomic write
+          notbin = 1;
+          continue;
+        }
+        spike_channels(V, s0, nb, 0, o, o, ho, wo, wp, gptr, gcols, gtab, bias, S, p8, y);
+      }
+      free(V);
+      free(S);
+    }
+    return fail ? 1 : notbin ? 2 : 0;
+  }
+  uint32_t* V = (uint32_t*)calloc(1, vbytes);
+  if (!V) return 1;
+  for (int64_t blk = 0; blk < nblk && !fail && !notbin; blk++) {
+    const int64_t s0 = blk * 8, nb = n - s0 < 8 ? n - s0 : 8;
+    if (!pack_images(x, s0, nb, c, h, w, ph, pw, V)) { notbin = 1; break; }
+    #pragma omp parallel num_threads(threads) reduction(|:fail)
+    {
+      float* S = (float*)malloc(sbytes);
+      if (!S) fail = 1;
+      #pragma omp for schedule(dynamic, 1)
+      for (int64_t co = 0; co < o; co++)
+        if (S) spike_channels(V, s0, nb, co, co + 1, o, ho, wo, wp, gptr, gcols, gtab, bias, S,
+                              p8, y);
+      free(S);
+    }
+  }
+  free(V);
+  return fail ? 1 : notbin ? 2 : 0;
+}
+#endif
+
+int sc_spike_path(void) {
+#ifdef SPIKE_CONV
+  return 1;
+#else
+  return 0;
+#endif
+}
+
 /* 2x2 / stride-2 average pooling of planes x[planes, h, w] -> y[planes, ho, wo], one pass: each
    window's valid entries summed in PyTorch's order (row by row) and divided by their count
    (ceil_mode's partial last windows, padding 0), so the result is PyTorch's bit for bit. */
@@ -370,6 +544,15 @@ class ConvWeights:
             self._sizes[(h, w)] = (offs, delta.contiguous())
         return self._sizes[(h, w)]
 
+    def triples_for_size(self, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The spike path's ``(gptr, gcols, gtab)`` (``cpu_kernel.triples_by_output`` over the
+        ``direct`` offsets) for an ``h x w`` input."""
+        key = ("triples", h, w)
+        if key not in self._sizes:
+            self._sizes[key] = cpu_kernel.triples_by_output(self.ptr, self.for_size(h, w)[0],
+                                                            self.vals)
+        return self._sizes[key]
+
     @property
     def events_ok(self) -> bool:
         return self.ph <= self.kh - 1 and self.pw <= self.kw - 1
@@ -384,6 +567,9 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.sc_avgpool2_f32.argtypes = [p, i64, i64, i64, i64, i64, p]
     lib.sc_avgpool2_f32.restype = None
     lib.sc_omp_threads.restype = ctypes.c_int
+    lib.sc_spikes_f32.argtypes = [p, *([i64] * 9), p, p, p, p, p]
+    lib.sc_spikes_f32.restype = ctypes.c_int
+    lib.sc_spike_path.restype = ctypes.c_int
 
 
 @torch.no_grad()
@@ -396,13 +582,15 @@ def _self_test() -> None:
         b = torch.randn(o, generator=g)
         x = (torch.rand(n, c, h, w, generator=g) < act).float()
         x[0] *= torch.rand(c, h, w, generator=g) * 3  # an analog sample too
-        ref = F.conv2d(x, wt, b, padding=pad)
         cw = ConvWeights(wt, (pad, pad))
-        for fn in (direct_conv, events_conv):
-            out = fn(x, cw, b)
-            if not torch.allclose(out, ref, rtol=1e-5, atol=1e-5):
-                raise RuntimeError(f"native sparse kernel {fn.__name__} differs from "
-                                   f"torch.nn.functional.conv2d")
+        spikes = (x != 0).float()  # the spike path runs on these, the float path on x
+        for inp in (x, spikes):
+            ref = F.conv2d(inp, wt, b, padding=pad)
+            for fn in (direct_conv, events_conv):
+                out = fn(inp, cw, b)
+                if not torch.allclose(out, ref, rtol=1e-5, atol=1e-5):
+                    raise RuntimeError(f"native sparse kernel {fn.__name__} differs from "
+                                       f"torch.nn.functional.conv2d")
         for ceil in (True, False):
             if not torch.equal(avg_pool2(x, ceil), F.avg_pool2d(x, 2, 2, ceil_mode=ceil)):
                 raise RuntimeError("native 2x2 average pooling differs from avg_pool2d")
@@ -421,14 +609,32 @@ def _ptr(t: Optional[torch.Tensor]):
     return None if t is None else t.data_ptr()
 
 
-def direct_conv(x: torch.Tensor, cw: ConvWeights, bias: Optional[torch.Tensor]) -> torch.Tensor:
-    """``direct`` kernel: x ``[N, C, H, W]`` float32 -> ``[N, O, Ho, Wo]``."""
+def spike_path() -> bool:
+    """Whether the loaded kernel has the spike ("triples") path of ``direct`` (AVX2 CPUs)."""
+    lib = KERNEL.library()
+    return lib is not None and bool(lib.sc_spike_path())
+
+
+def direct_conv(x: torch.Tensor, cw: ConvWeights, bias: Optional[torch.Tensor],
+                spikes: bool = True) -> torch.Tensor:
+    """``direct`` kernel: x ``[N, C, H, W]`` float32 -> ``[N, O, Ho, Wo]``. On an input of
+    0 / 1 only, the spike path runs where it exists (``spikes=False``: never)."""
     n, c, h, w = x.shape
     ho, wo = cw.output_size(h, w)
     y = torch.empty(n, cw.out_channels, ho, wo, dtype=torch.float32)
     if n == 0 or ho <= 0 or wo <= 0:
         return y
     x = x.contiguous()
+    if spikes and KERNEL.lib.sc_spike_path():
+        gptr, gcols, gtab = cw.triples_for_size(h, w)
+        done = KERNEL.lib.sc_spikes_f32(x.data_ptr(), n, c, h, w, cw.ph, cw.pw,
+                                        cw.out_channels, ho, wo, gptr.data_ptr(),
+                                        gcols.data_ptr(), gtab.data_ptr(), _ptr(bias),
+                                        y.data_ptr())
+        if done == 1:
+            raise MemoryError("sparse conv kernel: out of memory for its scratch buffer")
+        if done == 0:
+            return y
     offs, _ = cw.for_size(h, w)
     if KERNEL.lib.sc_direct_f32(x.data_ptr(), n, c, h, w, cw.ph, cw.pw, cw.out_channels, ho,
                                 wo, cw.ptr.data_ptr(), offs.data_ptr(), cw.vals.data_ptr(),
