@@ -17,10 +17,16 @@ PyTorch's BLAS / oneDNN and the CPU capability its kernels use. Parts (``--parts
 4. ``conv-activity``: 64→128 at density 0.1 for input activities 0.005 .. 0.3 (the
    ``sparse_conv.EVENT_ACTIVITY`` crossover).
 5. ``model``: spiking MLPs 64-512-512-10 trained with ESL on digits (``--epochs``, T=4) at the
-   same densities, and 6. ``conv-model``: the digits-dvs conv SNN (conv 64-128, ESL at 0.1,
-   ``--conv-run`` or trained for ``--conv-epochs``) at batch 1, 16 and 256 — both through
-   ``evaluate --sparse`` (calibrated kernels): time per sample of the model as trained, of the
-   dense model with BatchNorm folded, and of the sparse model, accuracies and agreement.
+   same densities, and 6. ``conv-model``: digits-dvs conv SNNs (conv 64-128, ESL at 0.1; each
+   ``--conv-run``, or two trained for ``--conv-epochs``: 2x2 average pooling, the model's
+   default, and max pooling, which keeps the next layer's input binary) at batch 1, 16 and 256
+   — both through ``evaluate --sparse`` (calibrated kernels): time per sample of the model as
+   trained, of the dense model with the same inference rewrites (BatchNorm folded, native
+   pooling), and of the sparse model, accuracies and agreement.
+
+The whole run uses one allocator setting, recorded in the machine line: by default glibc keeps
+freed memory for reuse (``core/allocator.py``, as ``evaluate --sparse`` does; fresh tensors are
+not faulted in page by page), ``--system-malloc`` leaves the system's default.
 
 Per round each implementation is called ``--calls`` times and its best time is kept (robust to
 preemption); reported are the median over ``--rounds`` rounds of that time and of the per-round
@@ -49,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from machine import blas, provenance, result_stem, vector_extensions  # benchmarks/machine.py
 
+from spikesculpt.core import allocator
 from spikesculpt.inference import SparseConv2d, SparseLinear, conv_kernel, cpu_kernel
 
 DENSITIES = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02)
@@ -58,6 +65,7 @@ SHAPES = ((784, 512, 512), (1024, 1024, 512), (4096, 4096, 256))  # (in, out, ro
 def machine_info(threads: int) -> dict:
     return {**provenance(threads), "vector_extensions": vector_extensions(), **blas(),
             "sparse_kernel": cpu_kernel.status(), "conv_kernel": conv_kernel.status(),
+            "allocator": allocator.state(),
             "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
 
 
@@ -219,30 +227,37 @@ def part_model(args, rows_out):
                               model_kwargs={"hidden": [512, 512]})
             cfg.sparse.density = d if d < 1.0 else 0.1
             result = run_training(cfg, out=str(Path(tmp) / f"d{d}"), progress=False)
-            m = evaluate_run(result.run_dir.path, sparse=True, batch_size=256)
+            m = evaluate_run(result.run_dir.path, sparse=True, batch_size=256,
+                             keep_memory=not args.system_malloc)
             _model_rows("model", "mlp 64-512-512-10 T=4", m, m["sparse_inference"], 256,
                         rows_out)
 
 
 def part_conv_model(args, rows_out):
-    """A conv SNN on digits-dvs (2x34x34 events, conv 64-128, T = 4, ESL at density 0.1):
-    ``--conv-run RUN_DIR`` or trained here for ``--conv-epochs``; whole model, neurons
-    included, with ``evaluate --sparse`` (calibrated) at batch sizes 1, 16 and 256."""
+    """Conv SNNs on digits-dvs (2x34x34 events, conv 64-128, T = 4, ESL at density 0.1): each
+    ``--conv-run RUN_DIR``, or two trained here for ``--conv-epochs`` (average and max
+    pooling); whole model, neurons included, with ``evaluate --sparse`` (calibrated) at batch
+    sizes 1, 16 and 256."""
     from spikesculpt.config import TrainConfig
-    from spikesculpt.experiments.train_run import evaluate_run, run_training
+    from spikesculpt.experiments.train_run import evaluate_run, load_run_config, run_training
 
     with tempfile.TemporaryDirectory() as tmp:
-        run_dir = args.conv_run
-        if run_dir is None:
-            cfg = TrainConfig(method="esl", dataset="digits-dvs", model="conv", timesteps=4,
-                              epochs=1 if args.quick else args.conv_epochs,
-                              model_kwargs={"channels": [64, 128]})
-            cfg.sparse.density = 0.1
-            run_dir = run_training(cfg, out=str(Path(tmp) / "conv"), progress=False).run_dir.path
-        for batch in ((16,) if args.quick else (1, 16, 256)):
-            m = evaluate_run(run_dir, sparse=True, batch_size=batch)
-            _model_rows("conv-model", "digits-dvs conv 64-128 T=4", m, m["sparse_inference"],
-                        batch, rows_out)
+        run_dirs = list(args.conv_run or [])
+        if not run_dirs:
+            for pool in ("avg", "max"):
+                cfg = TrainConfig(method="esl", dataset="digits-dvs", model="conv", timesteps=4,
+                                  epochs=1 if args.quick else args.conv_epochs,
+                                  model_kwargs={"channels": [64, 128], "pool": pool})
+                cfg.sparse.density = 0.1
+                run_dirs.append(run_training(cfg, out=str(Path(tmp) / pool),
+                                             progress=False).run_dir.path)
+        for run_dir in run_dirs:
+            pool = load_run_config(run_dir)[1].model_kwargs.get("pool", "avg")
+            for batch in ((16,) if args.quick else (1, 16, 256)):
+                m = evaluate_run(run_dir, sparse=True, batch_size=batch,
+                                 keep_memory=not args.system_malloc)
+                _model_rows("conv-model", f"digits-dvs conv 64-128 {pool}-pool T=4", m,
+                            m["sparse_inference"], batch, rows_out)
 
 
 PARTS = {"linear": part_linear, "activity": part_activity, "conv": part_conv,
@@ -261,15 +276,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=20, help="training epochs of the model part")
     p.add_argument("--conv-rows", type=int, default=32,
                    help="images per call in the conv parts (T x B)")
-    p.add_argument("--conv-run", default=None, metavar="RUN_DIR",
-                   help="conv-model part: a finished digits-dvs conv run to time (else one is "
-                        "trained)")
+    p.add_argument("--conv-run", action="append", default=None, metavar="RUN_DIR",
+                   help="conv-model part: a finished digits-dvs conv run to time (repeatable; "
+                        "else two are trained, average and max pooling)")
     p.add_argument("--conv-epochs", type=int, default=8,
                    help="training epochs of the conv-model part")
     p.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated: {', '.join(PARTS)}")
     p.add_argument("--quick", action="store_true",
                    help="smoke test: few sizes; writes files only with --out-dir")
     p.add_argument("--out-dir", default=None, help=f"default {RESULTS}")
+    p.add_argument("--system-malloc", action="store_true",
+                   help="leave the system's malloc as it is (default: glibc keeps freed memory "
+                        "for reuse, as evaluate --sparse does)")
     return p
 
 
@@ -283,13 +301,15 @@ def main(argv=None) -> int:
     if args.quick:
         args.rounds, args.calls = 2, 1
     torch.set_num_threads(args.threads)
+    if not args.system_malloc:
+        allocator.keep_freed_memory()
     cpu_kernel.library()
     conv_kernel.library()
     info = machine_info(args.threads)
     print(json.dumps(info), flush=True)
     print(f"CPU {info['cpu']}: vector extensions {' '.join(info['vector_extensions']) or '?'}; "
-          f"BLAS {info['blas']}, oneDNN {info['onednn']}, PyTorch kernels {info['cpu_capability']}",
-          flush=True)
+          f"BLAS {info['blas']}, oneDNN {info['onednn']}, PyTorch kernels "
+          f"{info['cpu_capability']}; {info['allocator']}", flush=True)
     rows: list[dict] = []
     for part in args.parts:
         PARTS[part](args, rows)

@@ -307,6 +307,8 @@ def test_evaluate_sparse_on_a_conv_run_reports_layers_kernels_and_both_ratios(co
     out = capsys.readouterr().out
     assert "conv2d" in out and "per sample" in out and "same inference rewrites" in out
     assert "calibrated" not in out
+    assert s["allocator"] == "glibc malloc keeps freed memory" or "not glibc" in s["allocator"]
+    assert s["allocator"] in out  # which malloc ran (process-wide: the first call set it)
     with pytest.raises(SystemExit) as exc:
         main(["evaluate", str(conv_run.run_dir.path), "--sparse", "--batch-size", "0"])
     assert exc.value.code == 2
@@ -315,14 +317,20 @@ def test_evaluate_sparse_on_a_conv_run_reports_layers_kernels_and_both_ratios(co
 
 @pytest.mark.parametrize("ceil_mode", [True, False])
 @pytest.mark.parametrize("h,w", [(34, 34), (8, 6), (17, 17), (5, 8)])
-def test_fast_avg_pool_is_bit_identical_to_torch(ceil_mode, h, w):
-    from spikesculpt.inference.pooling import AvgPool2x2, replace_avg_pools
+def test_fast_pools_are_bit_identical_to_torch(ceil_mode, h, w):
+    from spikesculpt.inference.pooling import AvgPool2x2, MaxPool2x2, replace_pools
 
     g = torch.Generator().manual_seed(h * w)
     x = torch.randn(3, 4, 5, h, w, generator=g)        # analog, not only spikes
-    pool = nn.AvgPool2d(2, 2, ceil_mode=ceil_mode)
-    ref = pool(x.flatten(0, 1)).unflatten(0, (3, 4))
-    assert torch.equal(AvgPool2x2(ceil_mode)(x), ref)
-    model = nn.Sequential(nn.Identity(), nn.Sequential(pool, nn.AvgPool2d(3)))
-    assert replace_avg_pools(model) == ["1.0"]       # a 3x3 pool stays as it is
+    x[0, 0, 0, 0, :2] = torch.tensor([float("nan"), 5.0])  # NaN propagates through max
+    x[0, 0, 1, 0, :2] = torch.tensor([0.0, -0.0])          # of equal values the first is kept
+    for fast, pool in ((AvgPool2x2(ceil_mode), nn.AvgPool2d(2, 2, ceil_mode=ceil_mode)),
+                       (MaxPool2x2(ceil_mode), nn.MaxPool2d(2, 2, ceil_mode=ceil_mode))):
+        ref = pool(x.flatten(0, 1)).unflatten(0, (3, 4))
+        assert torch.equal(fast(x).view(torch.int32), ref.view(torch.int32))  # bit for bit
+    model = nn.Sequential(nn.Identity(), nn.Sequential(nn.AvgPool2d(2, 2), nn.AvgPool2d(3)),
+                          nn.MaxPool2d(2, ceil_mode=True), nn.MaxPool2d(2, 2, dilation=2))
+    assert sorted(replace_pools(model)) == ["1.0", "2"]  # 3x3, dilated pools stay as they are
     assert isinstance(model[1][0], AvgPool2x2) and isinstance(model[1][1], nn.AvgPool2d)
+    assert isinstance(model[2], MaxPool2x2) and model[2].ceil_mode
+    assert isinstance(model[3], nn.MaxPool2d)

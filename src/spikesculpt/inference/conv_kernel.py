@@ -495,6 +495,42 @@ void sc_avgpool2_f32(const float* x, int64_t planes, int64_t h, int64_t w, int64
   }
 }
 
+/* PyTorch's max-pool step: a later value replaces the running maximum if it is greater or NaN
+   (so NaN propagates, and of equal values - signed zeros too - the first is kept). */
+static inline float max_step(float m, float v) { return (v > m || v != v) ? v : m; }
+
+/* 2x2 / stride-2 max pooling of planes x[planes, h, w] -> y[planes, ho, wo], one pass: each
+   window's valid entries in PyTorch's order (row by row) from -inf with max_step (ceil_mode's
+   partial last windows, padding 0), so the result is PyTorch's bit for bit. */
+void sc_maxpool2_f32(const float* x, int64_t planes, int64_t h, int64_t w, int64_t ho,
+                     int64_t wo, float* y) {
+  const double work = (double)planes * (double)(h * w);
+  const float ninf = -__builtin_inff();
+  #pragma omp parallel for schedule(static) if (work > 2e5)
+  for (int64_t p = 0; p < planes; p++) {
+    const float* xp = x + p * h * w;
+    float* yp = y + p * ho * wo;
+    for (int64_t oy = 0; oy < ho; oy++) {
+      const float* r0 = xp + 2 * oy * w;
+      const int two_rows = 2 * oy + 1 < h;
+      const float* r1 = r0 + w;
+      const int64_t full = (w / 2 < wo ? w / 2 : wo);  /* windows with two columns */
+      float* yr = yp + oy * wo;
+      if (two_rows) {
+        for (int64_t ox = 0; ox < full; ox++)
+          yr[ox] = max_step(max_step(max_step(max_step(ninf, r0[2 * ox]), r0[2 * ox + 1]),
+                                     r1[2 * ox]), r1[2 * ox + 1]);
+        for (int64_t ox = full; ox < wo; ox++)
+          yr[ox] = max_step(max_step(ninf, r0[2 * ox]), r1[2 * ox]);
+      } else {
+        for (int64_t ox = 0; ox < full; ox++)
+          yr[ox] = max_step(max_step(ninf, r0[2 * ox]), r0[2 * ox + 1]);
+        for (int64_t ox = full; ox < wo; ox++) yr[ox] = max_step(ninf, r0[2 * ox]);
+      }
+    }
+  }
+}
+
 int sc_omp_threads(void) {
 #ifdef _OPENMP
   extern int omp_get_max_threads(void);
@@ -566,6 +602,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.sc_events_f32.restype = ctypes.c_int
     lib.sc_avgpool2_f32.argtypes = [p, i64, i64, i64, i64, i64, p]
     lib.sc_avgpool2_f32.restype = None
+    lib.sc_maxpool2_f32.argtypes = [p, i64, i64, i64, i64, i64, p]
+    lib.sc_maxpool2_f32.restype = None
     lib.sc_omp_threads.restype = ctypes.c_int
     lib.sc_spikes_f32.argtypes = [p, *([i64] * 9), p, p, p, p, p]
     lib.sc_spikes_f32.restype = ctypes.c_int
@@ -594,6 +632,8 @@ def _self_test() -> None:
         for ceil in (True, False):
             if not torch.equal(avg_pool2(x, ceil), F.avg_pool2d(x, 2, 2, ceil_mode=ceil)):
                 raise RuntimeError("native 2x2 average pooling differs from avg_pool2d")
+            if not torch.equal(max_pool2(x, ceil), F.max_pool2d(x, 2, 2, ceil_mode=ceil)):
+                raise RuntimeError("native 2x2 max pooling differs from max_pool2d")
 
 
 KERNEL = native_build.NativeKernel(
@@ -660,14 +700,24 @@ def events_conv(x: torch.Tensor, cw: ConvWeights, bias: Optional[torch.Tensor]) 
     return y
 
 
-def avg_pool2(x: torch.Tensor, ceil_mode: bool) -> torch.Tensor:
-    """2x2 / stride-2 average pooling of x ``[..., H, W]`` float32 (padding 0), bit-identical
-    to ``F.avg_pool2d(x, 2, 2, ceil_mode=ceil_mode)``, in one pass."""
+def _pool2(fn, x: torch.Tensor, ceil_mode: bool) -> torch.Tensor:
     h, w = x.shape[-2:]
     ho, wo = ((h + 1) // 2, (w + 1) // 2) if ceil_mode else (h // 2, w // 2)
     x = x.contiguous()
     y = torch.empty(*x.shape[:-2], ho, wo, dtype=torch.float32)
     planes = x.numel() // max(h * w, 1)
     if planes and ho and wo:
-        KERNEL.lib.sc_avgpool2_f32(x.data_ptr(), planes, h, w, ho, wo, y.data_ptr())
+        fn(x.data_ptr(), planes, h, w, ho, wo, y.data_ptr())
     return y
+
+
+def avg_pool2(x: torch.Tensor, ceil_mode: bool) -> torch.Tensor:
+    """2x2 / stride-2 average pooling of x ``[..., H, W]`` float32 (padding 0), bit-identical
+    to ``F.avg_pool2d(x, 2, 2, ceil_mode=ceil_mode)``, in one pass."""
+    return _pool2(KERNEL.lib.sc_avgpool2_f32, x, ceil_mode)
+
+
+def max_pool2(x: torch.Tensor, ceil_mode: bool) -> torch.Tensor:
+    """2x2 / stride-2 max pooling of x ``[..., H, W]`` float32 (padding 0), bit-identical to
+    ``F.max_pool2d(x, 2, 2, ceil_mode=ceil_mode)`` (NaN propagates), in one pass."""
+    return _pool2(KERNEL.lib.sc_maxpool2_f32, x, ceil_mode)

@@ -37,7 +37,7 @@ from torch import nn
 
 from spikesculpt.inference.calibrate import calibrate
 from spikesculpt.inference.fold import fold_batchnorm
-from spikesculpt.inference.pooling import replace_avg_pools
+from spikesculpt.inference.pooling import replace_pools
 from spikesculpt.inference.sparse_conv import SparseConv1d, SparseConv2d, convertible
 from spikesculpt.inference.sparse_linear import MODES, SparseLinear
 
@@ -53,11 +53,11 @@ def _deepcopy(model: nn.Module) -> nn.Module:
 def inference_rewrites(model: nn.Module) -> dict[str, str]:
     """The rewrites ``to_sparse_inference`` applies before converting (in place, eval mode),
     none of which depends on sparsity: BatchNorm folded into the layer before it, 2x2 average
-    pools by strided sums. Returns ``{layer: norm folded into it}``. Apply it to a dense
-    model to compare with the sparse one on equal terms."""
+    and max pools by one-pass native kernels. Returns ``{layer: norm folded into it}``. Apply
+    it to a dense model to compare with the sparse one on equal terms."""
     model.eval()
     folded = fold_batchnorm(model)
-    replace_avg_pools(model)
+    replace_pools(model)
     return folded
 
 
@@ -102,8 +102,8 @@ def to_sparse_inference(model: nn.Module, max_density: float = 0.5, mode: str = 
     ``rewrite``: first apply the inference rewrites of ``inference_rewrites`` — each eval-mode
     BatchNorm folded into the layer before it (``inference/fold.py``;
     ``report[i]["bn_folded"]`` names it: one pass less per layer, the same outputs up to
-    float32 rounding, the same zeros) and 2x2 average pooling by strided sums
-    (``inference/pooling.py``, bit-identical).
+    float32 rounding, the same zeros) and 2x2 average and max pooling by one-pass native
+    kernels (``inference/pooling.py``, bit-identical).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
