@@ -459,6 +459,17 @@ int sc_spikes_f32(const float* x, int64_t n, int64_t c, int64_t h, int64_t w, in
 }
 #endif
 
+#ifndef SPIKE_CONV
+/* No spike path on this CPU: always "not done" (the float path runs). */
+int sc_spikes_f32(const float* x, int64_t n, int64_t c, int64_t h, int64_t w, int64_t ph,
+                  int64_t pw, int64_t o, int64_t ho, int64_t wo, const int64_t* gptr,
+                  const int32_t* gcols, const float* gtab, const float* bias, float* y) {
+  (void)x; (void)n; (void)c; (void)h; (void)w; (void)ph; (void)pw; (void)o; (void)ho;
+  (void)wo; (void)gptr; (void)gcols; (void)gtab; (void)bias; (void)y;
+  return 2;
+}
+#endif
+
 int sc_spike_path(void) {
 #ifdef SPIKE_CONV
   return 1;

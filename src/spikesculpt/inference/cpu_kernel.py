@@ -31,9 +31,10 @@ activity a (fraction of nonzero inputs), so ``SparseLinear`` picks per call:
     For each row, each nonzero input x_i (a spike): ``y[row, W[:, i] ≠ 0] += x_i · W[:, i]``
     (for spikes x_i = 1, a pure accumulate). Work ∝ activity × density × rows × in × out — the
     effective SynOps — but scalar scatter-adds, ~10–20× slower per operation than the lanes of
-    ``rows``. It wins when few inputs are active: measured crossover activity ≈ 0.03–0.06
-    (AMD EPYC Zen 5, 1 thread; benchmarks/bench_sparse_inference.py), so ``auto`` uses it below
-    ``EVENT_ACTIVITY`` = 0.04, estimated from up to 32 evenly spaced rows of the input.
+    ``rows``. It wins when few inputs are active: measured crossover activity ≈ 0.02 since the
+    spike path (1024→1024, density 0.1, AMD EPYC Zen 3, 2 threads; 0.03–0.06 before it, Zen 5,
+    1 thread; benchmarks/bench_sparse_inference.py), so ``auto`` uses it below
+    ``EVENT_ACTIVITY`` = 0.02, estimated from up to 32 evenly spaced rows of the input.
 
 Both are OpenMP-parallel (over row blocks × output tiles, or over rows) and share PyTorch's
 thread pool (the same libgomp), so ``torch.set_num_threads`` applies. Sums run in another order
@@ -55,7 +56,7 @@ import torch
 
 from spikesculpt.core import native_build
 
-EVENT_ACTIVITY = 0.04  # below this input activity, the event-driven kernel is used ("auto")
+EVENT_ACTIVITY = 0.02  # below this input activity, the event-driven kernel is used ("auto")
 
 _SRC = r"""
 

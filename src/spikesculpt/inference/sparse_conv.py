@@ -26,8 +26,9 @@ from torch import nn
 
 from spikesculpt.inference import conv_kernel
 
-EVENT_ACTIVITY = 0.02  # "auto": below this input activity the event-driven kernel is used
-# (crossover measured at 0.02-0.03 on 64->128, 32x32, density 0.1, AVX2: bench_sparse_inference)
+EVENT_ACTIVITY = 0.01  # "auto": below this input activity the event-driven kernel is used
+# (crossover measured at ~0.01 on 64->128, 32x32, density 0.1, AVX2, since the spike path of
+# ``direct``; 0.02-0.03 before it: bench_sparse_inference)
 CONV_MODES = ("auto", "direct", "events", "dense")
 
 
