@@ -91,11 +91,12 @@ def _triples_reference(x, triples, bias, out_f):
 
 @pytest.mark.skipif(not HAVE_KERNEL or not cpu_kernel.spike_path(),
                     reason="the spike path needs the native kernel on an AVX2 CPU")
-@pytest.mark.parametrize("n,in_f", [(64, 64), (200, 77), (30, 9), (128, 300), (64, 1024)])
+@pytest.mark.parametrize("n,in_f", [(64, 64), (200, 77), (30, 9), (128, 300), (64, 1024), (5, 300)])
 def test_spike_path_runs_on_spikes_and_adds_the_tables_exactly(n, in_f):
     """Oracle: on 0/1 input the ``rows`` kernel with triples equals, bit for bit, the sums of
     the tables in the documented order (so the spike path did run), and F.linear to rounding;
-    full and partial 64-row blocks, inputs not a multiple of 8, packed 8 and 128 at a time."""
+    full and partial 64-row blocks (of at most 8 rows too), inputs not a multiple of 8, packed 8
+    and 128 at a time."""
     g = torch.Generator().manual_seed(n)
     w = sparse_weight(23, in_f, 0.3, g)
     b = torch.randn(23, generator=g)

@@ -360,10 +360,10 @@ static int pack_images(const float* x, int64_t s0, int64_t nb, int64_t c, int64_
 
 /* Output channels [co0, co1) of the block: y[s0 + q, co] = b[co] + the triples' table entries
    (S: a scratch of 8 planes of p8 floats). */
-static void spike_channels(const uint32_t* V, int64_t s0, int64_t nb, int64_t co0, int64_t co1,
-                           int64_t o, int64_t ho, int64_t wo, int64_t wp, const int64_t* gptr,
-                           const int32_t* gcols, const float* gtab, const float* bias,
-                           float* S, int64_t p8, float* y) {
+static inline __attribute__((always_inline)) void spike_channels_q(
+    const uint32_t* V, int64_t s0, int64_t nb, int64_t co0, int64_t co1, int64_t o, int64_t ho,
+    int64_t wo, int64_t wp, const int64_t* gptr, const int32_t* gcols, const float* gtab,
+    const float* bias, float* S, int64_t p8, float* y, const int nq) {
   const int64_t P = ho * wp;
   for (int64_t co = co0; co < co1; co++) {
     const int64_t g0 = gptr[co], g1 = gptr[co + 1];
@@ -380,11 +380,14 @@ static void spike_channels(const uint32_t* V, int64_t s0, int64_t nb, int64_t co
             _mm256_loadu_si256((const __m256i*)(V + cc[2] + p)), 2));
         const __m256 tab = _mm256_loadu_ps(gtab + 8 * g);
         UNROLL for (int q = 0; q < 8; q++) {
-          a[q] = _mm256_add_ps(a[q], _mm256_permutevar8x32_ps(tab, idx));
-          idx = _mm256_srli_epi32(idx, 3);
+          if (q < nq) {
+            a[q] = _mm256_add_ps(a[q], _mm256_permutevar8x32_ps(tab, idx));
+            idx = _mm256_srli_epi32(idx, 3);
+          }
         }
       }
-      UNROLL for (int q = 0; q < 8; q++) _mm256_storeu_ps(S + q * p8 + p, a[q]);
+      UNROLL for (int q = 0; q < 8; q++)
+        if (q < nq) _mm256_storeu_ps(S + q * p8 + p, a[q]);
     }
     const float b = bias ? bias[co] : 0.0f;
     for (int64_t q = 0; q < nb; q++) {
@@ -394,6 +397,18 @@ static void spike_channels(const uint32_t* V, int64_t s0, int64_t nb, int64_t co
         for (int64_t i = 0; i < wo; i++) yc[r * wo + i] = sq[r * wp + i] + b;
     }
   }
+}
+
+/* spike_channels_q for blocks of up to 4 images (a batch of 1 at T <= 4: half the lookups) or
+   up to 8. */
+static void spike_channels(const uint32_t* V, int64_t s0, int64_t nb, int64_t co0, int64_t co1,
+                           int64_t o, int64_t ho, int64_t wo, int64_t wp, const int64_t* gptr,
+                           const int32_t* gcols, const float* gtab, const float* bias,
+                           float* S, int64_t p8, float* y) {
+  if (nb <= 4)
+    spike_channels_q(V, s0, nb, co0, co1, o, ho, wo, wp, gptr, gcols, gtab, bias, S, p8, y, 4);
+  else
+    spike_channels_q(V, s0, nb, co0, co1, o, ho, wo, wp, gptr, gcols, gtab, bias, S, p8, y, 8);
 }
 
 /* Sparse convolution of spike input, stride 1 (see SPIKE_CONV). Output channel co has

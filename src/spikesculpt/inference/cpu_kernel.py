@@ -135,13 +135,17 @@ static inline void tr8(__m256 r[8]) {
 #define TRIPLES 1
 /* One 8 x 8 tile of pack_triples: rows r0 + 8q .. +7, inputs g .. g+7, OR-ed into V. */
 static inline __m256 pack_tile(const float* x, int64_t r0, int64_t f, int64_t g, int q,
-                               uint32_t* V, __m256 bad) {
+                               int rows, uint32_t* V, __m256 bad) {
   const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
   __m256 t[8];
-  UNROLL for (int k = 0; k < 8; k++) {  /* spike masks of rows 8q + k, inputs g .. g+7 */
-    const __m256 v = _mm256_loadu_ps(x + (r0 + 8 * q + k) * f + g);
-    t[k] = _mm256_cmp_ps(v, zero, _CMP_NEQ_UQ);
-    bad = _mm256_or_ps(bad, _mm256_xor_ps(t[k], _mm256_cmp_ps(v, one, _CMP_EQ_OQ)));
+  UNROLL for (int k = 0; k < 8; k++) {  /* spike masks of rows 8q + k < 8q + rows, inputs g.. */
+    if (k < rows) {
+      const __m256 v = _mm256_loadu_ps(x + (r0 + 8 * q + k) * f + g);
+      t[k] = _mm256_cmp_ps(v, zero, _CMP_NEQ_UQ);
+      bad = _mm256_or_ps(bad, _mm256_xor_ps(t[k], _mm256_cmp_ps(v, one, _CMP_EQ_OQ)));
+    } else {
+      t[k] = zero;  /* a partial block's missing rows: no spikes */
+    }
   }
   tr8(t);  /* t[k]: input g + k, lanes = rows 8q .. 8q+7 */
   const __m256i bit = _mm256_set1_epi32(1 << (3 * q));
@@ -154,21 +158,24 @@ static inline __m256 pack_tile(const float* x, int64_t r0, int64_t f, int64_t g,
 }
 
 /* Pack rows r0 .. r0+m-1 (m <= 64) of x[n, f] into V[f][8]; returns 1 if every value is 0 or 1
-   (else 0, V undefined). Full blocks go 128 inputs at a time, 8 rows by 8 rows: rows f floats
-   apart often share L1's sets (f = 1024: all of them), and 8 inputs at a time ran 2-3x slower
-   at f = 1024 or 4096 than at 784 (measured; 64 and 128 were best). */
+   (else 0, V undefined). 128 inputs at a time, 8 rows by 8 rows: rows f floats apart often
+   share L1's sets (f = 1024: all of them), and 8 inputs at a time ran 2-3x slower at f = 1024
+   or 4096 than at 784 (measured; 64 and 128 were best). Rows missing from a partial block
+   (m < 64) are packed as zeros. */
 static int pack_triples(const float* x, int64_t r0, int64_t m, int64_t f, uint32_t* V) {
   __m256 bad = _mm256_setzero_ps();  /* lanes where some value was neither 0 nor 1 */
+  const int nq = (int)((m + 7) / 8);
   int64_t g = 0;
-  if (m == 64) {
-    for (; g + 128 <= f; g += 128)
-      for (int q = 0; q < 8; q++)
-        for (int h = 0; h < 128; h += 8) bad = pack_tile(x, r0, f, g + h, q, V, bad);
-    for (; g + 8 <= f; g += 8)
-      for (int q = 0; q < 8; q++) bad = pack_tile(x, r0, f, g, q, V, bad);
-  }
+  for (; g + 128 <= f; g += 128)
+    for (int q = 0; q < nq; q++) {
+      const int rows = m - 8 * q < 8 ? (int)(m - 8 * q) : 8;
+      for (int h = 0; h < 128; h += 8) bad = pack_tile(x, r0, f, g + h, q, rows, V, bad);
+    }
+  for (; g + 8 <= f; g += 8)
+    for (int q = 0; q < nq; q++)
+      bad = pack_tile(x, r0, f, g, q, m - 8 * q < 8 ? (int)(m - 8 * q) : 8, V, bad);
   if (_mm256_movemask_ps(bad)) return 0;
-  for (int64_t i = g; i < f; i++) {  /* the other inputs, and partial blocks */
+  for (int64_t i = g; i < f; i++) {  /* the last f % 8 inputs */
     uint32_t lanes[8] = {0};
     for (int64_t r = 0; r < m; r++) {
       const float val = x[(r0 + r) * f + i];
@@ -179,6 +186,35 @@ static int pack_triples(const float* x, int64_t r0, int64_t m, int64_t f, uint32
     memcpy(V + i * 8, lanes, sizeof lanes);
   }
   return 1;
+}
+
+/* The spike path's sums for outputs j0 .. j0+mj-1 of a packed block V: acc[jj][8q + l] for row
+   groups q < nq (a constant after inlining: 8, or 1 for blocks of at most 8 rows). */
+static inline __attribute__((always_inline)) void triples_tile(
+    const uint32_t* V, int64_t j0, int64_t mj, const int64_t* gptr, const int32_t* gcols,
+    const float* gtab, const int nq, float acc[][64]) {
+  for (int64_t jj = 0; jj < mj; jj++) {
+    __m256 a[8];
+    UNROLL for (int q = 0; q < 8; q++) a[q] = _mm256_setzero_ps();
+    const int64_t j = j0 + jj;
+    for (int64_t g = gptr[j]; g < gptr[j + 1]; g++) {
+      const int32_t* c = gcols + 3 * g;
+      __m256i idx = _mm256_load_si256((const __m256i*)(V + (int64_t)c[0] * 8));
+      idx = _mm256_add_epi32(idx, _mm256_slli_epi32(
+          _mm256_load_si256((const __m256i*)(V + (int64_t)c[1] * 8)), 1));
+      idx = _mm256_add_epi32(idx, _mm256_slli_epi32(
+          _mm256_load_si256((const __m256i*)(V + (int64_t)c[2] * 8)), 2));
+      const __m256 tab = _mm256_loadu_ps(gtab + 8 * g);
+      UNROLL for (int q = 0; q < 8; q++) {
+        if (q < nq) {
+          a[q] = _mm256_add_ps(a[q], _mm256_permutevar8x32_ps(tab, idx));
+          idx = _mm256_srli_epi32(idx, 3);
+        }
+      }
+    }
+    UNROLL for (int q = 0; q < 8; q++)
+      if (q < nq) _mm256_storeu_ps(&acc[jj][q * 8], a[q]);
+  }
 }
 #endif
 
@@ -282,25 +318,10 @@ int sl_rows_f32(const float* x, int64_t n, int64_t f, int64_t o, const int64_t* 
       const int64_t j0 = jt * JT, mj = o - j0 < JT ? o - j0 : JT;
 #ifdef TRIPLES
       if (binary) {
-        for (int64_t jj = 0; jj < mj; jj++) {
-          __m256 a[8];
-          UNROLL for (int q = 0; q < 8; q++) a[q] = _mm256_setzero_ps();
-          const int64_t j = j0 + jj;
-          for (int64_t g = gptr[j]; g < gptr[j + 1]; g++) {
-            const int32_t* c = gcols + 3 * g;
-            __m256i idx = _mm256_load_si256((const __m256i*)(V + (int64_t)c[0] * 8));
-            idx = _mm256_add_epi32(idx, _mm256_slli_epi32(
-                _mm256_load_si256((const __m256i*)(V + (int64_t)c[1] * 8)), 1));
-            idx = _mm256_add_epi32(idx, _mm256_slli_epi32(
-                _mm256_load_si256((const __m256i*)(V + (int64_t)c[2] * 8)), 2));
-            const __m256 tab = _mm256_loadu_ps(gtab + 8 * g);
-            UNROLL for (int q = 0; q < 8; q++) {
-              a[q] = _mm256_add_ps(a[q], _mm256_permutevar8x32_ps(tab, idx));
-              idx = _mm256_srli_epi32(idx, 3);
-            }
-          }
-          UNROLL for (int q = 0; q < 8; q++) _mm256_storeu_ps(&acc[jj][q * 8], a[q]);
-        }
+        if (m <= 8)  /* one row group (T x B <= 8: a batch of 1): 1/8 of the lookups */
+          triples_tile(V, j0, mj, gptr, gcols, gtab, 1, acc);
+        else
+          triples_tile(V, j0, mj, gptr, gcols, gtab, 8, acc);
       } else
 #endif
       for (int64_t jj = 0; jj < mj; jj++) {
