@@ -52,9 +52,8 @@ def test_sparse_linear_equals_dense_linear(mode, n, in_f, out_f, density, activi
             assert out.shape == ref.shape
             torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
         if mode != "torch" and HAVE_KERNEL:
-            expected = mode if mode != "auto" else (
-                "events" if cpu_kernel.activity(analog.reshape(-1, in_f)) < cpu_kernel.EVENT_ACTIVITY
-                else "rows")
+            quiet = cpu_kernel.activity(analog.reshape(-1, in_f)) < cpu_kernel.EVENT_ACTIVITY
+            expected = mode if mode != "auto" else ("events" if quiet else "rows")
             assert layer.last_kernel == expected
     assert torch.equal(layer.to_dense_weight(), w)
     assert layer.nnz == int((w != 0).sum())
