@@ -315,7 +315,7 @@ int sc_events_f32(const float* x, int64_t n, int64_t c, int64_t h, int64_t w, in
    Positions are flattened over the padded width: p = oh * wp + ow (the wp - wo extra columns
    are computed and dropped), so every load is one contiguous 8-word vector. */
 #define SPIKE_CONV 1
-#ifndef SPD
+""" + cpu_kernel.TRIPLE_STEP_C + r"""#ifndef SPD
 #define SPD 32  /* prefetch distance, in words */
 #endif
 
@@ -373,18 +373,7 @@ static inline __attribute__((always_inline)) void spike_channels_q(
       for (int64_t g = g0; g < g1; g++) {
         const int32_t* cc = gcols + 3 * g;
         UNROLL for (int e = 0; e < 3; e++) __builtin_prefetch(V + cc[e] + p + SPD);
-        __m256i idx = _mm256_loadu_si256((const __m256i*)(V + cc[0] + p));
-        idx = _mm256_add_epi32(idx, _mm256_slli_epi32(
-            _mm256_loadu_si256((const __m256i*)(V + cc[1] + p)), 1));
-        idx = _mm256_add_epi32(idx, _mm256_slli_epi32(
-            _mm256_loadu_si256((const __m256i*)(V + cc[2] + p)), 2));
-        const __m256 tab = _mm256_loadu_ps(gtab + 8 * g);
-        UNROLL for (int q = 0; q < 8; q++) {
-          if (q < nq) {
-            a[q] = _mm256_add_ps(a[q], _mm256_permutevar8x32_ps(tab, idx));
-            idx = _mm256_srli_epi32(idx, 3);
-          }
-        }
+        triple_step(a, V + cc[0] + p, V + cc[1] + p, V + cc[2] + p, gtab + 8 * g, nq);
       }
       UNROLL for (int q = 0; q < 8; q++)
         if (q < nq) _mm256_storeu_ps(S + q * p8 + p, a[q]);
@@ -493,68 +482,60 @@ int sc_spike_path(void) {
 #endif
 }
 
-/* 2x2 / stride-2 average pooling of planes x[planes, h, w] -> y[planes, ho, wo], one pass: each
-   window's valid entries summed in PyTorch's order (row by row) and divided by their count
-   (ceil_mode's partial last windows, padding 0), so the result is PyTorch's bit for bit. */
-void sc_avgpool2_f32(const float* x, int64_t planes, int64_t h, int64_t w, int64_t ho,
-                     int64_t wo, float* y) {
-  const double work = (double)planes * (double)(h * w);
-  #pragma omp parallel for schedule(static) if (work > 2e5)
-  for (int64_t p = 0; p < planes; p++) {
-    const float* xp = x + p * h * w;
-    float* yp = y + p * ho * wo;
-    for (int64_t oy = 0; oy < ho; oy++) {
-      const float* r0 = xp + 2 * oy * w;
-      const int two_rows = 2 * oy + 1 < h;
-      const float* r1 = r0 + w;
-      const int64_t full = (w / 2 < wo ? w / 2 : wo);  /* windows with two columns */
-      float* yr = yp + oy * wo;
-      if (two_rows) {
-        for (int64_t ox = 0; ox < full; ox++)
-          yr[ox] = (((r0[2 * ox] + r0[2 * ox + 1]) + r1[2 * ox]) + r1[2 * ox + 1]) / 4.0f;
-        for (int64_t ox = full; ox < wo; ox++) yr[ox] = (r0[2 * ox] + r1[2 * ox]) / 2.0f;
-      } else {
-        for (int64_t ox = 0; ox < full; ox++) yr[ox] = (r0[2 * ox] + r0[2 * ox + 1]) / 2.0f;
-        for (int64_t ox = full; ox < wo; ox++) yr[ox] = r0[2 * ox];
-      }
-    }
-  }
-}
-
 /* PyTorch's max-pool step: a later value replaces the running maximum if it is greater or NaN
    (so NaN propagates, and of equal values - signed zeros too - the first is kept). */
 static inline float max_step(float m, float v) { return (v > m || v != v) ? v : m; }
 
-/* 2x2 / stride-2 max pooling of planes x[planes, h, w] -> y[planes, ho, wo], one pass: each
-   window's valid entries in PyTorch's order (row by row) from -inf with max_step (ceil_mode's
-   partial last windows, padding 0), so the result is PyTorch's bit for bit. */
-void sc_maxpool2_f32(const float* x, int64_t planes, int64_t h, int64_t w, int64_t ho,
-                     int64_t wo, float* y) {
-  const double work = (double)planes * (double)(h * w);
-  const float ninf = -__builtin_inff();
-  #pragma omp parallel for schedule(static) if (work > 2e5)
-  for (int64_t p = 0; p < planes; p++) {
-    const float* xp = x + p * h * w;
-    float* yp = y + p * ho * wo;
-    for (int64_t oy = 0; oy < ho; oy++) {
-      const float* r0 = xp + 2 * oy * w;
-      const int two_rows = 2 * oy + 1 < h;
-      const float* r1 = r0 + w;
-      const int64_t full = (w / 2 < wo ? w / 2 : wo);  /* windows with two columns */
-      float* yr = yp + oy * wo;
-      if (two_rows) {
-        for (int64_t ox = 0; ox < full; ox++)
-          yr[ox] = max_step(max_step(max_step(max_step(ninf, r0[2 * ox]), r0[2 * ox + 1]),
-                                     r1[2 * ox]), r1[2 * ox + 1]);
-        for (int64_t ox = full; ox < wo; ox++)
-          yr[ox] = max_step(max_step(ninf, r0[2 * ox]), r1[2 * ox]);
-      } else {
-        for (int64_t ox = 0; ox < full; ox++)
-          yr[ox] = max_step(max_step(ninf, r0[2 * ox]), r0[2 * ox + 1]);
-        for (int64_t ox = full; ox < wo; ox++) yr[ox] = max_step(ninf, r0[2 * ox]);
-      }
+/* A pooling window's valid entries, in PyTorch's order (row by row): their mean, summed left
+   to right and divided by their count (avg_pool2d), or their maximum from -inf by max_step
+   (max_pool2d). */
+static inline __attribute__((always_inline)) float window(const int is_max, const int n, float a,
+                                                          float b, float c, float d) {
+  if (is_max) {
+    float m = max_step(-__builtin_inff(), a);
+    if (n > 1) m = max_step(m, b);
+    if (n > 2) m = max_step(max_step(m, c), d);
+    return m;
+  }
+  return n == 4 ? (((a + b) + c) + d) / 4.0f : n == 2 ? (a + b) / 2.0f : a;
+}
+
+/* 2x2 / stride-2 pooling of one plane x[h, w] -> y[ho, wo], ceil_mode's partial last windows
+   included (padding 0): PyTorch's result bit for bit. */
+static inline __attribute__((always_inline)) void pool2_plane(const float* xp, float* yp,
+    int64_t h, int64_t w, int64_t ho, int64_t wo, const int is_max) {
+  for (int64_t oy = 0; oy < ho; oy++) {
+    const float* r0 = xp + 2 * oy * w;
+    const int two_rows = 2 * oy + 1 < h;
+    const float* r1 = r0 + w;
+    const int64_t full = (w / 2 < wo ? w / 2 : wo);  /* windows with two columns */
+    float* yr = yp + oy * wo;
+    if (two_rows) {
+      for (int64_t ox = 0; ox < full; ox++)
+        yr[ox] = window(is_max, 4, r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+      for (int64_t ox = full; ox < wo; ox++)  /* one column: (top, bottom) */
+        yr[ox] = window(is_max, 2, r0[2 * ox], r1[2 * ox], 0.0f, 0.0f);
+    } else {
+      for (int64_t ox = 0; ox < full; ox++)
+        yr[ox] = window(is_max, 2, r0[2 * ox], r0[2 * ox + 1], 0.0f, 0.0f);
+      for (int64_t ox = full; ox < wo; ox++) yr[ox] = window(is_max, 1, r0[2 * ox], 0, 0, 0);
     }
   }
+}
+
+/* Planes x[planes, h, w] -> y[planes, ho, wo]: average (avg_pool2d) and max (max_pool2d). The
+   parallel loops are here, not in pool2_plane: OpenMP's outlined loop body would not see
+   is_max as a constant. */
+void sc_avgpool2_f32(const float* x, int64_t planes, int64_t h, int64_t w, int64_t ho,
+                     int64_t wo, float* y) {
+  #pragma omp parallel for schedule(static) if ((double)planes * (double)(h * w) > 2e5)
+  for (int64_t p = 0; p < planes; p++) pool2_plane(x + p * h * w, y + p * ho * wo, h, w, ho, wo, 0);
+}
+
+void sc_maxpool2_f32(const float* x, int64_t planes, int64_t h, int64_t w, int64_t ho,
+                     int64_t wo, float* y) {
+  #pragma omp parallel for schedule(static) if ((double)planes * (double)(h * w) > 2e5)
+  for (int64_t p = 0; p < planes; p++) pool2_plane(x + p * h * w, y + p * ho * wo, h, w, ho, wo, 1);
 }
 
 int sc_omp_threads(void) {

@@ -58,6 +58,26 @@ from spikesculpt.core import native_build
 
 EVENT_ACTIVITY = 0.02  # below this input activity, the event-driven kernel is used ("auto")
 
+TRIPLE_STEP_C = r"""
+/* One triple's step of the spike paths (shared by cpu_kernel.py and conv_kernel.py): for 8
+   lanes, the 3-bit subset index of row group q sits at bits 3q..3q+2 of
+   V1 + 2 V2 + 4 V3; a[q] += tab[index] for q < nq (nq a constant after inlining). */
+static inline __attribute__((always_inline)) void triple_step(
+    __m256* a, const uint32_t* v1, const uint32_t* v2, const uint32_t* v3, const float* tab8,
+    const int nq) {
+  __m256i idx = _mm256_loadu_si256((const __m256i*)v1);
+  idx = _mm256_add_epi32(idx, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i*)v2), 1));
+  idx = _mm256_add_epi32(idx, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i*)v3), 2));
+  const __m256 tab = _mm256_loadu_ps(tab8);
+  UNROLL for (int q = 0; q < 8; q++) {
+    if (q < nq) {
+      a[q] = _mm256_add_ps(a[q], _mm256_permutevar8x32_ps(tab, idx));
+      idx = _mm256_srli_epi32(idx, 3);
+    }
+  }
+}
+"""
+
 _SRC = r"""
 
 #include <stdint.h>
@@ -188,6 +208,7 @@ static int pack_triples(const float* x, int64_t r0, int64_t m, int64_t f, uint32
   return 1;
 }
 
+""" + TRIPLE_STEP_C + r"""
 /* The spike path's sums for outputs j0 .. j0+mj-1 of a packed block V: acc[jj][8q + l] for row
    groups q < nq (a constant after inlining: 8, or 1 for blocks of at most 8 rows). */
 static inline __attribute__((always_inline)) void triples_tile(
@@ -199,18 +220,8 @@ static inline __attribute__((always_inline)) void triples_tile(
     const int64_t j = j0 + jj;
     for (int64_t g = gptr[j]; g < gptr[j + 1]; g++) {
       const int32_t* c = gcols + 3 * g;
-      __m256i idx = _mm256_load_si256((const __m256i*)(V + (int64_t)c[0] * 8));
-      idx = _mm256_add_epi32(idx, _mm256_slli_epi32(
-          _mm256_load_si256((const __m256i*)(V + (int64_t)c[1] * 8)), 1));
-      idx = _mm256_add_epi32(idx, _mm256_slli_epi32(
-          _mm256_load_si256((const __m256i*)(V + (int64_t)c[2] * 8)), 2));
-      const __m256 tab = _mm256_loadu_ps(gtab + 8 * g);
-      UNROLL for (int q = 0; q < 8; q++) {
-        if (q < nq) {
-          a[q] = _mm256_add_ps(a[q], _mm256_permutevar8x32_ps(tab, idx));
-          idx = _mm256_srli_epi32(idx, 3);
-        }
-      }
+      triple_step(a, V + (int64_t)c[0] * 8, V + (int64_t)c[1] * 8, V + (int64_t)c[2] * 8,
+                  gtab + 8 * g, nq);
     }
     UNROLL for (int q = 0; q < 8; q++)
       if (q < nq) _mm256_storeu_ps(&acc[jj][q * 8], a[q]);
