@@ -656,6 +656,14 @@ def _ptr(t: Optional[torch.Tensor]):
     return None if t is None else t.data_ptr()
 
 
+def _prepare(x: torch.Tensor, cw: ConvWeights) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+    """``(x contiguous, the empty output [N, O, Ho, Wo], (n, c, h, w, ho, wo))`` of a conv."""
+    n, c, h, w = x.shape
+    ho, wo = cw.output_size(h, w)
+    y = torch.empty(n, cw.out_channels, ho, wo, dtype=torch.float32)
+    return x.contiguous(), y, (n, c, h, w, ho, wo)
+
+
 def spike_path() -> bool:
     """Whether the loaded kernel has the spike ("triples") path of ``direct`` (AVX2 CPUs)."""
     lib = KERNEL.library()
@@ -666,12 +674,9 @@ def direct_conv(x: torch.Tensor, cw: ConvWeights, bias: Optional[torch.Tensor],
                 spikes: bool = True) -> torch.Tensor:
     """``direct`` kernel: x ``[N, C, H, W]`` float32 -> ``[N, O, Ho, Wo]``. On an input of
     0 / 1 only, the spike path runs where it exists (``spikes=False``: never)."""
-    n, c, h, w = x.shape
-    ho, wo = cw.output_size(h, w)
-    y = torch.empty(n, cw.out_channels, ho, wo, dtype=torch.float32)
-    if n == 0 or ho <= 0 or wo <= 0:
+    x, y, (n, c, h, w, ho, wo) = _prepare(x, cw)
+    if y.numel() == 0:
         return y
-    x = x.contiguous()
     if spikes and KERNEL.lib.sc_spike_path():
         gptr, gcols, gtab = cw.triples_for_size(h, w)
         done = KERNEL.lib.sc_spikes_f32(x.data_ptr(), n, c, h, w, cw.ph, cw.pw,
@@ -693,12 +698,9 @@ def direct_conv(x: torch.Tensor, cw: ConvWeights, bias: Optional[torch.Tensor],
 def events_conv(x: torch.Tensor, cw: ConvWeights, bias: Optional[torch.Tensor]) -> torch.Tensor:
     """``events`` kernel: x ``[N, C, H, W]`` float32 -> ``[N, O, Ho, Wo]``
     (requires ``cw.events_ok``)."""
-    n, c, h, w = x.shape
-    ho, wo = cw.output_size(h, w)
-    y = torch.empty(n, cw.out_channels, ho, wo, dtype=torch.float32)
-    if n == 0 or ho <= 0 or wo <= 0:
+    x, y, (n, c, h, w, ho, wo) = _prepare(x, cw)
+    if y.numel() == 0:
         return y
-    x = x.contiguous()
     _, delta = cw.for_size(h, w)
     if KERNEL.lib.sc_events_f32(x.data_ptr(), n, c, h, w, cw.out_channels, cw.kh, cw.kw,
                                 cw.ph, cw.pw, ho, wo, cw.cptr.data_ptr(), delta.data_ptr(),
