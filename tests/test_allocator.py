@@ -30,7 +30,7 @@ def _kept_mb(mode: str) -> tuple[str, int]:
     return state, int(kept)
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or not platform.libc_ver()[0] == "glibc",
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                     reason="mallopt is glibc's")
 def test_keep_freed_memory_keeps_a_freed_tensor_in_the_process():
     state, kept = _kept_mb("system")
