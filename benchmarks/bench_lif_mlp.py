@@ -27,7 +27,16 @@ which cancels most of the machine's drift.
     python benchmarks/bench_lif_mlp.py --quick         # a few steps, smoke test, writes nothing
                                                        # (unless --out-dir)
 
-``--device cuda`` on a machine without CUDA gives 'skipped: CUDA not available' rows.
+``--device cuda`` on a machine without CUDA gives 'skipped: CUDA not available' rows. On CUDA
+the default spikesculpt row runs the Triton kernel (``neurons/gpu_kernel.py``) and every row also
+reports its peak memory: the most memory a training step allocated above what was allocated
+before it (activations kept for the backward, gradients, temporaries), the median over rounds.
+
+``--model vggsnn`` (the conv benchmark, also ``bench_lif_conv.py``): VGGSNN as in TET (Deng et
+al. 2022) for CIFAR10-DVS, input ``[T, B, 2, 48, 48]`` (random events, 10% per step):
+8 × (conv 3x3 -> BatchNorm -> neuron), 2x2 average pooling after layers 2, 4, 6 and 8, channels
+64-128-256-256-512-512-512-512, then a linear classifier on 512·3·3; the convolutions and
+BatchNorm act on the T·B images at once. ``--amp`` runs the forward under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -46,6 +55,8 @@ from torch import nn
 
 IN, HIDDEN, OUT = 784, 512, 10
 IMPLEMENTATIONS = ("relu", "spikesculpt", "spikesculpt-torch", "spikingjelly", "snntorch")
+VGG_CHANNELS = (64, 128, 256, 256, 512, 512, 512, 512)
+VGG_POOL_AFTER = (1, 3, 5, 7)  # layer indices followed by 2x2 average pooling
 
 
 # ------------------------------------------------------------------------------------------------
@@ -66,6 +77,30 @@ class TimeMLP(nn.Module):
         h = self.n1(self.fc1(x))       # [T, B, 512]
         h = self.n2(self.fc2(h))       # [T, B, 512]
         return self.fc3(h).mean(0)     # [B, 10]
+
+
+class VGGSNN(nn.Module):
+    """TET's VGGSNN for CIFAR10-DVS: x[T, B, 2, 48, 48] -> logits[B, 10] (averaged over T)."""
+
+    def __init__(self, make_neuron, in_channels=2, size=48, classes=10):
+        super().__init__()
+        layers, c = [], in_channels
+        for i, out in enumerate(VGG_CHANNELS):
+            layers.append(nn.ModuleList([nn.Conv2d(c, out, 3, padding=1, bias=False),
+                                         nn.BatchNorm2d(out), make_neuron()]))
+            c = out
+        self.layers = nn.ModuleList(layers)
+        self.fc = nn.Linear(c * (size // 16) ** 2, classes)
+
+    def forward(self, x):
+        T, B = x.shape[:2]
+        h = x.flatten(0, 1)                                  # [T·B, C, H, W]
+        for i, (conv, bn, neuron) in enumerate(self.layers):
+            h = bn(conv(h))
+            h = neuron(h.unflatten(0, (T, B))).flatten(0, 1)  # the neuron sees [T, B, C, H, W]
+            if i in VGG_POOL_AFTER:
+                h = nn.functional.avg_pool2d(h, 2)
+        return self.fc(h.flatten(1)).unflatten(0, (T, B)).mean(0)
 
 
 class SnnTorchStepped(nn.Module):
@@ -93,10 +128,11 @@ class SnnTorchStepped(nn.Module):
         return self.fc3(h).mean(0)
 
 
-def build_impls():
-    """name -> (model factory, after-step hook) or name -> 'not installed: ...'."""
+def build_impls(model: str = "mlp"):
+    """name -> (model factory, after-step hook) or name -> 'skipped: ...'."""
+    net = TimeMLP if model == "mlp" else VGGSNN
     impls = {}
-    impls["relu"] = (lambda: TimeMLP(nn.ReLU), None)
+    impls["relu"] = (lambda: net(nn.ReLU), None)
 
     from spikesculpt.neurons import LIF, functional
 
@@ -105,8 +141,8 @@ def build_impls():
             return functional.lif_multistep(x, tau=self.tau, impl="torch", **self._common())
 
     impls["spikesculpt"] = (
-        lambda: TimeMLP(lambda: LIF(tau=2.0, v_reset=0.0, surrogate="atan")), None)
-    impls["spikesculpt-torch"] = (lambda: TimeMLP(lambda: TorchPathLIF(tau=2.0)), None)
+        lambda: net(lambda: LIF(tau=2.0, v_reset=0.0, surrogate="atan")), None)
+    impls["spikesculpt-torch"] = (lambda: net(lambda: TorchPathLIF(tau=2.0)), None)
 
     try:
         from spikingjelly.activation_based import functional as sj_functional
@@ -114,13 +150,16 @@ def build_impls():
         from spikingjelly.activation_based import surrogate as sj_surrogate
 
         def sj_model():
-            return TimeMLP(lambda: sj_neuron.LIFNode(tau=2.0, v_reset=0.0, step_mode="m",
-                                                     surrogate_function=sj_surrogate.ATan()))
+            return net(lambda: sj_neuron.LIFNode(tau=2.0, v_reset=0.0, step_mode="m",
+                                                 surrogate_function=sj_surrogate.ATan()))
 
         impls["spikingjelly"] = (sj_model, sj_functional.reset_net)
     except Exception as e:  # ImportError, or a missing dependency of it
         impls["spikingjelly"] = f"skipped: not installed ({type(e).__name__}: {e})"
 
+    if model != "mlp":
+        impls["snntorch"] = "skipped: stepped in Python over T, not run for the conv model"
+        return impls
     try:
         import snntorch as snn
         from snntorch import surrogate as snn_surrogate
@@ -129,6 +168,17 @@ def build_impls():
     except Exception as e:
         impls["snntorch"] = f"skipped: not installed ({type(e).__name__}: {e})"
     return impls
+
+
+def spikingjelly_backend() -> str:
+    """Which LIF implementation SpikingJelly bound on CUDA ('n/a' if it did not run there)."""
+    try:
+        from spikingjelly._ops import lif as sj_lif
+
+        bound = {k: getattr(v, "name", v) for k, v in sj_lif._selection._selections.items()}
+        return ", ".join(f"cuda:{k}={v}" for k, v in bound.items()) or "n/a"
+    except Exception as e:
+        return f"n/a ({type(e).__name__})"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -143,10 +193,10 @@ def machine_info(threads: int, device: str = "cpu") -> dict:
             versions[mod] = version(mod)
         except Exception:
             versions[mod] = None
-    from spikesculpt.neurons import cpu_kernel
+    from spikesculpt.neurons import cpu_kernel, gpu_kernel
 
     return {**provenance(threads, device), "spikesculpt_native_kernel": cpu_kernel.status(),
-            "peers": versions}
+            "spikesculpt_gpu_kernel": gpu_kernel.status(), "peers": versions}
 
 
 def spike_agreement(T: int, B: int) -> str:
@@ -167,8 +217,11 @@ def spike_agreement(T: int, B: int) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--T", type=int, default=8)
-    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--model", choices=("mlp", "vggsnn"), default="mlp",
+                   help="mlp: 784-512-512-10; vggsnn: the conv benchmark (CIFAR10-DVS shape)")
+    p.add_argument("--T", type=int, default=None, help="time steps (default 8; vggsnn 10)")
+    p.add_argument("--batch", type=int, default=None, help="batch (default 64; vggsnn 32)")
+    p.add_argument("--amp", action="store_true", help="forward under bf16 autocast (CUDA)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=20, help="training steps per timed round")
     p.add_argument("--repeats", type=int, default=15, help="timed rounds (median reported)")
@@ -188,7 +241,9 @@ def main(argv=None) -> int:
         args.steps, args.repeats, args.warmup = 3, 2, 2
 
     torch.set_num_threads(args.threads)
-    T, B = args.T, args.batch
+    vgg = args.model == "vggsnn"
+    T = args.T or (10 if vgg else 8)
+    B = args.batch or (32 if vgg else 64)
     missing = device_missing(args.device)
     device = torch.device("cpu" if missing else args.device)
     info = machine_info(torch.get_num_threads(), args.device)
@@ -198,15 +253,18 @@ def main(argv=None) -> int:
             torch.cuda.synchronize(device)
 
     # every row skipped when the device is missing: the files still say why
-    impls = {name: missing for name in IMPLEMENTATIONS} if missing else build_impls()
+    impls = {name: missing for name in IMPLEMENTATIONS} if missing else build_impls(args.model)
     if args.only:
         keep = set(args.only.split(","))
         impls = {k: v for k, v in impls.items() if k in keep or k == "relu"}
 
     # inputs: a few different Poisson batches (rate 0.2 per step), cycled; labels at random
     g = torch.Generator().manual_seed(0)
-    batches = [((torch.rand(T, B, IN, generator=g) < 0.2).float().to(device),
+    shape, rate = ((2, 48, 48), 0.1) if vgg else ((IN,), 0.2)
+    batches = [((torch.rand(T, B, *shape, generator=g) < rate).float().to(device),
                 torch.randint(0, OUT, (B,), generator=g).to(device)) for _ in range(4)]
+    cuda = device.type == "cuda"
+    amp = args.amp and cuda
 
     runners = {}
     for name, spec in impls.items():
@@ -222,7 +280,9 @@ def main(argv=None) -> int:
         model, opt, after = runners[name]
         for i in range(n):
             x, y = batches[(offset + i) % len(batches)]
-            loss = nn.functional.cross_entropy(model(x), y)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                out = model(x)
+            loss = nn.functional.cross_entropy(out.float(), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -233,26 +293,36 @@ def main(argv=None) -> int:
     for name in names:
         train_steps(name, args.warmup)
     times = {name: [] for name in names}
+    peaks = {name: [] for name in names}
     for rep in range(args.repeats if names else 0):
         order = names[rep % len(names):] + names[: rep % len(names)]
         for name in order:
             sync()
+            if cuda:
+                base = torch.cuda.memory_allocated(device)
+                torch.cuda.reset_peak_memory_stats(device)
             t0 = time.perf_counter()
             train_steps(name, args.steps, offset=rep)
             sync()
             times[name].append((time.perf_counter() - t0) / args.steps * 1e3)
+            if cuda:
+                peaks[name].append((torch.cuda.max_memory_allocated(device) - base) / 2**20)
+    sj_backend = spikingjelly_backend() if cuda and "spikingjelly" in runners else "n/a"
 
     rows = []
-    print(f"LIF MLP {IN}-{HIDDEN}-{HIDDEN}-{OUT}, T={T}, batch={B}, forward+backward+SGD step")
+    what = ("VGGSNN (CIFAR10-DVS 2x48x48)" if vgg else f"LIF MLP {IN}-{HIDDEN}-{HIDDEN}-{OUT}")
+    print(f"{what}, T={T}, batch={B}, forward+backward+SGD step"
+          + (", bf16 autocast" if amp else ""))
     if device.type == "cuda":
-        print(f"GPU: {info['gpu']}")
+        print(f"GPU: {info['gpu']}; spikesculpt: {info['spikesculpt_gpu_kernel']}; "
+              f"SpikingJelly LIF backend: {sj_backend}")
     print(f"{info['cpu']}; torch {info['torch']}, {info['torch_threads']} threads, "
           f"python {info['python']}; {info['date']}")
     print(f"spikesculpt native kernel: {info['spikesculpt_native_kernel']}")
     print(f"{args.repeats} rounds x {args.steps} steps, interleaved; commit "
           f"{info['git_commit'][:7]}\n")
-    print(f"{'implementation':<18} {'median':>8} {'min':>7} {'max':>7}  {'x ReLU':>6}  (ms/step; "
-          "x ReLU = median of per-round ratios)")
+    print(f"{'implementation':<18} {'median':>8} {'min':>7} {'max':>7}  {'x ReLU':>6}  "
+          f"{'peak MiB' if cuda else ''}  (ms/step; x ReLU = median of per-round ratios)")
     for name, spec in impls.items():
         if isinstance(spec, str):
             print(f"{name:<18} {spec}")
@@ -261,37 +331,45 @@ def main(argv=None) -> int:
         ts = times[name]
         med = statistics.median(ts)
         ratio = statistics.median(t / b for t, b in zip(ts, times["relu"]))
-        print(f"{name:<18} {med:8.2f} {min(ts):7.2f} {max(ts):7.2f}  {ratio:6.2f}")
+        peak = round(statistics.median(peaks[name]), 1) if peaks[name] else None
+        print(f"{name:<18} {med:8.2f} {min(ts):7.2f} {max(ts):7.2f}  {ratio:6.2f}  "
+              f"{'' if peak is None else f'{peak:8.1f}'}")
         rows.append({"implementation": name, "status": "ok", "ms_per_step": round(med, 3),
+                     "peak_mib": peak,
                      "ms_min": round(min(ts), 3), "ms_max": round(max(ts), 3),
                      "ratio_to_relu": round(ratio, 3),
                      "ratio_of_medians": round(med / statistics.median(times["relu"]), 3),
                      "rounds_ms": [round(t, 3) for t in ts]})
-    agree = "n/a (skipped)" if missing else spike_agreement(T, B)
+    agree = "n/a (skipped)" if missing or vgg else spike_agreement(T, B)
     print(f"\nspikesculpt vs SpikingJelly LIF spikes on the same input: {agree}")
 
     out_dir = args.out_dir
     if out_dir is None and not args.quick:
         out_dir = str(Path(__file__).resolve().parent / "results")
     if out_dir:
-        stem = result_stem(out_dir, "lif_mlp", info)
-        config = {"T": T, "batch": B, "layers": [IN, HIDDEN, HIDDEN, OUT], "steps": args.steps,
-                  "repeats": args.repeats, "warmup": args.warmup, "optimizer": "SGD(lr=0.05)",
-                  "input": "Poisson rate 0.2 per step, [T, B, 784]"}
+        bench_name = "lif_vggsnn" if vgg else "lif_mlp"
+        stem = result_stem(out_dir, bench_name + ("_amp" if amp else ""), info)
+        config = {"model": args.model, "T": T, "batch": B, "amp_bf16": amp,
+                  "layers": list(VGG_CHANNELS) if vgg else [IN, HIDDEN, HIDDEN, OUT],
+                  "steps": args.steps, "repeats": args.repeats, "warmup": args.warmup,
+                  "optimizer": "SGD(lr=0.05)", "spikingjelly_backend": sj_backend,
+                  "peak_mib": "max allocated during a round's steps minus allocated before it",
+                  "input": f"random events rate {rate} per step, [T, B, "
+                           f"{', '.join(map(str, shape))}]"}
         with open(f"{stem}.json", "w") as f:
-            json.dump({"benchmark": "lif_mlp", "machine": info, "config": config,
+            json.dump({"benchmark": bench_name, "machine": info, "config": config,
                        "spike_agreement_vs_spikingjelly": agree, "results": rows}, f, indent=2)
         with open(f"{stem}.csv", "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(["implementation", "status", "ms_per_step", "ms_min", "ms_max",
-                        "ratio_to_relu", "T", "batch", "cpu", "torch_threads", "torch", "python",
-                        "date", "native_kernel", "git_commit"])
+                        "ratio_to_relu", "peak_mib", "T", "batch", "cpu", "torch_threads", "torch",
+                        "python", "date", "native_kernel", "git_commit"])
             for r in rows:
                 w.writerow([r["implementation"], r["status"], r.get("ms_per_step", ""),
                             r.get("ms_min", ""), r.get("ms_max", ""), r.get("ratio_to_relu", ""),
-                            T, B, info["cpu"], info["torch_threads"], info["torch"],
-                            info["python"], info["date"], info["spikesculpt_native_kernel"],
-                            info["git_commit"]])
+                            r.get("peak_mib", ""), T, B, info["cpu"], info["torch_threads"],
+                            info["torch"], info["python"], info["date"],
+                            info["spikesculpt_native_kernel"], info["git_commit"]])
         print(f"wrote {stem}.json and {stem}.csv")
     return 0
 

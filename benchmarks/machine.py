@@ -23,7 +23,11 @@ def slug(text: str) -> str:
 
 
 def git_state(repo: Path = REPO) -> dict:
-    """``{"commit": full hash or "unknown", "dirty": True if tracked files differ from it}``."""
+    """``{"commit": full hash or "unknown", "dirty": True if tracked files differ from it}``.
+    Where the tree is a copy without git (a lent GPU machine), ``SPIKESCULPT_GIT_COMMIT`` names
+    the commit it was copied from."""
+    if os.environ.get("SPIKESCULPT_GIT_COMMIT"):
+        return {"commit": os.environ["SPIKESCULPT_GIT_COMMIT"], "dirty": False}
     def git(*args):
         return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
                               timeout=20, check=True).stdout.strip()

@@ -1,43 +1,68 @@
 #!/usr/bin/env bash
 # GPU checks and benchmarks, for a machine with CUDA (run from the repository root).
 #
-#   OUT=/some/folder bash benchmarks/run_gpu_checks.sh     # results and logs go to $OUT
+#   OUT=/some/folder bash benchmarks/run_gpu_checks.sh          # issue 16: kernels (~6 min)
+#   FULL=1 OUT=/some/folder bash benchmarks/run_gpu_checks.sh   # also the older checks below
 #
-# 1. the test suite with a CUDA device visible (the CUDA-only tests run instead of skipping);
-# 2. real training runs on CUDA (fp32 and AMP): dense vs ESL on digits, the conv model;
-# 3. the LIF training-step benchmark on the GPU (spikesculpt vs SpikingJelly vs snnTorch vs ReLU);
-# 4. the ESL-vs-dense whole-run overhead on the GPU;
-# 5. torch.distributed on one GPU (NCCL): the same ESL run with torchrun and plain, interleaved
-#    (issue 15: the overhead of the distributed path; each line ends with the training seconds).
+# Results go to a temporary folder, then into $OUT/gpu_results.tgz (with the log, $OUT/gpu_log.txt).
+# 1. the GPU tests of the neurons: the Triton kernels over every neuron x reset x detach x
+#    surrogate x dtype against the PyTorch-ops path (tests/test_gpu_kernel.py), and the rest of
+#    the neuron, surrogate, AMP and encoding tests with a CUDA device visible;
+# 2. the neuron alone (bench_neuron_kernel.py): time and bytes kept per neuron per step, vs
+#    SpikingJelly 2.0;
+# 3. the LIF MLP training step (bench_lif_mlp.py): batch 256 T 8, and batch 64 T 16;
+# 4. the VGGSNN training step (bench_lif_conv.py): float32 and bf16 autocast.
+# With FULL=1 also: CUDA training runs (dense vs ESL, conv with AMP), the ESL overhead, and
+# torchrun on one GPU vs plain (issue 15).
 # Uses the python3 that holds a CUDA PyTorch; spikesculpt is taken from src/ (no install needed).
+# SPIKESCULPT_GIT_COMMIT (if set) tags the result files where the tree has no .git.
 set -uo pipefail
 OUT=${OUT:-benchmarks/results}
+R=$(mktemp -d)
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 PYTHONWARNINGS=ignore
+exec > >(tee "$OUT/gpu_log.txt") 2>&1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
-echo "== 1. tests"
-python3 -m pytest -q -p no:cacheprovider 2>&1 | tail -15 | tee "$OUT/gpu_pytest.txt"
-echo "== 2. CUDA training runs"
-R=$(mktemp -d)
-python3 -m spikesculpt compare --methods dense,esl --density 0.1 --epochs 30 --device cuda \
-  --runs-root "$R" --no-progress 2>&1 | tail -4 | tee "$OUT/gpu_train.txt"
-for m in dense esl; do
-  python3 -m spikesculpt train --model conv --method $m --density 0.1 --grow hebbian --epochs 15 \
-    --device cuda --amp --runs-root "$R" --no-progress 2>&1 | tail -1 | tee -a "$OUT/gpu_train.txt"
+python3 -c "import torch, triton; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
+'triton', triton.__version__, torch.cuda.get_device_name())"
+echo "== 1. GPU tests"
+XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8")
+python3 -m pytest -q -p no:cacheprovider $XDIST tests/test_gpu_kernel.py tests/test_neurons.py \
+  tests/test_surrogates.py tests/test_amp_steps.py tests/test_encoding.py 2>&1 | tail -15
+echo "== 2. neuron kernel alone"
+python3 benchmarks/bench_neuron_kernel.py --device cuda --out-dir "$R"
+echo "== 3. LIF MLP step"
+python3 benchmarks/bench_lif_mlp.py --device cuda --batch 256 --T 8 --repeats 10 --out-dir "$R" \
+  2>&1 | tail -11
+python3 benchmarks/bench_lif_mlp.py --device cuda --batch 64 --T 16 --repeats 10 --out-dir "$R" \
+  2>&1 | tail -11
+echo "== 4. VGGSNN step"
+for amp in "" "--amp"; do
+  python3 benchmarks/bench_lif_conv.py --device cuda --repeats 6 --steps 5 --warmup 3 $amp \
+    --out-dir "$R" 2>&1 | tail -10
 done
-echo "== 3. LIF step benchmark"
-python3 benchmarks/bench_lif_mlp.py --device cuda --batch 256 --repeats 10 --out-dir "$OUT" 2>&1 | tail -12
-echo "== 4. ESL overhead"
-python3 benchmarks/bench_sparse_methods.py --device cuda --parts overhead --model conv \
-  --epochs 10 --overhead-repeats 6 --out-dir "$OUT" 2>&1 | tail -3
-echo "== 5. torchrun on 1 GPU vs plain"
-for round in 1 2; do
-  for launch in plain torchrun; do
-    if [ $launch = plain ]; then L="python3 -m spikesculpt"; else
-      L="python3 -m torch.distributed.run --standalone --nproc-per-node 1 -m spikesculpt"; fi
-    SPIKESCULPT_CHECK_MASKS=1 $L train --model conv --method esl --density 0.1 --epochs 10 \
-      --device cuda --runs-root "$R/$launch$round" --no-progress 2>&1 | tail -1 \
-      | sed "s/^/$launch round $round: /" | tee -a "$OUT/gpu_torchrun.txt"
+if [ "${FULL:-0}" = 1 ]; then
+  echo "== 5. CUDA training runs"
+  python3 -m spikesculpt compare --methods dense,esl --density 0.1 --epochs 30 --device cuda \
+    --runs-root "$R/runs" --no-progress 2>&1 | tail -4
+  for m in dense esl; do
+    python3 -m spikesculpt train --model conv --method $m --density 0.1 --grow hebbian \
+      --epochs 15 --device cuda --amp --runs-root "$R/runs" --no-progress 2>&1 | tail -1
   done
-done
+  echo "== 6. ESL overhead"
+  python3 benchmarks/bench_sparse_methods.py --device cuda --parts overhead --model conv \
+    --epochs 10 --overhead-repeats 6 --out-dir "$R" 2>&1 | tail -3
+  echo "== 7. torchrun on 1 GPU vs plain"
+  for round in 1 2; do
+    for launch in plain torchrun; do
+      if [ $launch = plain ]; then L="python3 -m spikesculpt"; else
+        L="python3 -m torch.distributed.run --standalone --nproc-per-node 1 -m spikesculpt"; fi
+      SPIKESCULPT_CHECK_MASKS=1 $L train --model conv --method esl --density 0.1 --epochs 10 \
+        --device cuda --runs-root "$R/$launch$round" --no-progress 2>&1 | tail -1 \
+        | sed "s/^/$launch round $round: /"
+    done
+  done
+  rm -rf "$R/runs" "$R"/plain* "$R"/torchrun*
+fi
+tar czf "$OUT/gpu_results.tgz" -C "$R" .
+echo "results: $(ls "$R" | wc -l) files in gpu_results.tgz"

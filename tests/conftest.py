@@ -1,5 +1,12 @@
+import os
+
 import pytest
 import torch
+
+# Without a GPU, Triton's kernels run in its CPU interpreter (tests/test_gpu_kernel.py); this
+# must be set before Triton is first imported. CPU tensors never reach Triton outside those tests.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 @pytest.fixture(autouse=True)

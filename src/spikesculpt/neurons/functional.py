@@ -69,7 +69,7 @@ from typing import Optional, Union
 import torch
 
 from spikesculpt.core.errors import UserError
-from spikesculpt.neurons import cpu_kernel, torch_kernel
+from spikesculpt.neurons import cpu_kernel, gpu_kernel, torch_kernel
 from spikesculpt.neurons.surrogate import Surrogate, create_surrogate, spike
 from spikesculpt.neurons.torch_kernel import Decay, rest_potential
 
@@ -201,7 +201,7 @@ def _use_native(x: torch.Tensor, surrogate: Surrogate, impl: str) -> bool:
     float32/float64 tensor, the surrogate is built in, and we are in plain eager mode (not
     tracing for torch.compile, no Python dispatch mode such as fake tensors or FLOP counters:
     the native kernel would be invisible to them or cannot run on them)."""
-    if impl == "torch":
+    if impl in ("torch", "triton"):
         return False
     ok = (type(x) is torch.Tensor and x.dtype in _NATIVE_DTYPES and x.device.type == "cpu"
           and cpu_kernel.surrogate_id(surrogate) is not None)
@@ -217,23 +217,48 @@ def _use_native(x: torch.Tensor, surrogate: Surrogate, impl: str) -> bool:
     return cpu_kernel.available()
 
 
+def _use_triton(x: torch.Tensor, surrogate: Surrogate, impl: str) -> bool:
+    """Whether this call runs the Triton kernel (``gpu_kernel.py``): ``impl`` is auto or triton,
+    x is a CUDA float32/float16/bfloat16 tensor, the surrogate is built in, eager mode."""
+    if impl not in ("auto", "triton") or (impl == "auto" and not x.is_cuda):
+        return False
+    ok = gpu_kernel.applies(x, surrogate)
+    if impl == "triton" and not ok:
+        raise UserError(f"impl='triton' needs a CUDA float32/float16/bfloat16 tensor and a "
+                        f"built-in surrogate ({gpu_kernel.status()}); use impl='auto'")
+    return ok and not _is_compiling() and _dispatch_mode() is None
+
+
+def _backend(x: torch.Tensor, surrogate: Surrogate, impl: str) -> str:
+    """The kernel this call runs: ``native`` (C, CPU), ``triton`` (GPU) or ``torch``."""
+    if _use_triton(x, surrogate, impl):
+        return "triton"
+    if _use_native(x, surrogate, impl):
+        return "native"
+    return "torch"
+
+
 class _FusedNeuron(torch.autograd.Function):
     """Whole-sequence LIF / IF / PLIF with a hand-written backward (see the module docstring).
 
-    Two interchangeable kernels with identical forward results: PyTorch ops (any device/dtype;
-    saves -H) and the native C kernel (CPU float32/float64, ``cpu_kernel.py``; saves the input X
-    and recomputes H inside the backward kernel, which is cheaper than writing H out).
+    Three interchangeable kernels with identical forward results: PyTorch ops (any device/dtype;
+    saves -H), the native C kernel (CPU float32/float64, ``cpu_kernel.py``) and the Triton
+    kernel (CUDA, ``gpu_kernel.py``); the last two save the input X and recompute H inside the
+    backward kernel, which is cheaper than writing H out.
     """
 
     @staticmethod
-    def forward(ctx, x, r_t, r, v_threshold, v_reset, detach_reset, surrogate, native):
+    def forward(ctx, x, r_t, r, v_threshold, v_reset, detach_reset, surrogate, backend):
         # r_t: 0-dim tensor decay (PLIF) or None; r: float decay (LIF) or None (IF / PLIF)
         decay = r_t if r_t is not None else r
         ctx.r = r
-        ctx.cfg = (v_threshold, v_reset, detach_reset, surrogate, native)
+        ctx.cfg = (v_threshold, v_reset, detach_reset, surrogate, backend)
         ctx.has_rt = r_t is not None
-        if native:
+        if backend == "native":
             s, _ = cpu_kernel.forward(x, decay, v_threshold, v_reset)
+            ctx.save_for_backward(x, r_t)
+        elif backend == "triton":
+            s = gpu_kernel.forward(x, decay, v_threshold, v_reset)
             ctx.save_for_backward(x, r_t)
         else:
             s, nh = torch_kernel.fused_forward(x, decay, v_threshold, v_reset)
@@ -243,10 +268,10 @@ class _FusedNeuron(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gs):
-        thr, v_reset, detach, surrogate, native = ctx.cfg
+        thr, v_reset, detach, surrogate, backend = ctx.cfg
         want_gr = ctx.has_rt and ctx.needs_input_grad[1]
         gr = None
-        if native:
+        if backend == "native":
             x, r_t = ctx.saved_tensors
             decay = r_t if ctx.has_rt else ctx.r
             g, acc = cpu_kernel.backward(gs, x, decay, thr, v_reset, detach,
@@ -254,6 +279,12 @@ class _FusedNeuron(torch.autograd.Function):
                                          want_gr)
             if want_gr:
                 gr = torch.tensor(acc, dtype=r_t.dtype, device=r_t.device)
+        elif backend == "triton":
+            x, r_t = ctx.saved_tensors
+            decay = r_t if ctx.has_rt else ctx.r
+            g, acc = gpu_kernel.backward(gs, x, decay, thr, v_reset, detach, surrogate, want_gr)
+            if want_gr:
+                gr = acc.to(r_t.dtype)
         else:
             nh, s, x, r_t = ctx.saved_tensors
             b = float(r_t) if ctx.has_rt else (1.0 if ctx.r is None else ctx.r)
@@ -280,7 +311,7 @@ def _check_seq(x: torch.Tensor) -> None:
         raise UserError(f"neuron input must be a floating-point tensor, got {x.dtype}")
 
 
-IMPLS = ("auto", "native", "torch", "autograd")
+IMPLS = ("auto", "native", "triton", "torch", "autograd")
 
 
 def _autograd_path(impl: str) -> bool:
@@ -312,18 +343,21 @@ def _multistep(x: torch.Tensor, r: Optional[Decay], v_threshold: float,
                          v_reset=v_reset, detach_reset=detach_reset, surrogate=surrogate)
     if x.shape[0] == 0:
         return torch.empty_like(x)
-    native = _use_native(x, surrogate, impl)
+    backend = _backend(x, surrogate, impl)
     r_t = r if isinstance(r, torch.Tensor) else None
     needs_graph = x.requires_grad or (r_t is not None and r_t.requires_grad)
     if not (needs_graph and torch.is_grad_enabled()):
         # inference: no graph, no saved state
-        if native:
+        if backend == "native":
             return cpu_kernel.forward(x, r, v_threshold, v_reset)[0]
+        if backend == "triton":
+            return gpu_kernel.forward(x, r, v_threshold, v_reset)
         return torch_kernel.fused_forward(x, r, v_threshold, v_reset)[0]
     if r_t is not None:
         return _FusedNeuron.apply(x, r_t, None, v_threshold, v_reset, detach_reset, surrogate,
-                                  native)
-    return _FusedNeuron.apply(x, None, r, v_threshold, v_reset, detach_reset, surrogate, native)
+                                  backend)
+    return _FusedNeuron.apply(x, None, r, v_threshold, v_reset, detach_reset, surrogate,
+                              backend)
 
 
 def lif_multistep(x: torch.Tensor, *, tau: Optional[Union[float, torch.Tensor]] = 2.0,
