@@ -27,7 +27,7 @@ python3 -c "import torch, triton; print('torch', torch.__version__, 'cuda', torc
 'triton', triton.__version__, torch.cuda.get_device_name())"
 echo "== 1. GPU tests"
 XDIST=$(python3 -c "import xdist" 2>/dev/null && echo "-n 8")
-python3 -m pytest -q -p no:cacheprovider $XDIST tests/test_gpu_kernel.py tests/test_neurons.py \
+timeout "${TEST_TIMEOUT:-300}" python3 -m pytest -q -p no:cacheprovider $XDIST tests/test_gpu_kernel.py tests/test_neurons.py \
   tests/test_surrogates.py tests/test_amp_steps.py tests/test_encoding.py 2>&1 | tail -15
 echo "== 2. neuron kernel alone"
 python3 benchmarks/bench_neuron_kernel.py --device cuda --out-dir "$R"
