@@ -47,11 +47,15 @@ def run(kind, x, gs, v_reset, detach, surrogate, impl, tau=2.0):
     return s.detach(), x.grad, (None if w is None else w.grad)
 
 
-def assert_same(ref, got, rtol=1e-5, atol=1e-6):
+def assert_same(ref, got, rtol=1e-5):
+    """Spikes bit-identical; gradients equal to float32 rounding accumulated over T steps:
+    each element within rtol of itself or of the largest gradient (without a leak, IF's
+    recurrence carries rounding errors of the large elements into the small ones)."""
     s_ref, g_ref, w_ref = ref
     s, g, w = got
     assert s.dtype == s_ref.dtype and torch.equal(s, s_ref), int((s != s_ref).sum())
-    torch.testing.assert_close(g.float(), g_ref.float(), rtol=rtol, atol=atol)
+    scale = float(g_ref.abs().max())
+    torch.testing.assert_close(g.float(), g_ref.float(), rtol=rtol, atol=rtol * scale)
     if w_ref is not None:
         torch.testing.assert_close(w, w_ref, rtol=1e-4, atol=1e-5)
 
@@ -173,7 +177,8 @@ def test_cuda_half_precision_equals_the_upcast_path(dtype, kind):
         got = run(kind, xh, gsh, v_reset, detach, sur, "triton", 3.0)
         assert got[0].dtype == dtype and got[1].dtype == dtype
         assert torch.equal(got[0].float(), ref[0])
-        torch.testing.assert_close(got[1].float(), ref[1], rtol=1e-2, atol=1e-2)
+        torch.testing.assert_close(got[1].float(), ref[1], rtol=1e-2,
+                                   atol=1e-2 * float(ref[1].abs().max()))
         if ref[2] is not None:
             torch.testing.assert_close(got[2], ref[2], rtol=1e-3, atol=1e-3)
 
@@ -190,8 +195,9 @@ def test_cuda_auto_dispatches_to_triton(monkeypatch):
     monkeypatch.setattr(gpu_kernel, "forward", counting)
     x = torch.randn(4, 8, 32, device="cuda", requires_grad=True)
     LIF(tau=2.0)(x).sum().backward()
-    ParametricLIF()(x.detach())
-    assert len(calls) == 2 and x.grad is not None
+    ParametricLIF().cuda()(x.detach())
+    ParametricLIF()(x.detach())  # a CPU parameter with a CUDA input, as PyTorch allows
+    assert len(calls) == 3 and x.grad is not None
     assert "compiled" in gpu_kernel.status()
 
 

@@ -48,8 +48,11 @@ _state = {"kernels": None, "error": None, "tested": False, "fma": True}
 
 
 def interpreting() -> bool:
-    """Whether Triton runs in its CPU interpreter (``TRITON_INTERPRET=1``)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    """Whether Triton runs in its CPU interpreter (``TRITON_INTERPRET=1``, read at import)."""
+    return INTERPRETING
+
+
+INTERPRETING = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 def _kernels():
@@ -115,7 +118,9 @@ def _self_test(device: torch.device) -> None:
         _state["fma"] = fma
         s, h = forward(x, 1 / 2.7, 1.0, 0.0, want_h=True)
         if torch.equal(h, -nh) and torch.equal(s, s_ref):
-            return
+            s, h = forward(x, 1 / 2.7, 1.0, 0.0, want_h=True)  # now the direct launch
+            if torch.equal(h, -nh) and torch.equal(s, s_ref):
+                return
         diffs.append(int((h != -nh).sum()))
     raise RuntimeError(f"{min(diffs)} of {nh.numel()} membrane values differ from the PyTorch "
                        "path's")
@@ -130,18 +135,74 @@ _DUMMIES: dict = {}
 
 def _dummy(device: torch.device) -> torch.Tensor:
     """A one-element float32 buffer for pointer arguments a configuration never touches."""
-    if device not in _DUMMIES:
-        _DUMMIES[device] = torch.zeros(1, dtype=torch.float32, device=device)
-    return _DUMMIES[device]
+    buf = _DUMMIES.get(device)
+    if buf is None:
+        buf = _DUMMIES[device] = torch.zeros(1, dtype=torch.float32, device=device)
+    return buf
 
 
-def _scalars(r, v_reset: Optional[float]):
-    """Kernel arguments for the decay: (r_ptr, b, a, c, PLIF, HAS_C)."""
+def _scalars(r, v_reset: Optional[float], device: torch.device):
+    """Kernel arguments for the decay: (r_ptr or None, b, a, c, PLIF, HAS_C)."""
     has_c = v_reset is not None and v_reset != 0.0
-    if isinstance(r, torch.Tensor):  # PLIF: read from memory inside the kernel
-        return r.detach().to(torch.float32).reshape(1), 1.0, 0.0, 0.0, True, has_c
+    if isinstance(r, torch.Tensor):  # PLIF: read from memory inside the kernel (no sync)
+        return (r.detach().to(device=device, dtype=torch.float32).reshape(1), 1.0, 0.0, 0.0,
+                True, has_c)
     b, a, c = cpu_kernel.scalars(r, v_reset)
     return None, b, a, c, False, has_c
+
+
+# ---------------------------------------------------------------------------------------------
+# launching: Triton's JIT launcher binds and specialises every argument at every call (tens of
+# microseconds of Python per launch, which a small SNN's step pays 4 times per layer). After the
+# first launch of a specialisation, later ones call the compiled kernel directly with the same
+# arguments, keyed by what Triton specialises on (dtypes, constexprs, 16-byte alignment of the
+# pointers, divisibility of N by 16). DIRECT_LAUNCH = False restores the JIT launcher (the
+# benchmark compares the two); any error in the direct path turns it off for the process.
+
+DIRECT_LAUNCH = True
+_COMPILED: dict = {}
+
+
+def _launch_hooks_set() -> bool:
+    try:
+        from triton import knobs
+
+        return knobs.runtime.launch_enter_hook is not None
+    except Exception:  # pragma: no cover - other Triton versions
+        return True
+
+
+def _launch(fn, n_programs: int, tensors: tuple, scalars: tuple, constexprs: tuple,
+            device: torch.device) -> None:
+    """``fn[(n_programs,)](*tensors, *scalars, **constexprs)``; ``constexprs`` is a tuple of
+    (name, value) in the kernel's argument order (they follow every runtime argument)."""
+    direct = DIRECT_LAUNCH and not INTERPRETING
+    if direct:
+        n = scalars[0]
+        key = (fn, device.index, constexprs, n % 16 == 0, n == 1, n >= 2 ** 31,
+               tuple((t.dtype, t.data_ptr() % 16 == 0) for t in tensors))
+        compiled = _COMPILED.get(key)
+        if compiled is not None:
+            try:
+                stream = torch._C._cuda_getCurrentRawStream(device.index)
+                compiled.run(n_programs, 1, 1, stream, compiled.function,
+                             compiled.packed_metadata, None, None, None, *tensors, *scalars,
+                             *(v for _, v in constexprs))
+                return
+            except Exception as e:  # pragma: no cover - a Triton whose launcher differs
+                _disable_direct(e)
+    compiled = fn[(n_programs,)](*tensors, *scalars, **dict(constexprs), num_warps=4)
+    if hasattr(compiled, "result"):  # pragma: no cover - Triton's asynchronous compile mode
+        compiled = compiled.result()
+    if direct and DIRECT_LAUNCH and compiled is not None and not _launch_hooks_set():
+        _COMPILED[key] = compiled
+
+
+def _disable_direct(error: Exception) -> None:
+    global DIRECT_LAUNCH
+    DIRECT_LAUNCH = False
+    warnings.warn(f"spikesculpt: direct launch of the Triton neuron kernel failed ({error}); "
+                  "using Triton's launcher", RuntimeWarning, stacklevel=3)
 
 
 def forward(x: torch.Tensor, r, v_threshold: float, v_reset: Optional[float],
@@ -157,15 +218,16 @@ def forward(x: torch.Tensor, r, v_threshold: float, v_reset: Optional[float],
     h = torch.empty(x.shape, dtype=torch.float32, device=x.device) if want_h else None
     if n == 0:
         return (s, h) if want_h else s
-    r_ptr, b, a, c, plif, has_c = _scalars(r, v_reset)
-    r_ptr = _dummy(x.device) if r_ptr is None else r_ptr
+    r_ptr, b, a, c, plif, has_c = _scalars(r, v_reset, x.device)
+    dummy = _dummy(x.device)
+    r_ptr = dummy if r_ptr is None else r_ptr
     hard = v_reset is not None
     vr = float(v_reset) if hard else 0.0
-    grid = (_cdiv(n, BLOCK_FORWARD),)
-    k.neuron_forward[grid](x, s, h if want_h else r_ptr, r_ptr, n, b, a, c,
-                           float(v_threshold), vr, vr, T=nt, PLIF=plif, HAS_C=has_c, HARD=hard,
-                           EXACT=not interpreting(), FMA=_state["fma"], STORE_H=want_h,
-                           BLOCK=BLOCK_FORWARD, num_warps=4)
+    _launch(k.neuron_forward, _cdiv(n, BLOCK_FORWARD), (x, s, h if want_h else dummy, r_ptr),
+            (n, b, a, c, float(v_threshold), vr, vr),
+            (("T", nt), ("PLIF", plif), ("HAS_C", has_c), ("HARD", hard),
+             ("EXACT", not INTERPRETING), ("FMA", _state["fma"]), ("STORE_H", want_h),
+             ("BLOCK", BLOCK_FORWARD)), x.device)
     return (s, h) if want_h else s
 
 
@@ -182,19 +244,19 @@ def backward(gs: torch.Tensor, x: torch.Tensor, r, v_threshold: float,
     gx = torch.empty_like(x)
     chunk = min(nt, MAX_CHUNK)
     n_chunks = _cdiv(nt, chunk)
+    n_programs = _cdiv(n, BLOCK_BACKWARD)
     dummy = _dummy(x.device)
     ckpt = (torch.empty((n_chunks - 1, n), dtype=torch.float32, device=x.device)
             if n_chunks > 1 else dummy)
-    grid = (_cdiv(n, BLOCK_BACKWARD),)
-    gr = torch.empty(grid[0], dtype=torch.float32, device=x.device) if want_gr else dummy
-    r_ptr, b, a, c, plif, has_c = _scalars(r, v_reset)
+    gr = torch.empty(n_programs, dtype=torch.float32, device=x.device) if want_gr else dummy
+    r_ptr, b, a, c, plif, has_c = _scalars(r, v_reset, x.device)
     r_ptr = dummy if r_ptr is None else r_ptr
     hard = v_reset is not None
     vr = float(v_reset) if hard else 0.0
-    k.neuron_backward[grid](gs, x, gx, r_ptr, ckpt, gr, n, b, a, c, float(v_threshold),
-                            vr, vr, float(surrogate.alpha), T=nt,
-                            PLIF=plif, HAS_C=has_c, HARD=hard, DETACH=bool(detach_reset),
-                            SID=cpu_kernel.surrogate_id(surrogate), WANT_GR=bool(want_gr),
-                            EXACT=not interpreting(), FMA=_state["fma"], C=chunk,
-                            BLOCK=BLOCK_BACKWARD, num_warps=4)
+    _launch(k.neuron_backward, n_programs, (gs, x, gx, r_ptr, ckpt, gr),
+            (n, b, a, c, float(v_threshold), vr, vr, float(surrogate.alpha)),
+            (("T", nt), ("PLIF", plif), ("HAS_C", has_c), ("HARD", hard),
+             ("DETACH", bool(detach_reset)), ("SID", cpu_kernel.surrogate_id(surrogate)),
+             ("WANT_GR", bool(want_gr)), ("EXACT", not INTERPRETING), ("FMA", _state["fma"]),
+             ("C", chunk), ("BLOCK", BLOCK_BACKWARD)), x.device)
     return gx, (gr.sum() if want_gr else None)
