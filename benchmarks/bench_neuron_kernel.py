@@ -9,8 +9,7 @@ memory a training step holds per neuron per time step, besides the spikes (the n
 input). Sizes: a tiny layer (T = 8, 1,024 neurons: the time is the per-call overhead), the
 MLP's hidden layer (T = 8, 256 × 512) and a VGGSNN layer (T = 10, 32 × 64 × 48 × 48); float32
 and bfloat16 inputs. Rows: ReLU (a lower bound: one elementwise op each way), spikesculpt
-(Triton kernel, compiled kernels launched directly), the same with Triton's own launcher, the
-PyTorch-ops path, SpikingJelly.
+(Triton kernel), the PyTorch-ops path, SpikingJelly.
 
     python benchmarks/bench_neuron_kernel.py --device cuda --out-dir benchmarks/results
 """
@@ -28,29 +27,13 @@ from machine import device_missing, provenance, result_stem  # benchmarks/machin
 SIZES = {"tiny": (8, 1024), "mlp-hidden": (8, 256 * 512), "vgg-layer1": (10, 32 * 64 * 48 * 48)}
 
 
-class _JitLaunch:
-    """The spikesculpt LIF with Triton's own launcher (gpu_kernel.DIRECT_LAUNCH off)."""
-
-    def __init__(self, lif):
-        self.lif = lif
-
-    def __call__(self, x):
-        from spikesculpt.neurons import gpu_kernel
-
-        gpu_kernel.DIRECT_LAUNCH = False
-        try:
-            return self.lif(x)
-        finally:
-            gpu_kernel.DIRECT_LAUNCH = True
-
-
 def neurons():
     import torch.nn as nn
 
     from spikesculpt.neurons import LIF, functional
 
     lif = LIF(tau=2.0)
-    out = {"relu": nn.ReLU(), "spikesculpt": lif, "spikesculpt-jit-launch": _JitLaunch(lif),
+    out = {"relu": nn.ReLU(), "spikesculpt": lif,
            "spikesculpt-torch": lambda x: functional.lif_multistep(x, tau=2.0, impl="torch")}
     try:
         from spikingjelly.activation_based import functional as sjf

@@ -118,9 +118,7 @@ def _self_test(device: torch.device) -> None:
         _state["fma"] = fma
         s, h = forward(x, 1 / 2.7, 1.0, 0.0, want_h=True)
         if torch.equal(h, -nh) and torch.equal(s, s_ref):
-            s, h = forward(x, 1 / 2.7, 1.0, 0.0, want_h=True)  # now the direct launch
-            if torch.equal(h, -nh) and torch.equal(s, s_ref):
-                return
+            return
         diffs.append(int((h != -nh).sum()))
     raise RuntimeError(f"{min(diffs)} of {nh.numel()} membrane values differ from the PyTorch "
                        "path's")
@@ -151,58 +149,11 @@ def _scalars(r, v_reset: Optional[float], device: torch.device):
     return None, b, a, c, False, has_c
 
 
-# ---------------------------------------------------------------------------------------------
-# launching: Triton's JIT launcher binds and specialises every argument at every call (tens of
-# microseconds of Python per launch, which a small SNN's step pays 4 times per layer). After the
-# first launch of a specialisation, later ones call the compiled kernel directly with the same
-# arguments, keyed by what Triton specialises on (dtypes, constexprs, 16-byte alignment of the
-# pointers, divisibility of N by 16). DIRECT_LAUNCH = False restores the JIT launcher (the
-# benchmark compares the two); any error in the direct path turns it off for the process.
-
-DIRECT_LAUNCH = True
-_COMPILED: dict = {}
-
-
-def _launch_hooks_set() -> bool:
-    try:
-        from triton import knobs
-
-        return knobs.runtime.launch_enter_hook is not None
-    except Exception:  # pragma: no cover - other Triton versions
-        return True
-
-
-def _launch(fn, n_programs: int, tensors: tuple, scalars: tuple, constexprs: tuple,
-            device: torch.device) -> None:
-    """``fn[(n_programs,)](*tensors, *scalars, **constexprs)``; ``constexprs`` is a tuple of
-    (name, value) in the kernel's argument order (they follow every runtime argument)."""
-    direct = DIRECT_LAUNCH and not INTERPRETING
-    if direct:
-        n = scalars[0]
-        key = (fn, device.index, constexprs, n % 16 == 0, n == 1, n >= 2 ** 31,
-               tuple((t.dtype, t.data_ptr() % 16 == 0) for t in tensors))
-        compiled = _COMPILED.get(key)
-        if compiled is not None:
-            try:
-                stream = torch._C._cuda_getCurrentRawStream(device.index)
-                compiled.run(n_programs, 1, 1, stream, compiled.function,
-                             compiled.packed_metadata, None, None, None, *tensors, *scalars,
-                             *(v for _, v in constexprs))
-                return
-            except Exception as e:  # pragma: no cover - a Triton whose launcher differs
-                _disable_direct(e)
-    compiled = fn[(n_programs,)](*tensors, *scalars, **dict(constexprs), num_warps=4)
-    if hasattr(compiled, "result"):  # pragma: no cover - Triton's asynchronous compile mode
-        compiled = compiled.result()
-    if direct and DIRECT_LAUNCH and compiled is not None and not _launch_hooks_set():
-        _COMPILED[key] = compiled
-
-
-def _disable_direct(error: Exception) -> None:
-    global DIRECT_LAUNCH
-    DIRECT_LAUNCH = False
-    warnings.warn(f"spikesculpt: direct launch of the Triton neuron kernel failed ({error}); "
-                  "using Triton's launcher", RuntimeWarning, stacklevel=3)
+def _launch(fn, n_programs: int, tensors: tuple, scalars: tuple, constexprs: tuple) -> None:
+    """``fn[(n_programs,)](*tensors, *scalars, **constexprs)`` with Triton's launcher. (Calling
+    the compiled kernel directly, skipping the launcher's argument binding, was measured on an
+    H200 and was not faster: benchmarks/results/neuron_kernel_nvidia-h200_16t_*_7d09ede.json.)"""
+    fn[(n_programs,)](*tensors, *scalars, **dict(constexprs), num_warps=4)
 
 
 def forward(x: torch.Tensor, r, v_threshold: float, v_reset: Optional[float],
@@ -227,7 +178,7 @@ def forward(x: torch.Tensor, r, v_threshold: float, v_reset: Optional[float],
             (n, b, a, c, float(v_threshold), vr, vr),
             (("T", nt), ("PLIF", plif), ("HAS_C", has_c), ("HARD", hard),
              ("EXACT", not INTERPRETING), ("FMA", _state["fma"]), ("STORE_H", want_h),
-             ("BLOCK", BLOCK_FORWARD)), x.device)
+             ("BLOCK", BLOCK_FORWARD)))
     return (s, h) if want_h else s
 
 
@@ -258,5 +209,5 @@ def backward(gs: torch.Tensor, x: torch.Tensor, r, v_threshold: float,
             (("T", nt), ("PLIF", plif), ("HAS_C", has_c), ("HARD", hard),
              ("DETACH", bool(detach_reset)), ("SID", cpu_kernel.surrogate_id(surrogate)),
              ("WANT_GR", bool(want_gr)), ("EXACT", not INTERPRETING), ("FMA", _state["fma"]),
-             ("C", chunk), ("BLOCK", BLOCK_BACKWARD)), x.device)
+             ("C", chunk), ("BLOCK", BLOCK_BACKWARD)))
     return gx, (gr.sum() if want_gr else None)
