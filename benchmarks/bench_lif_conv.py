@@ -10,7 +10,20 @@ row. Every option of bench_lif_mlp.py applies (``--amp``, ``--repeats``, ``--out
 
 import sys
 
-from bench_lif_mlp import main
+import bench_lif_mlp
+
+
+def build_parser():
+    """bench_lif_mlp's parser with ``--model vggsnn`` as the default."""
+    parser = bench_lif_mlp.build_parser()
+    parser.set_defaults(model="vggsnn")
+    parser.description = __doc__.split("\n")[0]
+    return parser
+
+
+def main(argv=None) -> int:
+    return bench_lif_mlp.main(argv, parser=build_parser())
+
 
 if __name__ == "__main__":
-    sys.exit(main(["--model", "vggsnn", *sys.argv[1:]]))
+    sys.exit(main())

@@ -235,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv=None, parser=None) -> int:
+    args = (parser or build_parser()).parse_args(argv)
     if args.quick:
         args.steps, args.repeats, args.warmup = 3, 2, 2
 

@@ -70,13 +70,17 @@ def render_lif(data: dict) -> str:
     for r in data["results"]:
         name = LIF_NAMES.get(r["implementation"], r["implementation"])
         if r["status"] != "ok":
-            rows.append([name, r["status"], ""])
+            rows.append([name, r["status"], "", ""])
         else:
-            rows.append([name, f"{r['ms_per_step']:.2f}", f"{r['ratio_to_relu']:.2f}"])
+            peak = r.get("peak_mib")
+            rows.append([name, f"{r['ms_per_step']:.2f}", f"{r['ratio_to_relu']:.2f}",
+                         "" if peak is None else f"{peak:,.0f}"])
     cfg = data["config"]
-    return (f"T = {cfg['T']}, batch {cfg['batch']}, {cfg['repeats']} rounds × {cfg['steps']} "
-            f"steps; native kernel: {data['machine'].get('spikesculpt_native_kernel')}\n\n"
-            + table(["implementation", "ms/step (median)", "× ReLU"], rows)
+    model = cfg.get("model", "mlp")
+    return (f"{model}, T = {cfg['T']}, batch {cfg['batch']}, {cfg['repeats']} rounds × "
+            f"{cfg['steps']} steps; native kernel: "
+            f"{data['machine'].get('spikesculpt_native_kernel')}\n\n"
+            + table(["implementation", "ms/step (median)", "× ReLU", "peak MiB (GPU)"], rows)
             + f"\n\nspikesculpt vs SpikingJelly spikes: {data['spike_agreement_vs_spikingjelly']}")
 
 
@@ -399,6 +403,8 @@ def renderer_for(job_name: str):
     """(file-name prefix, render function) for a run_all job."""
     if job_name.startswith("lif-mlp"):
         return "lif_mlp", render_lif
+    if job_name.startswith("lif-vggsnn"):
+        return "lif_vggsnn", render_lif
     if job_name.startswith("sparse-inference"):
         return "sparse_inference", render_inference
     if job_name.startswith("sparse-"):

@@ -169,6 +169,26 @@ def test_lif_benchmark_without_cuda_writes_skipped_rows(monkeypatch, tmp_path):
         json.loads(path.read_text()))
 
 
+def test_vggsnn_benchmark_runs_every_neuron_on_the_conv_model(tmp_path):
+    """The conv benchmark of issue 16 on the CPU (a tiny run): every neuron row trains the same
+    VGGSNN; the files record the model and the SpikingJelly backend field."""
+    lif = bench("bench_lif_mlp")
+    assert lif.main(["--model", "vggsnn", "--quick", "--batch", "1", "--T", "2",
+                     "--only", "spikesculpt,spikingjelly", "--out-dir", str(tmp_path)]) == 0
+    (path,) = tmp_path.glob("lif_vggsnn_*.json")
+    data = json.loads(path.read_text())
+    assert data["config"]["model"] == "vggsnn" and data["config"]["T"] == 2
+    rows = {r["implementation"]: r for r in data["results"]}
+    assert rows["relu"]["status"] == "ok" and rows["spikesculpt"]["ms_per_step"] > 0
+    assert "## " not in bench("tables").render_lif(data)  # renders without a GPU column value
+
+
+def test_neuron_kernel_benchmark_says_it_needs_cuda(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert bench("bench_neuron_kernel").main(["--device", "cuda"]) == 0
+    assert "skipped: CUDA not available" in capsys.readouterr().out
+
+
 def test_a_default_changes_only_for_a_difference_beyond_noise():
     """The validation-best candidate replaces the current default only when its paired 95% CI
     lies above zero; a better mean within noise keeps the default (and says so)."""

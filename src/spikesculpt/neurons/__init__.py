@@ -17,8 +17,13 @@ Layout of this package:
   reference the C kernel reproduces bit for bit).
 - ``cpu_kernel.py``: the C kernel behind the fused functions on CPU (compiled on first use, cached;
   falls back to ``torch_kernel`` with identical results). ``native_status()`` reports on it;
-  ``SPIKESCULPT_NATIVE=0`` turns it off. Imports: ``surrogate`` <- ``torch_kernel`` <-
-  ``cpu_kernel`` <- ``functional`` <- ``modules`` (no circle).
+  ``SPIKESCULPT_NATIVE=0`` turns it off.
+- ``gpu_kernel.py`` and ``triton_kernels.py``: the Triton kernels behind the fused functions on
+  CUDA tensors (float32 / float16 / bfloat16; one launch forward, one backward; the backward
+  recomputes H from the saved input). Triton is imported on first use only;
+  ``SPIKESCULPT_TRITON=0`` turns it off, ``gpu_kernel.status()`` reports on it.
+  Imports: ``surrogate`` <- ``torch_kernel`` <- ``cpu_kernel`` <- ``gpu_kernel`` (<-
+  ``triton_kernels``) <- ``functional`` <- ``modules`` (no circle).
 - ``modules.py``: ``SpikingNeuron`` modules ``LIF``, ``IF``, ``ParametricLIF`` and the ``NEURONS``
   registry (``lif``, ``if``, ``plif``); ``create_neuron(name, **kwargs)``.
 

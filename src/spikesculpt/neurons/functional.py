@@ -42,7 +42,7 @@ G[t] = dL/dX[t] = r·dL/dH[t] (r = 1/tau; r = 1 for IF), gives the linear recurr
 and for PLIF (a learnable r) dL/dr = Σ_t dL/dH[t]·(X[t] + V_reset - V[t-1]). One ``[T, ...]``
 tensor is saved for the backward (the PyTorch path also keeps the spikes, which the next layer
 keeps alive anyway; PLIF there also keeps X).
-Two interchangeable kernels compute exactly the same forward:
+Three interchangeable kernels compute exactly the same forward:
 
 - ``impl="native"``: a C kernel compiled on first use (``cpu_kernel.py``; CPU, float32/float64,
   built-in surrogates) that runs the time loop per neuron in registers: forward one read of X
@@ -55,7 +55,11 @@ Two interchangeable kernels compute exactly the same forward:
   reset; negation is exact) or three for a soft reset; spikes for all t in one comparison.
   Backward: g', D and r·g'·dL/dS for all t in a few vectorised in-place ops, then one
   ``addcmul_`` per step for the recurrence.
-- ``impl="auto"`` (default): native when it applies and is available, else torch.
+- ``impl="triton"``: Triton kernels (``gpu_kernel.py``; CUDA, float32/float16/bfloat16,
+  built-in surrogates): the native kernel's scheme on a GPU, one launch forward and one
+  backward; saves X (in its own dtype) and recomputes H in the backward.
+- ``impl="auto"`` (default): triton for CUDA tensors and native for CPU tensors where they apply
+  and are available, else torch.
 - ``impl="autograd"``: iterate the step function under autograd (the reference the fused
   backward is tested against; also used automatically under ``torch.func`` transforms such as
   ``vmap``, which the in-place kernels do not support).
@@ -367,9 +371,10 @@ def lif_multistep(x: torch.Tensor, *, tau: Optional[Union[float, torch.Tensor]] 
                   impl: str = "auto") -> torch.Tensor:
     """LIF over a whole sequence from rest: ``x[T, B, ...] -> spikes[T, B, ...]``.
 
-    Same arguments as ``lif_step``. ``impl``: ``"auto"`` (default; the native C kernel where it
-    applies, else PyTorch ops), ``"native"``, ``"torch"`` or ``"autograd"`` (iterate ``lif_step``
-    under autograd; the reference). All give bit-identical spikes; gradients agree to rounding.
+    Same arguments as ``lif_step``. ``impl``: ``"auto"`` (default; the native C kernel on CPU
+    and the Triton kernel on CUDA where they apply, else PyTorch ops), ``"native"``,
+    ``"triton"``, ``"torch"`` or ``"autograd"`` (iterate ``lif_step`` under autograd; the
+    reference). All give bit-identical spikes; gradients agree to rounding.
     """
     r = _decay(None if decay is not None else tau, decay)
     v_threshold, v_reset = _check_threshold(v_threshold, v_reset)

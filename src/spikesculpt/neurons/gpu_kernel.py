@@ -62,7 +62,7 @@ def _kernels():
             _state["error"] = "off (SPIKESCULPT_TRITON=0)"
         else:
             try:
-                from spikesculpt.neurons import triton_kernels
+                import spikesculpt.neurons.triton_kernels as triton_kernels
 
                 _state["kernels"] = triton_kernels
             except Exception as e:  # ImportError, or a Triton that fails to import
