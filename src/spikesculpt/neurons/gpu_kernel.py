@@ -21,6 +21,10 @@ float32 (which is more exact than the PyTorch path in half precision, whose ever
 the half type). Everything else, and any machine without Triton, uses the PyTorch path.
 ``SPIKESCULPT_TRITON=0`` turns the kernel off; ``status()`` says which applies.
 
+Launching goes through Triton's own launcher. Calling the compiled kernel directly, to skip the
+launcher's argument binding, was tried and measured slower on an H200
+(``benchmarks/results/neuron_kernel_nvidia-h200_16t_*_7d09ede.json``).
+
 Testing without a GPU: with ``TRITON_INTERPRET=1`` (set before Triton is imported), Triton runs
 the same kernels on CPU tensors through numpy; ``impl="triton"`` then accepts CPU tensors (the
 test suite does this; it is slow, for tests only).
@@ -149,13 +153,6 @@ def _scalars(r, v_reset: Optional[float], device: torch.device):
     return None, b, a, c, False, has_c
 
 
-def _launch(fn, n_programs: int, tensors: tuple, scalars: tuple, constexprs: tuple) -> None:
-    """``fn[(n_programs,)](*tensors, *scalars, **constexprs)`` with Triton's launcher. (Calling
-    the compiled kernel directly, skipping the launcher's argument binding, was measured on an
-    H200 and was not faster: benchmarks/results/neuron_kernel_nvidia-h200_16t_*_7d09ede.json.)"""
-    fn[(n_programs,)](*tensors, *scalars, **dict(constexprs), num_warps=4)
-
-
 def forward(x: torch.Tensor, r, v_threshold: float, v_reset: Optional[float],
             want_h: bool = False):
     """Spikes ``S[T, ...]`` (dtype of x) from the input current ``x[T, ...]``; r = 1/tau as a
@@ -174,11 +171,10 @@ def forward(x: torch.Tensor, r, v_threshold: float, v_reset: Optional[float],
     r_ptr = dummy if r_ptr is None else r_ptr
     hard = v_reset is not None
     vr = float(v_reset) if hard else 0.0
-    _launch(k.neuron_forward, _cdiv(n, BLOCK_FORWARD), (x, s, h if want_h else dummy, r_ptr),
-            (n, b, a, c, float(v_threshold), vr, vr),
-            (("T", nt), ("PLIF", plif), ("HAS_C", has_c), ("HARD", hard),
-             ("EXACT", not INTERPRETING), ("FMA", _state["fma"]), ("STORE_H", want_h),
-             ("BLOCK", BLOCK_FORWARD)))
+    k.neuron_forward[(_cdiv(n, BLOCK_FORWARD),)](
+        x, s, h if want_h else dummy, r_ptr, n, b, a, c, float(v_threshold), vr, vr,
+        T=nt, PLIF=plif, HAS_C=has_c, HARD=hard, EXACT=not INTERPRETING, FMA=_state["fma"],
+        STORE_H=want_h, BLOCK=BLOCK_FORWARD, num_warps=4)
     return (s, h) if want_h else s
 
 
@@ -204,10 +200,10 @@ def backward(gs: torch.Tensor, x: torch.Tensor, r, v_threshold: float,
     r_ptr = dummy if r_ptr is None else r_ptr
     hard = v_reset is not None
     vr = float(v_reset) if hard else 0.0
-    _launch(k.neuron_backward, n_programs, (gs, x, gx, r_ptr, ckpt, gr),
-            (n, b, a, c, float(v_threshold), vr, vr, float(surrogate.alpha)),
-            (("T", nt), ("PLIF", plif), ("HAS_C", has_c), ("HARD", hard),
-             ("DETACH", bool(detach_reset)), ("SID", cpu_kernel.surrogate_id(surrogate)),
-             ("WANT_GR", bool(want_gr)), ("EXACT", not INTERPRETING), ("FMA", _state["fma"]),
-             ("C", chunk), ("BLOCK", BLOCK_BACKWARD)))
+    k.neuron_backward[(n_programs,)](
+        gs, x, gx, r_ptr, ckpt, gr, n, b, a, c, float(v_threshold), vr, vr,
+        float(surrogate.alpha), T=nt, PLIF=plif, HAS_C=has_c, HARD=hard,
+        DETACH=bool(detach_reset), SID=cpu_kernel.surrogate_id(surrogate),
+        WANT_GR=bool(want_gr), EXACT=not INTERPRETING, FMA=_state["fma"], C=chunk,
+        BLOCK=BLOCK_BACKWARD, num_warps=4)
     return gx, (gr.sum() if want_gr else None)
