@@ -16,6 +16,9 @@ the test accuracy reported for it). Three parts, each optional:
 ``overhead``  whole-run training time of ESL / dense, measured side by side: dense and ESL runs
               alternate, and the ratio of their ``train_seconds`` is taken per pair (median over
               pairs), so machine drift cancels.
+``runs``      the same whole runs inside one process, their epochs interleaved (rotating
+              order), repeated over seeds: mean ratio with a 95% CI; steadier than
+              ``overhead`` on a shared machine, and still the whole training run.
 ``steps``     the same question inside one process: dense, static, ESL and ESL-Hebbian train on
               one batch through a whole schedule's steps in interleaved blocks of 30 (total
               time ratio); steadier on a shared machine.
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -48,6 +52,7 @@ from summary import (
     mean_std,
     paired_difference,
     pct,
+    t_quantile_975,
 )
 
 from spikesculpt.config import TrainConfig
@@ -83,7 +88,8 @@ def base_config(args, seed: int) -> TrainConfig:
     return cfg
 
 
-def one_run(args, label: str, density: float, seed: int, root: Path, **extra) -> dict:
+def run_config(args, label: str, density: float, seed: int, **extra) -> TrainConfig:
+    """The training config of one variant (``dense`` or a ``variant_table`` label)."""
     cfg = base_config(args, seed)
     if label == "dense":
         cfg.method = "dense"
@@ -93,6 +99,11 @@ def one_run(args, label: str, density: float, seed: int, root: Path, **extra) ->
         cfg.sparse.density = density
         for k, v in {**options, **extra}.items():
             setattr(cfg.sparse, k, v)
+    return cfg
+
+
+def one_run(args, label: str, density: float, seed: int, root: Path, **extra) -> dict:
+    cfg = run_config(args, label, density, seed, **extra)
     out = root / f"{label}-{density}-{seed}-{'-'.join(f'{k}{v}' for k, v in extra.items())}"
     m = run_training(cfg, out=str(out), progress=False).metrics
     return {"variant": label, "density_target": density, "seed": seed, **extra,
@@ -295,6 +306,52 @@ def part_overhead(args, root) -> dict:
     return result
 
 
+def part_runs(args, root) -> dict:
+    """Whole training runs in one process, their epochs interleaved: each repeat builds dense,
+    ESL (its defaults) and ESL with Hebbian growth exactly as ``spikesculpt train`` does (same
+    data pipeline, encoding, Trainer, method callbacks and rewiring schedule; seed = repeat)
+    and trains them one epoch at a time in rotating order, so each method's epochs meet the
+    same machine state as the others'. Per repeat: ratio = Σ epochs' train_seconds / dense's
+    (evaluation is outside ``train_seconds``, as in a real run). Reported: the mean ratio over
+    repeats with a 95% Student-t interval, and the median. Sequential whole runs
+    (``overhead``) carry this host's minute-scale drift (±15%) into every ratio; epochs of a
+    few hundred ms interleaved do not."""
+    from spikesculpt.experiments.train_run import build
+    from spikesculpt.train.trainer import Trainer
+
+    labels = ["dense", "esl", "esl-hebbian"]
+    repeats, work = [], []   # seconds; steps and mask updates (the same work for every repeat)
+    for rep in range(args.overhead_repeats):
+        trainers = {}
+        for label in labels:
+            cfg = run_config(args, label, args.sweep_density, rep)
+            splits, model, callbacks = build(cfg)
+            trainers[label] = Trainer(model, splits, cfg, callbacks, progress=False)
+        for epoch in range(args.epochs):
+            k = (epoch + rep) % len(labels)
+            for label in labels[k:] + labels[:k]:
+                trainers[label].train_epochs(until=epoch + 1)
+        repeats.append({label: t.train_seconds for label, t in trainers.items()})
+        work.append({label: {"steps": t.step,
+                             "mask_updates": sum(len(getattr(cb, "updates", ()))
+                                                 for cb in t.callbacks)}
+                     for label, t in trainers.items()})
+    result = {"repeats": repeats, "work": work}
+    print(f"\nwhole runs ({args.epochs} epochs each), epochs interleaved in one process, "
+          f"{len(repeats)} repeats (seeds 0..{len(repeats) - 1}):")
+    for label in labels[1:]:
+        ratios = [r[label] / r["dense"] for r in repeats]
+        mean, std = mean_std(ratios)
+        half = (t_quantile_975(len(ratios) - 1) * std / math.sqrt(len(ratios))
+                if len(ratios) > 1 else float("nan"))
+        result[label] = {"ratios": ratios, "mean": mean, "std": std,
+                         "ci95": [mean - half, mean + half], "median": statistics.median(ratios)}
+        print(f"  {label} / dense: mean {mean:.3f} [{mean - half:.3f}, {mean + half:.3f}] "
+              f"(95% CI), median {statistics.median(ratios):.3f}, range "
+              f"{min(ratios):.3f}-{max(ratios):.3f}")
+    return result
+
+
 def part_steps(args, root) -> dict:
     """Training-step time over one whole schedule, in one process: dense, static, ESL (defaults)
     and ESL with Hebbian growth step through the same batch in interleaved blocks of 30 steps
@@ -375,13 +432,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1,
                    help="parallel runs (processes) for the accuracy and sweep parts")
     p.add_argument("--parts", default="accuracy,sweep,overhead",
-                   help="comma-separated: accuracy, sweep, overhead, steps")
+                   help="comma-separated: accuracy, sweep, overhead, runs, steps")
     p.add_argument("--densities", default=",".join(map(str, DENSITIES)))
     p.add_argument("--variants", default=None,
                    help=f"comma-separated (default: {','.join(variant_table())})")
     p.add_argument("--sweep-density", type=float, default=0.1)
     p.add_argument("--sweep-every", default="10,25,50,100")
-    p.add_argument("--overhead-repeats", type=int, default=8)
+    p.add_argument("--overhead-repeats", type=int, default=8,
+                   help="rounds of the overhead part, repeats of the runs part")
     p.add_argument("--quick", action="store_true",
                    help="tiny smoke run; writes files only with --out-dir")
     p.add_argument("--out-dir", default=None, help=f"default {RESULTS}")
@@ -425,7 +483,7 @@ def write_results(results: dict, args) -> Path:
 
 
 PARTS = {"accuracy": part_accuracy, "sweep": part_sweep, "overhead": part_overhead,
-         "steps": part_steps}
+         "runs": part_runs, "steps": part_steps}
 
 
 def main(argv=None) -> int:

@@ -236,3 +236,23 @@ def test_lottery_comparison_at_density_pairs_the_first_level_past_it_and_the_den
     assert "| ticket − dense | -1.00 [-1.00, -1.00] |" in out
     with pytest.raises(SystemExit, match="no level at density <= 0.05"):
         cmp.at_density(cmp.tickets(a), cmp.tickets(b), ("a", "b"), 0.05)
+
+
+def test_interleaved_whole_runs_train_every_method_through_the_whole_schedule(tmp_path):
+    """The ``runs`` part of the overhead benchmark: every repeat trains dense, ESL and
+    ESL-Hebbian through all their epochs (same steps), ESL really rewires, and the ratio's
+    interval brackets its mean."""
+    sm = bench("bench_sparse_methods")
+    args = sm.parse_args(["--dataset", "digits", "--epochs", "2", "--overhead-repeats", "2",
+                          "--parts", "runs"])
+    result = sm.part_runs(args, tmp_path)
+    assert len(result["repeats"]) == len(result["work"]) == 2
+    for work in result["work"]:
+        steps = {w["steps"] for w in work.values()}
+        assert len(steps) == 1 and steps.pop() > 0
+        assert work["dense"]["mask_updates"] == 0
+        assert work["esl"]["mask_updates"] > 0 and work["esl-hebbian"]["mask_updates"] > 0
+    for label in ("esl", "esl-hebbian"):
+        r = result[label]
+        assert len(r["ratios"]) == 2 and all(x > 0 for x in r["ratios"])
+        assert r["ci95"][0] <= r["mean"] <= r["ci95"][1]

@@ -314,3 +314,21 @@ def test_drop_and_grow_breaks_ties_at_random_not_by_index():
     assert sorted(dropped.tolist()) == list(range(50))  # the 50 smallest |w|
     _, _, again = drop_and_grow(mask, w, 50, score, gen(0))
     assert torch.equal(grown, again)
+
+
+def test_dropping_among_few_active_connections_breaks_ties_at_random():
+    """Dropping ranks only the active connections when they are few (rewire.py); a tie across
+    the cut is still drawn at random among the tied, with every strictly smaller one dropped."""
+    mask = torch.zeros(1000, dtype=torch.bool)
+    mask[::10] = True                                  # 100 active of 1000: the subset path
+    w = torch.zeros(1000)
+    active = mask.nonzero().squeeze(1)
+    w[active[:30]] = torch.linspace(0.1, 0.2, 30)      # 30 clearly smallest
+    w[active[30:]] = 1.0                               # 70 tied at the cut
+    score = torch.rand(1000, generator=gen(3))
+    _, dropped, _ = drop_and_grow(mask, w, 50, score, gen(0))
+    d = set(dropped.tolist())
+    assert set(active[:30].tolist()) <= d and len(d) == 50 and d <= set(active.tolist())
+    assert max(d) > int(active[50])                    # not the lowest indices of the tied
+    _, again, _ = drop_and_grow(mask, w, 50, score, gen(0))
+    assert torch.equal(dropped, again)

@@ -10,9 +10,10 @@
 3. returns the new mask (same active count) and the flat indices of dropped and grown
    connections. The caller zeroes the dropped and grown weights and their optimizer state.
 
-Ranking is a top-k over the whole layer (candidates outside the set get ∓inf), not a sort. Where
-the k-th and (k+1)-th best scores are equal, the choice among the tied candidates is made at
-random (a permutation from ``generator``), so equal scores never favour low indices.
+Ranking is a top-k, not a sort: over the candidates alone when they are fewer than a quarter
+of the layer (dropping in a sparse layer), else over the whole layer with ∓inf outside the
+set. Where the k-th and (k+1)-th best scores are equal, the choice among the tied candidates is
+made at random (a permutation from ``generator``), so equal scores never favour low indices.
 ``n`` is clipped to ``min(droppable, inactive)`` (droppable: active and not protected); with
 ``n = 0`` nothing changes.
 """
@@ -36,12 +37,21 @@ def _best(candidates: torch.Tensor, count: int, score: Optional[torch.Tensor], k
     if score is None:
         return _random_pick(candidates, k, generator)
     fill = float("-inf") if largest else float("inf")
-    s = torch.where(candidates, score.reshape(-1).float(), fill)
     m = min(k + 1, count)
-    vals, idx = torch.topk(s, m, largest=largest, sorted=True)
+    if 4 * count < candidates.numel():
+        # few candidates (dropping among the active connections of a sparse layer): rank only
+        # them; the same set as ranking the whole layer, at a fraction of the top-k's cost
+        where = torch.nonzero(candidates, as_tuple=False).squeeze(1)
+        vals, pick = torch.topk(score.reshape(-1)[where].float(), m, largest=largest,
+                                sorted=True)
+        idx = where[pick]
+    else:
+        vals, idx = torch.topk(torch.where(candidates, score.reshape(-1).float(), fill), m,
+                               largest=largest, sorted=True)
     if m == k or vals[k - 1] != vals[k]:
         return idx[:k]
     # a tie across the cut: keep the strictly better ones, draw the rest among the tied
+    s = torch.where(candidates, score.reshape(-1).float(), fill)
     cut = vals[k - 1]
     better = (s > cut) if largest else (s < cut)
     sure = torch.nonzero(better & candidates, as_tuple=False).squeeze(1)

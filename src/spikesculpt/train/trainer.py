@@ -349,15 +349,18 @@ class Trainer:
                 on_epoch_done(self)
         return self.final_metrics()
 
-    def train_epochs(self) -> None:
-        """Train from ``self.epoch`` to ``config.epochs`` without evaluating: no validation, no
-        best-weights selection, no history; the model keeps its last weights. The short training
-        that scores an evolution's candidates (``experiments/evolution/population.py``).
-        Callbacks get ``on_fit_start`` (fresh runs), ``on_epoch_start`` and the per-step events;
-        ``on_epoch_end`` and ``on_fit_end`` need the validation row and final metrics that
-        ``fit`` makes, and are not called."""
+    def train_epochs(self, until: Optional[int] = None) -> None:
+        """Train from ``self.epoch`` to epoch ``until`` (default ``config.epochs``) without
+        evaluating: no validation, no best-weights selection, no history; the model keeps its
+        last weights. The short training that scores an evolution's candidates
+        (``experiments/evolution/population.py``); called with ``until = epoch + 1`` it trains
+        one epoch at a time (the interleaved whole-run timing in
+        ``benchmarks/bench_sparse_methods.py``). Callbacks get ``on_fit_start`` (fresh runs),
+        ``on_epoch_start`` and the per-step events; ``on_epoch_end`` and ``on_fit_end`` need the
+        validation row and final metrics that ``fit`` makes, and are not called."""
+        until = self.config.epochs if until is None else min(until, self.config.epochs)
         self._fit_start()
-        while self.epoch < self.config.epochs:
+        while self.epoch < until:
             self._train_one_epoch()
             self.epoch += 1
 

@@ -29,6 +29,8 @@ grown within the last ``grace`` updates (ours, see docs/methods.md).
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 
 from spikesculpt.sparse import Mask
@@ -43,6 +45,9 @@ class ConnectionAges:
         self.dropped = {n: torch.full(m.shape, -1, dtype=torch.int16) for n, m in initial.items()}
         self.update = 0           # index of the last update (0: none yet)
         self._now: dict = {}      # counts of the update in progress
+        # per layer [Σ born over the active connections, active, ever active], kept up to date
+        # by ``record`` (O(connections changed) per update); None: recount at the next summary
+        self._totals: Optional[dict[str, list[int]]] = None
 
     def _on(self, name: str, device: torch.device) -> None:
         if self.born[name].device != device:
@@ -66,6 +71,13 @@ class ConnectionAges:
         self._on(name, dropped.device)
         born = self.born[name].view(-1)
         last_drop = self.dropped[name].view(-1)
+        if self._totals is not None:  # before the births below overwrite ``born``
+            totals = self._totals[name]
+            initial = self.initial[name].reshape(-1).to(born.device)
+            first_time = (born[grown] == 0) & ~initial[grown]
+            totals[0] += self.update * len(grown) - int(born[dropped].sum())
+            totals[1] += len(grown) - len(dropped)
+            totals[2] += int(first_time.sum())
         if self.update > 1:
             self._now["dropped_newborn"] += int((born[dropped] == self.update - 1).sum())
         self._now["grown_returning"] += int((last_drop[grown] >= 0).sum())
@@ -74,18 +86,30 @@ class ConnectionAges:
         last_drop[dropped] = self.update
         born[grown] = self.update
 
-    def summary(self, mask: Mask) -> dict:
-        """This update's exploration figures (module docstring), for the rewiring record."""
-        now = self._now
-        ages, active, ever, total = 0.0, 0, 0, 0
+    def _recount(self, mask: Mask) -> dict[str, list[int]]:
+        """[Σ born over the active connections, active, ever active] of every layer, counted
+        from ``mask`` and the birth records."""
+        totals = {}
         for name, m in mask.items():
             self._on(name, m.device)
-            on = m.bool()
-            ages += float((self.update - self.born[name][on].float()).sum())
-            active += int(on.sum())
-            born = self.born[name]
-            ever += int(((born > 0) | self.initial[name].to(born.device)).sum())
-            total += m.numel()
+            on, born = m.bool(), self.born[name]
+            ever = (born > 0) | self.initial[name].to(born.device)
+            totals[name] = [int(torch.where(on, born, 0).sum()), int(on.sum()), int(ever.sum())]
+        return totals
+
+    def summary(self, mask: Mask) -> dict:
+        """This update's exploration figures (module docstring), for the rewiring record.
+        ``mask``: the masks the recorded updates produced (the method's own). The first call
+        counts them; later calls use the totals ``record`` keeps, so a summary costs O(1)
+        rather than a pass over every connection (a rewiring update of a small network is a
+        few ms, and at ESL's T_iter its cost is part of the training-time overhead)."""
+        if self._totals is None:
+            self._totals = self._recount(mask)
+        now = self._now
+        active = sum(t[1] for t in self._totals.values())
+        ages = sum(self.update * t[1] - t[0] for t in self._totals.values())
+        ever = sum(t[2] for t in self._totals.values())
+        total = sum(m.numel() for _, m in mask.items())
         return {"dropped_newborn": now["dropped_newborn"] / max(1, now["dropped"]),
                 "grown_returning": now["grown_returning"] / max(1, now["grown"]),
                 "mean_age": ages / max(1, active),
@@ -107,6 +131,7 @@ class ConnectionAges:
 
     def load_state_dict(self, state: dict) -> None:
         self.update = int(state["update"])
+        self._totals = None
         for key in ("born", "dropped"):
             target = getattr(self, key)
             for n, t in state[key].items():
