@@ -32,6 +32,13 @@ the default spikesculpt row runs the Triton kernel (``neurons/gpu_kernel.py``) a
 reports its peak memory: the most memory a training step allocated above what was allocated
 before it (activations kept for the backward, gradients, temporaries), the median over rounds.
 
+``--compile MODE`` adds, beside every row, the same model through ``torch.compile`` with that
+mode (``<name>+compile``; spikesculpt's ``--compile``, ``train/compiled.py``; ``reduce-overhead``
+replays CUDA graphs), timed in the same interleaved rounds. The compiled spikesculpt rows run
+their neurons' PyTorch-ops path, traced and fused by Inductor. Compiled rows also report their
+ratio to the compiled ReLU network, and every row its warm-up time (compiled: mostly
+compilation).
+
 ``--model vggsnn`` (the conv benchmark, also ``bench_lif_conv.py``): VGGSNN as in TET (Deng et
 al. 2022) for CIFAR10-DVS, input ``[T, B, 2, 48, 48]`` (random events, 10% per step):
 8 × (conv 3x3 -> BatchNorm -> neuron), 2x2 average pooling after layers 2, 4, 6 and 8, channels
@@ -53,8 +60,11 @@ import torch
 from machine import device_missing, provenance, result_stem  # benchmarks/machine.py
 from torch import nn
 
+from spikesculpt.train.compiled import COMPILE_MODES, compile_model
+
 IN, HIDDEN, OUT = 784, 512, 10
 IMPLEMENTATIONS = ("relu", "spikesculpt", "spikesculpt-torch", "spikingjelly", "snntorch")
+COMPILED = "+compile"  # the row name suffix of a model run through torch.compile (--compile)
 VGG_CHANNELS = (64, 128, 256, 256, 512, 512, 512, 512)
 VGG_POOL_AFTER = (1, 3, 5, 7)  # layer indices followed by 2x2 average pooling
 
@@ -222,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--T", type=int, default=None, help="time steps (default 8; vggsnn 10)")
     p.add_argument("--batch", type=int, default=None, help="batch (default 64; vggsnn 32)")
     p.add_argument("--amp", action="store_true", help="forward under bf16 autocast (CUDA)")
+    p.add_argument("--compile", default="none", choices=COMPILE_MODES,
+                   help="torch.compile every model with this mode (spikesculpt's --compile, "
+                        "train/compiled.py); reduce-overhead adds CUDA graphs")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=20, help="training steps per timed round")
     p.add_argument("--repeats", type=int, default=15, help="timed rounds (median reported)")
@@ -257,6 +270,10 @@ def main(argv=None, parser=None) -> int:
     if args.only:
         keep = set(args.only.split(","))
         impls = {k: v for k, v in impls.items() if k in keep or k == "relu"}
+    if args.compile != "none":  # every model also through torch.compile, in the same rounds
+        impls = {k: v for name, spec in impls.items()
+                 for k, v in [(name, spec)] + ([(name + COMPILED, spec)]
+                                               if not isinstance(spec, str) else [])}
 
     # inputs: a few different Poisson batches (rate 0.2 per step), cycled; labels at random
     g = torch.Generator().manual_seed(0)
@@ -274,7 +291,8 @@ def main(argv=None, parser=None) -> int:
         torch.manual_seed(0)
         model = make().to(device)
         opt = torch.optim.SGD(model.parameters(), lr=0.05)
-        runners[name] = (model, opt, after)
+        mode = args.compile if name.endswith(COMPILED) else "none"
+        runners[name] = (compile_model(model, mode, device), opt, after)
 
     def train_steps(name, n, offset=0):
         model, opt, after = runners[name]
@@ -289,9 +307,21 @@ def main(argv=None, parser=None) -> int:
             if after is not None:
                 after(model)
 
+    warmup_s = {}  # with --compile: mostly compilation (the first steps capture the graphs)
+    for name in list(runners):
+        sync()
+        t0 = time.perf_counter()
+        try:
+            train_steps(name, args.warmup)
+        except Exception as e:  # e.g. a peer's kernels that torch.compile cannot trace
+            if not name.endswith(COMPILED) or name == "relu" + COMPILED:
+                raise
+            del runners[name]
+            impls[name] = f"failed under torch.compile: {type(e).__name__}: {str(e)[:160]}"
+            continue
+        sync()
+        warmup_s[name] = time.perf_counter() - t0
     names = list(runners)
-    for name in names:
-        train_steps(name, args.warmup)
     times = {name: [] for name in names}
     peaks = {name: [] for name in names}
     for rep in range(args.repeats if names else 0):
@@ -312,7 +342,8 @@ def main(argv=None, parser=None) -> int:
     rows = []
     what = ("VGGSNN (CIFAR10-DVS 2x48x48)" if vgg else f"LIF MLP {IN}-{HIDDEN}-{HIDDEN}-{OUT}")
     print(f"{what}, T={T}, batch={B}, forward+backward+SGD step"
-          + (", bf16 autocast" if amp else ""))
+          + (", bf16 autocast" if amp else "")
+          + (f", torch.compile mode {args.compile}" if args.compile != "none" else ""))
     if device.type == "cuda":
         print(f"GPU: {info['gpu']}; spikesculpt: {info['spikesculpt_gpu_kernel']}; "
               f"SpikingJelly LIF backend: {sj_backend}")
@@ -321,21 +352,27 @@ def main(argv=None, parser=None) -> int:
     print(f"spikesculpt native kernel: {info['spikesculpt_native_kernel']}")
     print(f"{args.repeats} rounds x {args.steps} steps, interleaved; commit "
           f"{info['git_commit'][:7]}\n")
-    print(f"{'implementation':<18} {'median':>8} {'min':>7} {'max':>7}  {'x ReLU':>6}  "
+    print(f"{'implementation':<26} {'median':>8} {'min':>7} {'max':>7}  {'x ReLU':>6}  "
+          f"{'x ReLU' + COMPILED if args.compile != 'none' else '':>6}  "
           f"{'peak MiB' if cuda else ''}  (ms/step; x ReLU = median of per-round ratios)")
     for name, spec in impls.items():
         if isinstance(spec, str):
-            print(f"{name:<18} {spec}")
+            print(f"{name:<26} {spec}")
             rows.append({"implementation": name, "status": spec})
             continue
         ts = times[name]
         med = statistics.median(ts)
         ratio = statistics.median(t / b for t, b in zip(ts, times["relu"]))
         peak = round(statistics.median(peaks[name]), 1) if peaks[name] else None
-        print(f"{name:<18} {med:8.2f} {min(ts):7.2f} {max(ts):7.2f}  {ratio:6.2f}  "
+        # compiled rows: also against the compiled ReLU network (both through torch.compile)
+        same = (statistics.median(t / b for t, b in zip(ts, times["relu" + COMPILED]))
+                if name.endswith(COMPILED) and "relu" + COMPILED in times else None)
+        print(f"{name:<26} {med:8.2f} {min(ts):7.2f} {max(ts):7.2f}  {ratio:6.2f}  "
+              f"{'' if same is None else f'{same:6.2f}':>6}  "
               f"{'' if peak is None else f'{peak:8.1f}'}")
         rows.append({"implementation": name, "status": "ok", "ms_per_step": round(med, 3),
-                     "peak_mib": peak,
+                     "peak_mib": peak, "warmup_s": round(warmup_s[name], 2),
+                     "ratio_to_compiled_relu": None if same is None else round(same, 3),
                      "ms_min": round(min(ts), 3), "ms_max": round(max(ts), 3),
                      "ratio_to_relu": round(ratio, 3),
                      "ratio_of_medians": round(med / statistics.median(times["relu"]), 3),
@@ -348,8 +385,11 @@ def main(argv=None, parser=None) -> int:
         out_dir = str(Path(__file__).resolve().parent / "results")
     if out_dir:
         bench_name = "lif_vggsnn" if vgg else "lif_mlp"
-        stem = result_stem(out_dir, bench_name + ("_amp" if amp else ""), info)
+        suffix = ("_amp" if amp else "") + ("" if args.compile == "none"
+                                            else f"_compile-{args.compile}")
+        stem = result_stem(out_dir, bench_name + suffix, info)
         config = {"model": args.model, "T": T, "batch": B, "amp_bf16": amp,
+                  "compile": args.compile,
                   "layers": list(VGG_CHANNELS) if vgg else [IN, HIDDEN, HIDDEN, OUT],
                   "steps": args.steps, "repeats": args.repeats, "warmup": args.warmup,
                   "optimizer": "SGD(lr=0.05)", "spikingjelly_backend": sj_backend,

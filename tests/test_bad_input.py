@@ -32,6 +32,7 @@ SMALL = ["--epochs", "1", "--timesteps", "2", "--batch-size", "128", "--model-ar
     (["train", "--density", "0.1"], "add --method esl"),
     (["train", "--method", "esl", "--gene-dim", "4"], "add --method genetic"),
     (["train", "--dense-last"], "--dense-last is an option"),
+    (["train", "--compile", "fast"], "unknown compile mode 'fast'"),
     (["compare", "--methods", ""], "--methods names no method"),
     (["compare", "--methods", " , "], "--methods names no method"),
     (["compare", "--methods", "dense,genetic", "--density", "0.1"], "add --method esl"),

@@ -36,6 +36,7 @@ from spikesculpt.methods.registry import METHODS
 from spikesculpt.models import MODELS
 from spikesculpt.methods.tickets.options import TicketConfig
 from spikesculpt.neurons.options import NeuronConfig
+from spikesculpt.train.compiled import COMPILE_MODES
 from spikesculpt.train.losses import LOSSES
 from spikesculpt.train.optim import OPTIMIZERS, SCHEDULES
 
@@ -81,6 +82,10 @@ class TrainConfig:
     # Bookkeeping: not part of the hash.
     device: str = option("auto", hash="never", help="auto | cpu | cuda | cuda:N")
     amp: bool = option(False, hash="never", help="mixed precision (CUDA)")
+    compile: str = option("none", hash="never", choices=lambda: COMPILE_MODES, kind="compile mode",
+                          help="torch.compile the training forward/backward: none | default | "
+                               "reduce-overhead (+ CUDA graphs) | max-autotune "
+                               "(train/compiled.py)")
     sync_bn: bool = option(False, hash="if_set",
                            help="distributed runs on GPUs: BatchNorm statistics over the global "
                                 "batch (SyncBatchNorm; docs/distributed.md)")

@@ -50,8 +50,8 @@ EVOLVE_OPTIONS = {
     "temporal": {"help": "switch the temporal difference off"},
 }
 # The train flags evolve does not take: the method is genetic, and neither the sparse options
-# nor the reset switches, AMP or downloads were ever part of it.
-NOT_TAKEN = ("--method", "--soft-reset", "--detach-reset", "--amp", "--download")
+# nor the reset switches, AMP, torch.compile or downloads were ever part of it.
+NOT_TAKEN = ("--method", "--soft-reset", "--detach-reset", "--amp", "--compile", "--download")
 
 
 def evolve_flags() -> list[Flag]:

@@ -53,6 +53,7 @@ from spikesculpt.encoding import encode
 from spikesculpt.metrics.activity import ActivityRecorder
 from spikesculpt.models.utils import stateful_modules
 from spikesculpt.train.callbacks import Callback
+from spikesculpt.train.compiled import compile_model
 from spikesculpt.train.distributed import (
     broadcast_state,
     convert_sync_bn,
@@ -181,6 +182,8 @@ class Trainer:
         # DistributedDataParallel runs forward/backward (it all-reduces the gradients during
         # backward, before any optimizer hook reads them); ``self.model`` stays the plain module
         self.forward_model = wrap(self.model, self.device)
+        # ``--compile``: the training forward/backward through torch.compile (compiled.py)
+        self.forward_model = compile_model(self.forward_model, config.compile, self.device)
 
     # ---------------------------------------------------------------- data
     def to_time_major(self, x: torch.Tensor, generator=None) -> torch.Tensor:
