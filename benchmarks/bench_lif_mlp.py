@@ -34,8 +34,9 @@ before it (activations kept for the backward, gradients, temporaries), the media
 
 ``--compile MODE`` adds, beside every row, the same model through ``torch.compile`` with that
 mode (``<name>+compile``; spikesculpt's ``--compile``, ``train/compiled.py``; ``reduce-overhead``
-replays CUDA graphs), timed in the same interleaved rounds. The compiled spikesculpt rows run
-their neurons' PyTorch-ops path, traced and fused by Inductor. Compiled rows also report their
+replays CUDA graphs), timed in the same interleaved rounds. ``spikesculpt+compile`` keeps our
+kernels as a custom op in the graph (``neurons/ops.py``); ``spikesculpt-torch+compile`` traces
+the neuron's PyTorch ops, which Inductor fuses on its own. Compiled rows also report their
 ratio to the compiled ReLU network, and every row its warm-up time (compiled: mostly
 compilation).
 

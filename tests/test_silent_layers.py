@@ -147,6 +147,24 @@ def test_batchnorm_running_stats_average_the_first_batches():
     assert bn.momentum == 0.1
 
 
+def test_warm_statistics_hooks_leave_once_warm():
+    """The warm-up hook removes itself after 1/momentum batches, and a later epoch's context
+    adds none (a compiled graph is then traced hook-free, train/compiled.py); the statistics
+    are those of the plain exponential average from then on."""
+    torch.manual_seed(0)
+    bn = nn.BatchNorm1d(3, momentum=0.25)
+    with warm_running_stats(bn):
+        for i in range(6):
+            assert bool(bn._forward_pre_hooks) == (i < 4)
+            bn(torch.randn(20, 3))
+    with warm_running_stats(bn):
+        assert not bn._forward_pre_hooks
+        before = bn.running_mean.clone()
+        b = torch.randn(20, 3)
+        bn(b)
+    assert torch.allclose(bn.running_mean, 0.75 * before + 0.25 * b.mean(0), atol=1e-6)
+
+
 def test_conv_net_is_not_silent_in_evaluation_after_one_epoch(tmp_path):
     """conv -> BN -> LIF on digits: 26 batches left the running variance far above the true
     one, so the evaluated network was silent (val accuracy 10%) while it trained."""

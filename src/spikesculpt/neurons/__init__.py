@@ -22,8 +22,10 @@ Layout of this package:
   CUDA tensors (float32 / float16 / bfloat16; one launch forward, one backward; the backward
   recomputes H from the saved input). Triton is imported on first use only;
   ``SPIKESCULPT_TRITON=0`` turns it off, ``gpu_kernel.status()`` reports on it.
+- ``ops.py``: the fused neuron as a PyTorch custom op (``spikesculpt::neuron_forward`` and its
+  backward), what ``torch.compile`` traces, so a compiled model keeps these kernels.
   Imports: ``surrogate`` <- ``torch_kernel`` <- ``cpu_kernel`` <- ``gpu_kernel`` (<-
-  ``triton_kernels``) <- ``functional`` <- ``modules`` (no circle).
+  ``triton_kernels``) <- ``ops`` <- ``functional`` <- ``modules`` (no circle).
 - ``modules.py``: ``SpikingNeuron`` modules ``LIF``, ``IF``, ``ParametricLIF`` and the ``NEURONS``
   registry (``lif``, ``if``, ``plif``); ``create_neuron(name, **kwargs)``.
 

@@ -63,6 +63,9 @@ Three interchangeable kernels compute exactly the same forward:
 - ``impl="autograd"``: iterate the step function under autograd (the reference the fused
   backward is tested against; also used automatically under ``torch.func`` transforms such as
   ``vmap``, which the in-place kernels do not support).
+
+Under ``torch.compile`` (``--compile``) the ``auto``/``native``/``triton`` neuron is traced as the
+custom op of ``ops.py``, which runs the same kernels; ``impl="torch"`` is traced as PyTorch ops.
 """
 
 from __future__ import annotations
@@ -76,6 +79,11 @@ from spikesculpt.core.errors import UserError
 from spikesculpt.neurons import cpu_kernel, gpu_kernel, torch_kernel
 from spikesculpt.neurons.surrogate import Surrogate, create_surrogate, spike
 from spikesculpt.neurons.torch_kernel import Decay, rest_potential
+
+try:  # the kernels as custom ops for torch.compile; torch.library.custom_op needs torch >= 2.4
+    from spikesculpt.neurons import ops
+except (ImportError, AttributeError):  # pragma: no cover - older torch: compile traces the ops
+    ops = None
 
 __all__ = ["lif_step", "if_step", "lif_multistep", "if_multistep", "IMPLS"]
 
@@ -233,6 +241,14 @@ def _use_triton(x: torch.Tensor, surrogate: Surrogate, impl: str) -> bool:
     return ok and not _is_compiling() and _dispatch_mode() is None
 
 
+def _as_custom_op(impl: str, surrogate: Surrogate) -> bool:
+    """Under torch.compile: whether the neuron is traced as the custom op of ``ops.py`` (the C
+    or Triton kernel, chosen when it runs) rather than as PyTorch ops: ``impl`` auto, native or
+    triton, a built-in surrogate, and a PyTorch with ``torch.library.custom_op`` (2.4+)."""
+    return (ops is not None and impl in ("auto", "native", "triton")
+            and cpu_kernel.surrogate_id(surrogate) is not None)
+
+
 def _backend(x: torch.Tensor, surrogate: Surrogate, impl: str) -> str:
     """The kernel this call runs: ``native`` (C, CPU), ``triton`` (GPU) or ``torch``."""
     if _use_triton(x, surrogate, impl):
@@ -347,6 +363,11 @@ def _multistep(x: torch.Tensor, r: Optional[Decay], v_threshold: float,
                          v_reset=v_reset, detach_reset=detach_reset, surrogate=surrogate)
     if x.shape[0] == 0:
         return torch.empty_like(x)
+    if _is_compiling() and _as_custom_op(impl, surrogate):
+        # traced by torch.compile: the fused kernels as one opaque custom op (ops.py)
+        r_t = r if isinstance(r, torch.Tensor) else None
+        return ops.neuron_forward(x, r_t, None if r_t is not None else r, v_threshold, v_reset,
+                                  detach_reset, surrogate.name, surrogate.alpha)
     backend = _backend(x, surrogate, impl)
     r_t = r if isinstance(r, torch.Tensor) else None
     needs_graph = x.requires_grad or (r_t is not None and r_t.requires_grad)

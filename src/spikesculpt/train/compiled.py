@@ -5,13 +5,13 @@ over memory (CPU) with Python in between. For a small SNN the step is then bound
 not arithmetic (an MLP 784-512-512-10 at T = 8: ReLU's whole step is 1.2–1.6 ms of launches
 on an H200, README "Benchmarks"). ``torch.compile`` captures the step instead:
 
-- Dynamo traces the model's forward into one graph. The neurons' fused functions run their
-  PyTorch-ops path while traced (``neurons/functional.py``: the C and Triton kernels are opaque
-  to the tracer), so nothing breaks the graph.
-- AOTAutograd derives the backward graph, surrogate gradients included.
-- Inductor fuses the elementwise work into generated kernels (Triton on GPUs, C++/OpenMP on
-  CPUs). A LIF/IF/PLIF neuron's whole T-step recurrence is elementwise per neuron, so it can
-  fuse into one kernel forward and one backward, as our hand-written kernels do.
+- Dynamo traces the model's forward into one graph. Each fused neuron enters it as one custom
+  op (``neurons/ops.py``) that runs our kernels — the C kernel on CPUs, Triton on GPUs — with
+  their memory (only the input is saved for the backward) and their bit-identical spikes; a
+  neuron asked for ``impl="torch"`` is traced as PyTorch ops instead, which Inductor fuses.
+- AOTAutograd derives the backward graph (the op's own backward, surrogate gradients included).
+- Inductor fuses the elementwise work around them into generated kernels (Triton on GPUs,
+  C++/OpenMP on CPUs).
 
 Modes (``torch.compile``'s own; ``compile_model``):
 
@@ -25,13 +25,16 @@ Modes (``torch.compile``'s own; ``compile_model``):
 
 Costs: the first steps compile (seconds on a GPU, tens of seconds on a CPU), and once more for
 the first batch of another size (the epoch's last, partial batch: the batch dimension then
-becomes dynamic). Results equal eager's up to floating-point rounding (Inductor may reorder
-sums), so a spike can flip where a membrane sits within rounding of the threshold; ``--compile``
-is therefore bookkeeping, like ``--amp``: not part of the run's hash. Whether it pays is
-measured, not assumed: ``benchmarks/bench_lif_mlp.py --compile MODE``.
+becomes dynamic). Results equal eager's up to floating-point rounding around the neurons
+(Inductor may fuse or reorder the other ops; with ``aot_eager`` they are equal bit for bit,
+``tests/test_compile.py``), so ``--compile`` is bookkeeping, like ``--amp``: not part of the
+run's hash. Whether it pays is measured, not assumed: ``benchmarks/bench_lif_mlp.py --compile``.
 
-Only the training forward/backward is compiled (``Trainer.forward_model``); evaluation runs the
-eager model, so recording hooks there (firing rates) never trigger a recompilation.
+Hooks: a compiled graph does not run forward hooks registered after it was traced, and a traced
+hook with Python side effects recompiles it every step. So a training forward while any module
+has forward hooks runs the eager model (``Trainer.forward_for_step``): Hebbian growth's
+recording step, and BatchNorm's first ``1/momentum`` batches (``norm_stats.py``, whose hooks
+leave once warm). Evaluation always runs the eager model.
 """
 
 from __future__ import annotations

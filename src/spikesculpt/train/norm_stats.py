@@ -14,7 +14,8 @@ at density 0.05 (true variance ~4·10⁻⁵) evaluation stayed silent for 3 epoc
 BatchNorm with a ``momentum`` use ``max(momentum, 1/n)`` at its n-th training batch (n counted
 from ``num_batches_tracked``): the plain average of the batches seen while ``n < 1/momentum``,
 then the usual exponential average. The initial 0/1 guess is replaced by the first batch, as
-Adam's bias correction does for its moments. After ``1/momentum`` batches (10) nothing changes.
+Adam's bias correction does for its moments. After ``1/momentum`` batches (10) nothing changes,
+and the hook that did it is gone.
 ``momentum=None`` (PyTorch's cumulative average) is left alone. Our choice. Besides PyTorch's
 BatchNorm layers, any module that says ``running_stats_like_batch_norm = True`` and has their
 ``momentum``, ``track_running_stats`` and ``num_batches_tracked`` (possibly one count per
@@ -43,14 +44,20 @@ def warm_running_stats(model: nn.Module) -> Iterator[None]:
 
     def before_forward(module, inputs):
         if module.training:
-            seen[id(module)] += 1
-            module.momentum = max(base[id(module)], 1.0 / seen[id(module)])
+            key = id(module)
+            seen[key] += 1
+            module.momentum = max(base[key], 1.0 / seen[key])
+            if seen[key] >= 1.0 / base[key]:  # warm: from now on the momentum is the base one
+                handles.pop(key).remove()
 
-    handles = [m.register_forward_pre_hook(before_forward) for m in norms]
+    # only the layers still warming get a hook; it removes itself when they are warm, so a
+    # model's later forwards run hook-free (what a --compile'd graph needs: train/compiled.py)
+    handles = {id(m): m.register_forward_pre_hook(before_forward) for m in norms
+               if seen[id(m)] < 1.0 / base[id(m)]}
     try:
         yield
     finally:
-        for h in handles:
+        for h in handles.values():
             h.remove()
         for m in norms:
             m.momentum = base[id(m)]

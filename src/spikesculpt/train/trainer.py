@@ -181,9 +181,13 @@ class Trainer:
             cb.setup(self)
         # DistributedDataParallel runs forward/backward (it all-reduces the gradients during
         # backward, before any optimizer hook reads them); ``self.model`` stays the plain module
-        self.forward_model = wrap(self.model, self.device)
-        # ``--compile``: the training forward/backward through torch.compile (compiled.py)
-        self.forward_model = compile_model(self.forward_model, config.compile, self.device)
+        self.eager_forward_model = wrap(self.model, self.device)
+        # ``--compile``: the training forward/backward through torch.compile (compiled.py);
+        # a forward while a module of the model has hooks runs eagerly (``forward_for_step``)
+        self.forward_model = compile_model(self.eager_forward_model, config.compile,
+                                           self.device)
+        self._hookable = (list(self.model.modules())
+                          if self.forward_model is not self.eager_forward_model else [])
 
     # ---------------------------------------------------------------- data
     def to_time_major(self, x: torch.Tensor, generator=None) -> torch.Tensor:
@@ -250,7 +254,7 @@ class Trainer:
             x, y = x[:, part], y[part].to(self.device, non_blocking=True)
             self.last_batch = (x, y)
             with self._autocast():
-                logits = self.forward_model(x)
+                logits = self.forward_for_step()(x)
                 loss = self.batch_loss(logits, y)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(self._ddp_loss(loss, logits, n_global)).backward()
@@ -269,6 +273,17 @@ class Trainer:
                 bar.set_postfix(loss=f"{total_loss / max(seen, 1):.3f}",
                                 acc=f"{float(correct.double().mean()) / max(seen, 1):.3f}")
         return total_loss, correct, seen
+
+    def forward_for_step(self) -> nn.Module:
+        """The module the next training forward runs: ``forward_model``, or its eager twin while
+        any module of the model has forward hooks (Hebbian growth recording an update step's
+        coincidences, BatchNorm warming its statistics). A compiled graph would not run hooks
+        added after it was traced, and a traced hook's side effects recompile it every step;
+        so hooks always see an eager forward, and the graph is traced hook-free."""
+        if self._hookable and any(m._forward_hooks or m._forward_pre_hooks
+                                  for m in self._hookable):
+            return self.eager_forward_model
+        return self.forward_model
 
     def _ddp_loss(self, loss: torch.Tensor, logits: torch.Tensor, n_global: int) -> torch.Tensor:
         """The loss to back-propagate: in a distributed run the local mean times
