@@ -11,8 +11,8 @@
 # 2. the neuron alone (bench_neuron_kernel.py): time and bytes kept per neuron per step, vs
 #    SpikingJelly 2.0;
 # 3. the LIF MLP training step (bench_lif_mlp.py): batch 256 T 8, and batch 64 T 16; then
-#    batch 256 T 8 with every model through torch.compile, modes default and reduce-overhead
-#    (spikesculpt's --compile, train/compiled.py);
+#    batch 256 T 8 with each model also through torch.compile, mode reduce-overhead (CUDA
+#    graphs; spikesculpt's --compile, train/compiled.py), eager and compiled rows side by side;
 # 4. the VGGSNN training step (bench_lif_conv.py): float32 and bf16 autocast.
 # With FULL=1 also: CUDA training runs (dense vs ESL, conv with AMP), the ESL overhead, and
 # torchrun on one GPU vs plain (issue 15).
@@ -39,10 +39,9 @@ python3 benchmarks/bench_lif_mlp.py --device cuda --batch 256 --T 8 --repeats 10
 python3 benchmarks/bench_lif_mlp.py --device cuda --batch 64 --T 16 --repeats 10 --out-dir "$R" \
   2>&1 | tail -11
 echo "== 3b. LIF MLP step through torch.compile (--compile; reduce-overhead = CUDA graphs)"
-for mode in default reduce-overhead; do
-  python3 benchmarks/bench_lif_mlp.py --device cuda --batch 256 --T 8 --repeats 10 \
-    --compile $mode --only spikesculpt,spikingjelly --out-dir "$R" 2>&1 | tail -8
-done
+python3 benchmarks/bench_lif_mlp.py --device cuda --batch 256 --T 8 --repeats 10 \
+  --compile reduce-overhead --only spikesculpt,spikesculpt-torch,spikingjelly --out-dir "$R" \
+  2>&1 | tail -11
 echo "== 4. VGGSNN step"
 for amp in "" "--amp"; do
   python3 benchmarks/bench_lif_conv.py --device cuda --repeats 6 --steps 5 --warmup 3 $amp \
