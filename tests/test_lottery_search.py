@@ -298,6 +298,19 @@ def test_multilevel_joint_search_scores_inside_the_whole_model(data, tmp_path):
                          embedding_search="joint").hashed_dict()["embedding_search"] == "joint"
 
 
+def test_multilevel_trains_the_embedding_by_default_and_hashes_by_effect():
+    """Issue 14 made training the embedding's ticket multilevel's default: such a search is
+    hashed with it (so it never reuses a frozen search made under the old default), a frozen
+    one keeps the old name, and other strategies never carry the option."""
+    default = LotteryConfig(strategy="multilevel")
+    assert default.embedding_trained() and default.hashed_dict()["train_embedding"] is True
+    assert default.hashed_dict() == LotteryConfig(strategy="multilevel",
+                                                  train_embedding=True).hashed_dict()
+    frozen = LotteryConfig(strategy="multilevel", train_embedding=False)
+    assert not frozen.embedding_trained() and "train_embedding" not in frozen.hashed_dict()
+    assert "train_embedding" not in LotteryConfig(strategy="imp").hashed_dict()
+
+
 def test_multilevel_train_embedding_trains_the_ticket_under_its_mask(data, tmp_path):
     """``--train-embedding``: the same search (same mask), then the embedding's ticket trains
     from W ⊙ M under its mask instead of staying frozen at W ⊙ M."""
@@ -367,6 +380,7 @@ def _cli(*args, cwd):
     (["lottery", "--strategy", "multilevel", "--rescale"], "--rescale applies to the"),
     (["lottery", "--embedding-search", "joint"], "--embedding-search applies to the"),
     (["lottery", "--strategy", "score", "--train-embedding"], "--train-embedding applies to"),
+    (["lottery", "--strategy", "imp", "--frozen-embedding"], "--frozen-embedding applies to"),
     (["lottery", "--strategy", "multilevel", "--model", "spikformer", "--embedding-search",
       "nope"], "unknown embedding_search"),
     (["lottery", "--min-inputs", "64", "--rounds", "4", "--rate", "0.5"],

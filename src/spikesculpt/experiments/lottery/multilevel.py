@@ -156,12 +156,12 @@ class Multilevel(Strategy):
 
     def train_rest(self, ctx: LevelContext, mask: Mask, init_seed=None):
         """Steps 2-3: the embedding set to ``mask``'s ticket, patch tickets on, the rest
-        trained; the embedding's ticket stays frozen, or trains under its mask with
-        ``--train-embedding``."""
+        trained; the embedding's ticket trains under its mask too (the default), or stays
+        frozen with ``--frozen-embedding``."""
         config = self.level_config(ctx)
         model = ctx.build_model(config, init_seed=init_seed)
         apply_ticket(model, mask, ctx.lottery.binary_weights)
-        if not ctx.lottery.train_embedding:
+        if not ctx.lottery.embedding_trained():
             frozen(model, mask.names())
         phase = ctx.train_phase("train", model, mask, "init", config=config)
         return phase, phase.trainer.model

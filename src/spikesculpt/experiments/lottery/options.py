@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Optional
 
 from spikesculpt.core.checks import require_finite
 from spikesculpt.core.errors import UserError
@@ -48,10 +49,12 @@ class LotteryConfig:
                                    "embedding's connection ticket is searched: probe (a "
                                    "temporary linear head on the mean token) | joint (inside "
                                    "the whole model, patch tickets on, the rest trained with it)")
-    train_embedding: bool = option(False, hash="if_set", help="multilevel: train the "
-                                   "embedding's ticket (its initial weights under its mask, as "
-                                   "a lottery ticket is trained) with the rest, instead of "
-                                   "keeping it frozen and untrained")
+    train_embedding: Optional[bool] = option(
+        None, hash="if_set", none_means="multilevel's own: trained (issue 14)",
+        help="multilevel: train the embedding's ticket (its initial weights under its mask, as a "
+             "lottery ticket is trained) with the rest (the default)", switches=(
+            ("--frozen-embedding", False, "multilevel: keep the embedding's ticket frozen and "
+             "untrained (the papers' supermask; the default before issue 14)"),))
 
     CONTROLS = ("reinit", "random")
     EMBEDDING_SEARCHES = ("probe", "joint")
@@ -98,11 +101,12 @@ class LotteryConfig:
         if self.embedding_search not in self.EMBEDDING_SEARCHES:
             raise UserError(f"unknown embedding_search {self.embedding_search!r}; choose one "
                             f"of: {', '.join(self.EMBEDDING_SEARCHES)}")
-        if not isinstance(self.train_embedding, bool):
+        if self.train_embedding is not None and not isinstance(self.train_embedding, bool):
             raise UserError(f"train_embedding must be true or false, got "
                             f"{self.train_embedding!r}")
-        used = [flag for flag, on in (("--embedding-search", self.embedding_search != "probe"),
-                                      ("--train-embedding", self.train_embedding)) if on]
+        flag = {True: "--train-embedding", False: "--frozen-embedding"}.get(self.train_embedding)
+        used = [name for name, on in (("--embedding-search", self.embedding_search != "probe"),
+                                      (flag, self.train_embedding is not None)) if on]
         if used and self.strategy != "multilevel":
             raise UserError(f"{used[0]} applies to the multilevel strategy, not "
                             f"{self.strategy!r}; drop it or pass --strategy multilevel")
@@ -126,6 +130,12 @@ class LotteryConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def embedding_trained(self) -> bool:
+        """Whether the multilevel strategy trains the embedding's ticket: ``train_embedding``,
+        or where it is None the strategy's default, trained (chosen on validation in issue 14:
+        docs/lottery.md, "Closing the multi-level gap")."""
+        return True if self.train_embedding is None else self.train_embedding
+
     def hashed_dict(self) -> dict:
         d = self.to_dict()
         for name in self.NOT_HASHED:
@@ -133,4 +143,10 @@ class LotteryConfig:
         for name, default in hashed_if_set(type(self)).items():
             if d.get(name) == default:
                 d.pop(name)   # added later: a search without it keeps its directory name
+        # train_embedding by its effect, against the value searches had before it existed
+        # (frozen): a multilevel search that trains the embedding, by default or by flag, is
+        # hashed with it; a frozen one, or any other strategy, keeps its old name
+        d.pop("train_embedding", None)
+        if self.strategy == "multilevel" and self.embedding_trained():
+            d["train_embedding"] = True
         return d
