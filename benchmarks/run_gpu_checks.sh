@@ -13,7 +13,9 @@
 # 3. the LIF MLP training step (bench_lif_mlp.py): batch 256 T 8, and batch 64 T 16; then
 #    batch 256 T 8 with each model also through torch.compile, mode reduce-overhead (CUDA
 #    graphs; spikesculpt's --compile, train/compiled.py), eager and compiled rows side by side;
-# 4. the VGGSNN training step (bench_lif_conv.py): float32 and bf16 autocast.
+# 4. the VGGSNN training step (bench_lif_conv.py): float32 and bf16 autocast;
+# 4b. issue 17's sparse inference benchmark (linear and conv parts) on this machine's CPU at 2
+#    threads: a second CPU for its table (CPU_SPARSE=0 skips it; at most 4 minutes).
 # With FULL=1 also: CUDA training runs (dense vs ESL, conv with AMP), the ESL overhead, and
 # torchrun on one GPU vs plain (issue 15).
 # Uses the python3 that holds a CUDA PyTorch; spikesculpt is taken from src/ (no install needed).
@@ -47,6 +49,12 @@ for amp in "" "--amp"; do
   python3 benchmarks/bench_lif_conv.py --device cuda --repeats 6 --steps 5 --warmup 3 $amp \
     --out-dir "$R" 2>&1 | tail -10
 done
+if [ "${CPU_SPARSE:-1}" = 1 ]; then
+  # issue 17 wants its sparse-inference table on a second CPU: this machine's, at 2 threads
+  echo "== 4b. sparse inference on this machine's CPU (issue 17; CPU_SPARSE=0 skips it)"
+  timeout 240 python3 benchmarks/bench_sparse_inference.py --threads 2 --parts linear,conv \
+    --rounds 5 --calls 3 --out-dir "$R" 2>&1 | grep -v "^ *$" | tail -30
+fi
 if [ "${FULL:-0}" = 1 ]; then
   echo "== 5. CUDA training runs"
   python3 -m spikesculpt compare --methods dense,esl --density 0.1 --epochs 30 --device cuda \

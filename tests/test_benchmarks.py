@@ -243,7 +243,7 @@ def test_interleaved_whole_runs_train_every_method_through_the_whole_schedule(tm
     ESL-Hebbian through all their epochs (same steps), ESL really rewires, and the ratio's
     interval brackets its mean."""
     sm = bench("bench_sparse_methods")
-    args = sm.parse_args(["--dataset", "digits", "--epochs", "2", "--overhead-repeats", "2",
+    args = sm.parse_args(["--dataset", "digits", "--epochs", "4", "--overhead-repeats", "2",
                           "--parts", "runs"])
     result = sm.part_runs(args, tmp_path)
     assert len(result["repeats"]) == len(result["work"]) == 2
