@@ -113,7 +113,7 @@ def part_linear(args, rows_out):
     shapes = SHAPES[:1] if args.quick else SHAPES
     for in_f, out_f, n in shapes:
         x = (torch.rand(n, in_f, generator=g) < args.activity).float()
-        for d in (DENSITIES[::3] if args.quick else DENSITIES):
+        for d in (DENSITIES[::3] if args.quick else args.densities):
             w, b = sparse_weight(out_f, in_f, d, g), torch.randn(out_f, generator=g)
             res = interleaved(linear_impls(w, b, x), args.rounds, args.calls)
             for name, (sec, speedup) in res.items():
@@ -219,7 +219,7 @@ def part_model(args, rows_out):
     from spikesculpt.config import TrainConfig
     from spikesculpt.experiments.train_run import evaluate_run, run_training
 
-    densities = (0.1,) if args.quick else DENSITIES
+    densities = (0.1,) if args.quick else args.densities
     with tempfile.TemporaryDirectory() as tmp:
         for d in densities:
             cfg = TrainConfig(method="dense" if d == 1.0 else "esl", timesteps=4,
@@ -271,6 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--activity", type=float, default=0.15, help="input spike probability")
+    p.add_argument("--densities", type=lambda t: tuple(float(v) for v in t.split(",")),
+                   default=DENSITIES, metavar="LIST",
+                   help=f"weight densities of the linear and model parts (default "
+                        f"{','.join(map(str, DENSITIES))})")
     p.add_argument("--rounds", type=int, default=9)
     p.add_argument("--calls", type=int, default=5, help="calls per round (best kept)")
     p.add_argument("--epochs", type=int, default=20, help="training epochs of the model part")
