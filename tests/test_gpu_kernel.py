@@ -201,15 +201,21 @@ def test_cuda_auto_dispatches_to_triton(monkeypatch):
     assert "compiled" in gpu_kernel.status()
 
 
-@needs_cuda
-def test_cuda_amp_training_learns():
-    """A small LIF MLP under bf16 autocast on the Triton kernel: the loss falls."""
+def toy_spikes():
+    """A learnable toy task on CUDA: spikes ``[8, 256, 64]`` drawn from 4 class prototypes, and
+    the labels; seeds torch's generator too (the model's initialisation)."""
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)
     proto = torch.rand(4, 64, generator=g)
     y = torch.randint(0, 4, (256,), generator=g)
     xs = (torch.rand(8, 256, 64, generator=g) < proto[y] * 0.6).float().cuda()
-    y = y.cuda()
+    return xs, y.cuda()
+
+
+@needs_cuda
+def test_cuda_amp_training_learns():
+    """A small LIF MLP under bf16 autocast on the Triton kernel: the loss falls."""
+    xs, y = toy_spikes()
     net = torch.nn.ModuleDict({"fc1": torch.nn.Linear(64, 128), "n1": ParametricLIF(),
                                "fc2": torch.nn.Linear(128, 4)}).cuda()
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
@@ -262,12 +268,7 @@ def test_cuda_compiled_training_step_keeps_the_triton_kernel(mode):
     real = gpu_kernel.forward
     gpu_kernel.forward = lambda *a, **k: (calls.append(1), real(*a, **k))[1]
     try:
-        torch.manual_seed(0)
-        g = torch.Generator().manual_seed(0)
-        proto = torch.rand(4, 64, generator=g)
-        y = torch.randint(0, 4, (256,), generator=g)
-        xs = (torch.rand(8, 256, 64, generator=g) < proto[y] * 0.6).float().cuda()
-        y = y.cuda()
+        xs, y = toy_spikes()
         net = torch.nn.Sequential(torch.nn.Linear(64, 128), LIF(tau=2.0),
                                   torch.nn.Linear(128, 4)).cuda()
         step = compile_model(net, mode, torch.device("cuda"))
