@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import tempfile
@@ -49,10 +48,10 @@ from summary import (
     choose_default,
     choose_on_validation,
     diff_ci,
+    mean_ci95,
     mean_std,
     paired_difference,
     pct,
-    t_quantile_975,
 )
 
 from spikesculpt.config import TrainConfig
@@ -341,14 +340,12 @@ def part_runs(args, root) -> dict:
           f"{len(repeats)} repeats (seeds 0..{len(repeats) - 1}):")
     for label in labels[1:]:
         ratios = [r[label] / r["dense"] for r in repeats]
-        mean, std = mean_std(ratios)
-        half = (t_quantile_975(len(ratios) - 1) * std / math.sqrt(len(ratios))
-                if len(ratios) > 1 else float("nan"))
-        result[label] = {"ratios": ratios, "mean": mean, "std": std,
-                         "ci95": [mean - half, mean + half], "median": statistics.median(ratios)}
-        print(f"  {label} / dense: mean {mean:.3f} [{mean - half:.3f}, {mean + half:.3f}] "
-              f"(95% CI), median {statistics.median(ratios):.3f}, range "
-              f"{min(ratios):.3f}-{max(ratios):.3f}")
+        stat = mean_ci95(ratios)
+        low, high = stat["ci95"]
+        result[label] = {"ratios": ratios, **stat, "median": statistics.median(ratios)}
+        print(f"  {label} / dense: mean {stat['mean']:.3f} [{low:.3f}, {high:.3f}] (95% CI), "
+              f"median {statistics.median(ratios):.3f}, range {min(ratios):.3f}-"
+              f"{max(ratios):.3f}")
     return result
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from spikesculpt.metrics.stats import (  # noqa: F401  (the scripts import them from here)
     diff_ci,
+    mean_ci95,
     mean_std,
     paired_difference,
     pct,

@@ -5,6 +5,7 @@
   stream), its mean and a 95% Student-t confidence interval of the mean difference. Pairing
   removes the seed-to-seed variance both share, so it is the test to use when two methods are
   compared; unpaired mean ± std columns overlap far more often.
+- ``mean_ci95``: a mean with its 95% Student-t interval (e.g. of timing ratios over repeats).
 - ``pct`` / ``diff_ci``: how both are written (percent, percentage points).
 """
 
@@ -43,13 +44,20 @@ def paired_difference(a: dict, b: dict) -> dict | None:
     diffs = [float(a[s]) - float(b[s]) for s in seeds]
     if not diffs:
         return None
-    mean, std = mean_std(diffs)
-    if len(diffs) > 1:
-        half = t_quantile_975(len(diffs) - 1) * std / math.sqrt(len(diffs))
+    return {**mean_ci95(diffs), "seeds": seeds}
+
+
+def mean_ci95(values) -> dict:
+    """``{"n", "mean", "std", "ci95": [low, high]}`` of ``values`` (non-empty): the mean with a
+    95% Student-t interval, mean ± t_{0.975, n−1} · std / √n (``[nan, nan]`` for n = 1)."""
+    values = [float(v) for v in values]
+    mean, std = mean_std(values)
+    if len(values) > 1:
+        half = t_quantile_975(len(values) - 1) * std / math.sqrt(len(values))
         ci = [mean - half, mean + half]
     else:
         ci = [float("nan"), float("nan")]
-    return {"n": len(diffs), "mean": mean, "std": std, "ci95": ci, "seeds": seeds}
+    return {"n": len(values), "mean": mean, "std": std, "ci95": ci}
 
 
 def pct(mean: float, std: float | None = None, digits: int = 2) -> str:

@@ -38,6 +38,7 @@ def _best(candidates: torch.Tensor, count: int, score: Optional[torch.Tensor], k
         return _random_pick(candidates, k, generator)
     fill = float("-inf") if largest else float("inf")
     m = min(k + 1, count)
+    s = None  # the whole layer's scores, ∓inf outside the candidates
     if 4 * count < candidates.numel():
         # few candidates (dropping among the active connections of a sparse layer): rank only
         # them; the same set as ranking the whole layer, at a fraction of the top-k's cost
@@ -46,12 +47,13 @@ def _best(candidates: torch.Tensor, count: int, score: Optional[torch.Tensor], k
                                 sorted=True)
         idx = where[pick]
     else:
-        vals, idx = torch.topk(torch.where(candidates, score.reshape(-1).float(), fill), m,
-                               largest=largest, sorted=True)
+        s = torch.where(candidates, score.reshape(-1).float(), fill)
+        vals, idx = torch.topk(s, m, largest=largest, sorted=True)
     if m == k or vals[k - 1] != vals[k]:
         return idx[:k]
     # a tie across the cut: keep the strictly better ones, draw the rest among the tied
-    s = torch.where(candidates, score.reshape(-1).float(), fill)
+    if s is None:
+        s = torch.where(candidates, score.reshape(-1).float(), fill)
     cut = vals[k - 1]
     better = (s > cut) if largest else (s < cut)
     sure = torch.nonzero(better & candidates, as_tuple=False).squeeze(1)
