@@ -288,6 +288,16 @@ def surrogate_id(surrogate: Surrogate) -> Optional[int]:
     return SURROGATE_IDS.get(type(surrogate))
 
 
+DTYPES = (torch.float32, torch.float64)
+
+
+def handles(x: torch.Tensor, surrogate: Surrogate) -> bool:
+    """Whether the kernel can compute this call (it may still be unavailable, ``available()``):
+    a CPU float32/float64 tensor and a built-in surrogate."""
+    return (x.dtype in DTYPES and x.device.type == "cpu"
+            and surrogate_id(surrogate) is not None)
+
+
 def scalars(r, v_reset: Optional[float]) -> tuple[float, float, float]:
     """(b, a, c) of the charge ``h = fma(a, v, x*b + c)`` with exactly the roundings of the
     PyTorch path (``torch_kernel.neg_input`` / ``functional._charge_lif``): r is a float (LIF), a 0-dim

@@ -205,7 +205,6 @@ def _resolve_dispatch_mode():
 
 _is_compiling = _resolve_is_compiling()
 _dispatch_mode = _resolve_dispatch_mode()
-_NATIVE_DTYPES = (torch.float32, torch.float64)
 
 
 def _use_native(x: torch.Tensor, surrogate: Surrogate, impl: str) -> bool:
@@ -215,8 +214,7 @@ def _use_native(x: torch.Tensor, surrogate: Surrogate, impl: str) -> bool:
     the native kernel would be invisible to them or cannot run on them)."""
     if impl in ("torch", "triton"):
         return False
-    ok = (type(x) is torch.Tensor and x.dtype in _NATIVE_DTYPES and x.device.type == "cpu"
-          and cpu_kernel.surrogate_id(surrogate) is not None)
+    ok = type(x) is torch.Tensor and cpu_kernel.handles(x, surrogate)
     if impl == "native" and not ok:
         raise UserError("impl='native' needs a plain CPU float32/float64 tensor and a built-in "
                         "surrogate; use impl='auto'")
@@ -307,11 +305,10 @@ class _FusedNeuron(torch.autograd.Function):
                 gr = acc.to(r_t.dtype)
         else:
             nh, s, x, r_t = ctx.saved_tensors
-            b = float(r_t) if ctx.has_rt else (1.0 if ctx.r is None else ctx.r)
-            a = 1.0 - b if (ctx.has_rt or ctx.r is not None) else 1.0
-            g = torch_kernel.fused_backward(gs, nh, s, b, a, thr, v_reset, detach, surrogate)
+            g, gr = torch_kernel.backward(gs, nh, s, x, r_t if ctx.has_rt else ctx.r, thr,
+                                          v_reset, detach, surrogate, want_gr)
             if want_gr:
-                gr = torch_kernel.fused_decay_grad(g, nh, s, x, b, thr, v_reset).to(r_t.dtype)
+                gr = gr.to(r_t.dtype)
         gx = g if ctx.needs_input_grad[0] else None
         return gx, gr, None, None, None, None, None, None
 

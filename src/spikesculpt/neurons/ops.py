@@ -34,8 +34,6 @@ from torch import Tensor
 from spikesculpt.neurons import cpu_kernel, gpu_kernel, torch_kernel
 from spikesculpt.neurons.surrogate import create_surrogate
 
-_CPU_DTYPES = (torch.float32, torch.float64)
-
 
 def _decay(r_t: Optional[Tensor], r: Optional[float]):
     return r_t if r_t is not None else r
@@ -43,8 +41,7 @@ def _decay(r_t: Optional[Tensor], r: Optional[float]):
 
 def _kernel(x: Tensor, surrogate) -> str:
     """``native``, ``triton`` or ``torch``: the kernel this call runs (module docstring)."""
-    if x.device.type == "cpu" and x.dtype in _CPU_DTYPES and cpu_kernel.available() \
-            and cpu_kernel.surrogate_id(surrogate) is not None:
+    if cpu_kernel.handles(x, surrogate) and cpu_kernel.available():
         return "native"
     if x.is_cuda and gpu_kernel.applies(x, surrogate):
         return "triton"
@@ -89,13 +86,10 @@ def neuron_backward(gs: Tensor, x: Tensor, r_t: Optional[Tensor], r: Optional[fl
     # PyTorch-ops kernels: recompute -H and S from x (the eager path saves them instead)
     x = x.contiguous()
     s, nh = torch_kernel.fused_forward(x, decay, v_threshold, v_reset)
-    b = float(r_t) if r_t is not None else (1.0 if r is None else r)
-    a = 1.0 - b if (r_t is not None or r is not None) else 1.0
-    g = torch_kernel.fused_backward(gs.to(x.dtype).contiguous(), nh, s, b, a, v_threshold,
-                                    v_reset, detach_reset, sur)
-    gr = (torch_kernel.fused_decay_grad(g, nh, s, x, b, v_threshold, v_reset).float()
-          if want_gr else torch.zeros((), dtype=torch.float32, device=x.device))
-    return g, gr
+    g, gr = torch_kernel.backward(gs.to(x.dtype).contiguous(), nh, s, x, decay, v_threshold,
+                                  v_reset, detach_reset, sur, want_gr)
+    return g, (gr.float() if want_gr
+               else torch.zeros((), dtype=torch.float32, device=x.device))
 
 
 @neuron_backward.register_fake

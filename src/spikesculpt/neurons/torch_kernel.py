@@ -121,6 +121,20 @@ def fused_backward(gs: torch.Tensor, nh: torch.Tensor, s: torch.Tensor, b: float
     return g
 
 
+def backward(gs: torch.Tensor, nh: torch.Tensor, s: torch.Tensor, x: Optional[torch.Tensor],
+             r: Optional[Decay], v_threshold: float, v_reset: Optional[float],
+             detach_reset: bool, surrogate: Surrogate, want_gr: bool
+             ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """dL/dX and, with ``want_gr`` (PLIF; needs x), dL/dr from dL/dS and the saved -H and S;
+    r = 1/tau as a float (LIF), a 0-dim tensor (PLIF) or None (IF): b = r, a = 1 - r (IF: 1,
+    1). The backward of the autograd Function and of the custom op (``ops.py``) alike."""
+    b = 1.0 if r is None else float(r)
+    a = 1.0 if r is None else 1.0 - b
+    g = fused_backward(gs, nh, s, b, a, v_threshold, v_reset, detach_reset, surrogate)
+    gr = fused_decay_grad(g, nh, s, x, b, v_threshold, v_reset) if want_gr else None
+    return g, gr
+
+
 def fused_decay_grad(g: torch.Tensor, nh: torch.Tensor, s: torch.Tensor, x: torch.Tensor,
                      r: float, v_threshold: float, v_reset: Optional[float]) -> torch.Tensor:
     """PLIF: ``dL/dr = Σ_t dL/dH[t]·(X[t] + V_reset - V[t-1])`` with ``dL/dH = G / r``, from
