@@ -2,7 +2,7 @@
 # Issue 14, IMP on MNIST-1D (tenth session, 2026-12-01): every search stops at level 4, density
 # 0.56^4 = 0.0983 (90.2% sparsity); tickets and both controls at every level; 2 workers x 1
 # torch thread on the 2-core AMD EPYC. Files here: <name>_cells.csv, _report.md, _sweep.yaml.
-# Stats: python imp_stats.py 4 <name>_cells.csv [more seeds' cells.csv]
+# Stats: python ../../imp_level_stats.py 4 <name>_cells.csv [more seeds' cells.csv]
 set -ef  # -f: no globbing of hidden=[512,512]
 C="--no-progress --workers 2 --dataset mnist1d --model mlp --lr 1e-2 --epochs 30 --lottery imp --rounds 4 --rate 0.44 --controls reinit,random"
 BN="--model-arg batch_norm=true"
