@@ -108,15 +108,17 @@ def test_spike_path_runs_on_spikes_and_adds_the_tables_exactly(n, in_f):
 
 
 @pytest.mark.skipif(not HAVE_KERNEL, reason="needs the native kernel")
-def test_rows_kernel_mixes_analog_and_spike_blocks_correctly():
-    """A block with one analog value takes the float path, whichever block comes first."""
+@pytest.mark.parametrize("value,column", [(0.5, 7), (2.0, 7), (-0.0, 7), (0.5, 49), (-1.0, 20)])
+def test_rows_kernel_mixes_analog_and_spike_blocks_correctly(value, column):
+    """A block with one value other than 0 or 1 takes the float path, whichever block comes
+    first; the value sits in the inputs packed 16 at a time (AVX-512) or in the tail."""
     g = torch.Generator().manual_seed(3)
     w = sparse_weight(40, 50, 0.2, g)
     csr = cpu_kernel.csr_by_output(w)
     triples = cpu_kernel.triples_by_output(*csr)
     for analog_row in (0, 70, 199):
         x = (torch.rand(200, 50, generator=g) < 0.3).float()
-        x[analog_row, 7] = 0.5
+        x[analog_row, column] = value
         out = cpu_kernel.rows_linear(x, *csr, None, 40, triples)
         torch.testing.assert_close(out, nn.functional.linear(x, w), rtol=1e-5, atol=1e-5)
 

@@ -26,7 +26,11 @@ activity a (fraction of nonzero inputs), so ``SparseLinear`` picks per call:
     faster than the float path on spikes (AMD EPYC Zen 3, 2 threads). Sums are grouped by
     three (the table holds w1 + w2 + w3), so they round differently from the float path, within
     float32 rounding. Other blocks (analog input, the first layer) and CPUs without AVX2 take
-    the float path; after an analog block a thread stops trying to pack.
+    the float path; after an analog block a thread stops trying to pack. On AVX-512 CPUs the
+    packing takes 16 inputs at a time: each row's 16 spike bits come from one compare into a
+    mask register and are OR-ed (masked) into the lanes as bit 3q, then transposed into V
+    (``pack_triples16``; a whole 784→512 call at density 0.02 ~10% faster on an AMD EPYC
+    Zen 4, 2 threads, where the packing had been ~25% of it).
 ``events`` (event-driven, weights by input, CSC)
     For each row, each nonzero input x_i (a spike): ``y[row, W[:, i] ≠ 0] += x_i · W[:, i]``
     (for spikes x_i = 1, a pure accumulate). Work ∝ activity × density × rows × in × out — the
@@ -177,6 +181,55 @@ static inline __m256 pack_tile(const float* x, int64_t r0, int64_t f, int64_t g,
   return bad;
 }
 
+#if defined(__AVX512F__)
+/* AVX-512 packing, 16 inputs at a time: the spike bits of row r = 8q + l, inputs g .. g+15,
+   come as one compare mask and are OR-ed (masked) into R[l] as bit 3q, so R[l] lane i =
+   V[g + i] lane l; the 8 x 16 words R are then transposed into V (8x8 transposes of both
+   halves at once). Binary check: v - v*v is 0 exactly for v = 0 or 1 (one FMA), and nonzero
+   for any other value (NaN, -0, infinities included). Returns the inputs packed (a multiple
+   of 16), or -1 if some value is not 0 or 1. */
+static int64_t pack_triples16(const float* x, int64_t r0, int64_t m, int64_t f, uint32_t* V) {
+  const __m512 zero = _mm512_setzero_ps();
+  __m512i bad = _mm512_setzero_si512();
+  int64_t g = 0;
+  for (; g + 16 <= f; g += 16) {
+    __m512i R[8];
+    UNROLL for (int l = 0; l < 8; l++) R[l] = _mm512_setzero_si512();
+    for (int q = 0; q < 8; q++) {
+      const __m512i bit = _mm512_set1_epi32(1 << (3 * q));
+      UNROLL for (int l = 0; l < 8; l++) {
+        if (8 * q + l < m) {
+          const __m512 v = _mm512_loadu_ps(x + (r0 + 8 * q + l) * f + g);
+          bad = _mm512_or_si512(bad, _mm512_castps_si512(_mm512_fnmadd_ps(v, v, v)));
+          R[l] = _mm512_mask_or_epi32(R[l], _mm512_cmp_ps_mask(v, zero, _CMP_NEQ_UQ), R[l], bit);
+        }
+      }
+    }
+    __m512i t[8], u[8];
+    UNROLL for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm512_unpacklo_epi32(R[i], R[i + 1]);
+      t[i + 1] = _mm512_unpackhi_epi32(R[i], R[i + 1]);
+    }
+    UNROLL for (int i = 0; i < 8; i += 4) {
+      u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+      u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+      u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+      u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    UNROLL for (int i = 0; i < 4; i++) {  /* 128-bit lanes [a0 b0 a2 b2] and [a1 b1 a3 b3] */
+      const __m512i lo = _mm512_shuffle_i32x4(u[i], u[i + 4], 0x88);  /* a0 a2 b0 b2 */
+      const __m512i hi = _mm512_shuffle_i32x4(u[i], u[i + 4], 0xdd);  /* a1 a3 b1 b3 */
+      const __m512i c0 = _mm512_shuffle_i32x4(lo, lo, 0xd8);  /* a0 b0 a2 b2 */
+      const __m512i c1 = _mm512_shuffle_i32x4(hi, hi, 0xd8);
+      _mm256_store_si256((__m256i*)(V + (g + i) * 8), _mm512_castsi512_si256(c0));
+      _mm256_store_si256((__m256i*)(V + (g + 8 + i) * 8), _mm512_extracti64x4_epi64(c0, 1));
+      _mm256_store_si256((__m256i*)(V + (g + 4 + i) * 8), _mm512_castsi512_si256(c1));
+      _mm256_store_si256((__m256i*)(V + (g + 12 + i) * 8), _mm512_extracti64x4_epi64(c1, 1));
+    }
+  }
+  return _mm512_test_epi32_mask(bad, bad) ? -1 : g;
+}
+#endif
 /* Pack rows r0 .. r0+m-1 (m <= 64) of x[n, f] into V[f][8]; returns 1 if every value is 0 or 1
    (else 0, V undefined). 128 inputs at a time, 8 rows by 8 rows: rows f floats apart often
    share L1's sets (f = 1024: all of them), and 8 inputs at a time ran 2-3x slower at f = 1024
@@ -186,6 +239,10 @@ static int pack_triples(const float* x, int64_t r0, int64_t m, int64_t f, uint32
   __m256 bad = _mm256_setzero_ps();  /* lanes where some value was neither 0 nor 1 */
   const int nq = (int)((m + 7) / 8);
   int64_t g = 0;
+#if defined(__AVX512F__)
+  g = pack_triples16(x, r0, m, f, V);  /* all but the last f % 16 inputs */
+  if (g < 0) return 0;
+#endif
   for (; g + 128 <= f; g += 128)
     for (int q = 0; q < nq; q++) {
       const int rows = m - 8 * q < 8 ? (int)(m - 8 * q) : 8;

@@ -103,27 +103,29 @@ class SparseLinear(nn.Module):
                             None if self.bias is None else self.bias.to(x2.dtype))
         if kind == "torch":
             return self._torch(x2.to(self.vals.dtype)).to(x2.dtype)
+        buf = self._buffers  # a plain dict: nn.Module's attribute lookup of buffers costs
+        # ~0.6 µs each, 5-10% of a small layer's kernel call (784->512, density 0.02)
         if kind == "events":
-            return cpu_kernel.events_linear(x2, self.colptr, self.rows, self.vals_by_input,
-                                            self.bias, self.out_features)
-        return cpu_kernel.rows_linear(x2, self.rowptr, self.cols, self.vals, self.bias,
+            return cpu_kernel.events_linear(x2, buf["colptr"], buf["rows"],
+                                            buf["vals_by_input"], buf["bias"], self.out_features)
+        return cpu_kernel.rows_linear(x2, buf["rowptr"], buf["cols"], buf["vals"], buf["bias"],
                                       self.out_features, self._triples)
 
     def as_kernel_input(self, x: torch.Tensor) -> torch.Tensor:
         """``[..., in] -> [N, in]``: what the kernels take."""
         if x.shape[-1] != self.in_features:
             raise ValueError(f"expected input [..., {self.in_features}], got {list(x.shape)}")
-        return x.detach().reshape(-1, self.in_features)
+        x = x.detach()
+        return x if x.dim() == 2 else x.reshape(-1, self.in_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        lead = x.shape[:-1]
         x2 = self.as_kernel_input(x)
         kind = self.choose(x2)
         if kind in ("rows", "events"):
             x2 = x2.contiguous()
         self.last_kernel = kind
         y = self.run_kernel(kind, x2)
-        return y.reshape(*lead, self.out_features)
+        return y if x.dim() == 2 else y.reshape(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
