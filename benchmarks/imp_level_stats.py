@@ -23,6 +23,7 @@ import csv
 import json
 import os
 import sys
+from pathlib import Path
 
 from spikesculpt.metrics.stats import diff_ci, mean_std, paired_difference, pct
 
@@ -30,7 +31,11 @@ ROLES = {"ticket": "", "reinit": "reinit", "random": "random"}
 
 
 def read_cells(paths) -> list[dict]:
-    return [row for path in paths for row in csv.DictReader(open(path))]
+    rows = []
+    for path in paths:
+        with open(path, newline="") as fh:
+            rows.extend(csv.DictReader(fh))
+    return rows
 
 
 def accuracies(rows, role: str, level: int, metric: str) -> dict[int, float]:
@@ -55,9 +60,9 @@ def level_stats(rows, level: int, metric: str) -> dict:
 def firing(sweep_dir: str, level: int):
     """(path, silent_layers, layer_firing_rates) of each level-``level`` ticket and control."""
     for root, _, files in sorted(os.walk(sweep_dir)):
-        owner = root if os.path.basename(root) == f"level_{level}" else os.path.dirname(root)
-        if "metrics.json" in files and os.path.basename(owner) == f"level_{level}":
-            m = json.load(open(os.path.join(root, "metrics.json")))
+        # the level's own folder, or a control's folder inside it
+        if "metrics.json" in files and f"level_{level}" in Path(root).parts[-2:]:
+            m = json.loads((Path(root) / "metrics.json").read_text())
             yield (os.path.relpath(root, sweep_dir), m.get("silent_layers"),
                    m.get("layer_firing_rates") or {})
 
