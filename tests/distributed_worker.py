@@ -123,7 +123,7 @@ def main(dataset: str, out: Path) -> None:
     except DivergedError as exc:
         report["divergence_caught"] = str(exc)
     report["evolve"] = evolve_final(dataset, out / "evolve")
-    shutdown()  # (already done by the CLI)
+    shutdown(finished=True)  # (already done by the CLI)
     with open(out / f"rank{report['rank']}.json", "w") as fh:
         json.dump(report, fh, default=str)
 

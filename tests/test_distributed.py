@@ -270,3 +270,38 @@ def test_a_killed_rank_stops_the_run_and_resume_completes_it(data, tmp_path, cap
     assert json.loads((out / "metrics.json").read_text())["world_size"] == 2
     assert len((out / "history.csv").read_text().strip().splitlines()) == 1 + 12
     assert not (out / "checkpoint.pt").exists()
+
+
+@pytest.mark.parametrize("finished, barrier_fails", [(True, False), (False, False),
+                                                     (True, True)])
+def test_shutdown_meets_at_a_barrier_only_after_a_finished_run(tmp_path, monkeypatch,
+                                                              finished, barrier_fails):
+    """A finished run's ranks meet at a barrier before the group is destroyed (no rank tears
+    its gloo threads down while a peer still talks to it); after an error, no barrier (the
+    peers may be gone); the group is destroyed even when the barrier fails."""
+    import torch.distributed as dist
+
+    from spikesculpt.train.distributed import shutdown
+
+    calls = []
+
+    def barrier():
+        calls.append("barrier")
+        if barrier_fails:
+            raise RuntimeError("Connection closed by peer")
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    monkeypatch.setattr(dist, "barrier", barrier)
+    try:
+        if barrier_fails:
+            with pytest.raises(RuntimeError, match="Connection closed"):
+                shutdown(finished)
+        else:
+            shutdown(finished)
+        assert calls == (["barrier"] if finished else [])
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    shutdown(True)  # nothing to shut down: a no-op

@@ -96,13 +96,16 @@ def _run_distributed(args) -> int:
                         f"{', '.join(DISTRIBUTED_COMMANDS)} with torchrun / --nproc, or run "
                         f"{args.command} in one process")
     init_from_env()
+    finished = False
     try:
         if not is_main():
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - one report: rank 0's
             warnings.simplefilter("ignore")
-        return args.func(args)
+        status = args.func(args)
+        finished = True
+        return status
     finally:
-        shutdown()
+        shutdown(finished)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,8 +65,17 @@ def init_from_env() -> bool:
     return True
 
 
-def shutdown() -> None:
-    if dist.is_available() and dist.is_initialized():
+def shutdown(finished: bool) -> None:
+    """Shut the process group down. After a run every rank ``finished``, the ranks first meet
+    at a barrier, so no rank tears down its gloo/NCCL threads while a peer still talks to it
+    (a gloo rank that exits mid-conversation can abort with SIGABRT, "terminate called without
+    an active exception"); after an error there is no barrier (the peers may be gone)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if finished:
+            dist.barrier()
+    finally:
         dist.destroy_process_group()
 
 
