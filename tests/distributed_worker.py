@@ -4,9 +4,9 @@ Started twice by the test (``RANK`` 0 and 1, the environment ``--nproc`` gives i
 with ``SPIKESCULPT_CHECK_MASKS=1``: every mask update is checked identical on both ranks. Runs
 dense, ESL with each growth rule and an IMP search (Python API, one process group: the imports
 are paid once), and last, through the CLI, the final training of the evolution whose search the
-test ran in one process (``OUT/evolve``), then writes ``rank<R>.json`` (with plain ``open``: ``core.io`` writes nothing
-on rank 1) holding what the test asserts: the checks made, the files this rank replaced into
-place (``os.replace`` calls: rank 0 only) and the metrics.
+test ran in one process (``OUT/evolve``), then writes ``rank<R>.json`` (with plain ``open``:
+``core.io`` writes nothing on rank 1) holding what the test asserts: the checks made, the files
+this rank replaced into place (``os.replace`` calls: rank 0 only) and the metrics.
 
     python tests/distributed_worker.py DATASET OUT_FOLDER
 """

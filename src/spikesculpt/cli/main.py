@@ -32,8 +32,9 @@ from spikesculpt.train.distributed import init_from_env, launched_distributed, s
 
 
 def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="spikesculpt",
-                           description="Efficient spiking neural networks: train, compare, measure.")
+    parser = OneLineParser(
+        prog="spikesculpt",
+        description="Efficient spiking neural networks: train, compare, measure.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
     sub.required = True
     for module in (train, compare, sweep, report, evolve, evaluate, export, listing,
