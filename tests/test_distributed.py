@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
 from cli_run import run_cli
 from distributed_worker import config as worker_config
 from distributed_worker import evolve_argv
@@ -32,6 +33,7 @@ from spikesculpt.cli.main import main
 from spikesculpt.core.distributed import local_slice
 from spikesculpt.data.sets.digits import digits_arrays
 from spikesculpt.experiments.train_run import run_training
+from spikesculpt.train import distributed as train_distributed
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -279,10 +281,6 @@ def test_shutdown_meets_at_a_barrier_only_after_a_finished_run(tmp_path, monkeyp
     """A finished run's ranks meet at a barrier before the group is destroyed (no rank tears
     its gloo threads down while a peer still talks to it); after an error, no barrier (the
     peers may be gone); the group is destroyed even when the barrier fails."""
-    import torch.distributed as dist
-
-    from spikesculpt.train.distributed import shutdown
-
     calls = []
 
     def barrier():
@@ -292,16 +290,16 @@ def test_shutdown_meets_at_a_barrier_only_after_a_finished_run(tmp_path, monkeyp
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
                             world_size=1)
-    monkeypatch.setattr(dist, "barrier", barrier)
+    monkeypatch.setattr(train_distributed, "barrier", barrier)
     try:
         if barrier_fails:
             with pytest.raises(RuntimeError, match="Connection closed"):
-                shutdown(finished)
+                train_distributed.shutdown(finished)
         else:
-            shutdown(finished)
+            train_distributed.shutdown(finished)
         assert calls == (["barrier"] if finished else [])
         assert not dist.is_initialized()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-    shutdown(True)  # nothing to shut down: a no-op
+    train_distributed.shutdown(True)  # nothing to shut down: a no-op

@@ -31,7 +31,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from spikesculpt.core.distributed import average_floats_, is_distributed, world_size
+from spikesculpt.core.distributed import average_floats_, barrier, is_distributed, world_size
 from spikesculpt.core.errors import UserError
 
 TIMEOUT_ENV = "SPIKESCULPT_DIST_TIMEOUT"
@@ -74,7 +74,7 @@ def shutdown(finished: bool) -> None:
         return
     try:
         if finished:
-            dist.barrier()
+            barrier()
     finally:
         dist.destroy_process_group()
 
